@@ -1,0 +1,134 @@
+/**
+ * The one error hierarchy of asteramisk. Every error the library throws on purpose is an
+ * {@link AsteramiskError}, so `catch (e) { if (e instanceof AsteramiskError) … }` separates our
+ * failures from bugs. Each subclass has a stable `code` string for logs and switch statements.
+ */
+
+/** Base class of every error asteramisk throws on purpose. */
+export class AsteramiskError extends Error {
+  /** Stable machine-readable code, e.g. `HANGUP` or `ARI_HTTP`. */
+  readonly code: string;
+
+  constructor(message: string, options?: { cause?: unknown; code?: string }) {
+    super(message, options?.cause === undefined ? undefined : { cause: options.cause });
+    this.name = new.target.name;
+    this.code = options?.code ?? 'ASTERAMISK';
+  }
+}
+
+/** The call or conversation ended (the far end hung up, or it was hung up) while you awaited. */
+export class HangupError extends AsteramiskError {
+  constructor(message = 'The call or conversation has ended', options?: { cause?: unknown }) {
+    super(message, { ...options, code: 'HANGUP' });
+  }
+}
+
+/** An operation did not finish within its time limit. */
+export class TimeoutError extends AsteramiskError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, { ...options, code: 'TIMEOUT' });
+  }
+}
+
+/** The caller gave no input for the configured number of consecutive attempts. */
+export class InputTimeoutError extends AsteramiskError {
+  constructor(message = 'No input was received', options?: { cause?: unknown }) {
+    super(message, { ...options, code: 'INPUT_TIMEOUT' });
+  }
+}
+
+/** The caller asked to go back (`*` on voice, `*` or `back` on text) inside a menu callback. */
+export class GoBackError extends AsteramiskError {
+  constructor(message = 'The caller asked to go back', options?: { cause?: unknown }) {
+    super(message, { ...options, code: 'GO_BACK' });
+  }
+}
+
+/** Asterisk could not be reached, or the connection to it was lost. */
+export class AsteriskConnectionError extends AsteramiskError {
+  constructor(message: string, options?: { cause?: unknown; code?: string }) {
+    super(message, { cause: options?.cause, code: options?.code ?? 'ASTERISK_CONNECTION' });
+  }
+}
+
+/** Asterisk refused the credentials (ARI 401, AMI `Authentication failed`). Never retried silently. */
+export class AuthenticationError extends AsteriskConnectionError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, { ...options, code: 'AUTHENTICATION' });
+  }
+}
+
+/** The configuration is invalid. The message names the field, the (redacted) value and the fix. */
+export class ConfigError extends AsteramiskError {
+  /** The configuration field at fault, e.g. `ariPassword`. */
+  readonly field: string;
+
+  constructor(field: string, message: string, options?: { cause?: unknown }) {
+    super(message, { ...options, code: 'CONFIG' });
+    this.field = field;
+  }
+}
+
+/** A value that must not reach Asterisk as given (a CR/LF in an AMI header, an unsafe dial string…). */
+export class InvalidInputError extends AsteramiskError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, { ...options, code: 'INVALID_INPUT' });
+  }
+}
+
+/** Why an outbound call did not connect. */
+export type CallFailureReason = 'busy' | 'no-answer' | 'congestion' | 'unreachable' | 'cancelled' | 'failed';
+
+/** An outbound call was not answered. `hangupCause` is the Q.850 hangup cause when Asterisk gave one. */
+export class CallFailedError extends AsteramiskError {
+  readonly reason: CallFailureReason;
+  readonly hangupCause?: number;
+  readonly causeText?: string;
+
+  constructor(reason: CallFailureReason, message: string, details?: { cause?: number; causeText?: string }) {
+    super(message, { code: 'CALL_FAILED' });
+    this.reason = reason;
+    if (details?.cause !== undefined) this.hangupCause = details.cause;
+    if (details?.causeText !== undefined) this.causeText = details.causeText;
+  }
+}
+
+/**
+ * ARI answered a request with an HTTP error. `status` is the HTTP status (404 channel gone, 409
+ * duplicate id, 422 not in Stasis…), `asteriskMessage` the `message` (or `error`) of Asterisk's body.
+ */
+export class AriHttpError extends AsteramiskError {
+  readonly status: number;
+  readonly method: string;
+  readonly path: string;
+  readonly asteriskMessage: string;
+
+  constructor(status: number, method: string, path: string, asteriskMessage: string) {
+    super(`ARI ${method} ${path} failed with ${status}: ${asteriskMessage}`, { code: 'ARI_HTTP' });
+    this.status = status;
+    this.method = method;
+    this.path = path;
+    this.asteriskMessage = asteriskMessage;
+  }
+}
+
+/** 404 from ARI: the channel, bridge, playback or recording no longer exists. */
+export class AriNotFoundError extends AriHttpError {}
+
+/** 409 from ARI: an object with that id or name already exists. */
+export class AriConflictError extends AriHttpError {}
+
+/** 422 from ARI: the object is in the wrong state (e.g. `Channel not in Stasis application`). */
+export class AriStateError extends AriHttpError {}
+
+/** An AMI action was answered with `Response: Error`. `response` holds every header Asterisk sent. */
+export class AmiActionError extends AsteramiskError {
+  readonly action: string;
+  readonly response: Readonly<Record<string, string | string[]>>;
+
+  constructor(action: string, message: string, response: Readonly<Record<string, string | string[]>>) {
+    super(`AMI ${action} failed: ${message}`, { code: 'AMI_ACTION' });
+    this.action = action;
+    this.response = response;
+  }
+}
