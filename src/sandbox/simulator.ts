@@ -1,0 +1,328 @@
+import { EventEmitter } from 'node:events';
+import { installAmiActions } from './ami-actions.js';
+import { AmiServer } from './ami-server.js';
+import { AriServer } from './ari-server.js';
+import { type EndpointBehaviour, Pbx, type SentText, type SimEndpoint } from './pbx.js';
+import type { SimChannel } from './sim-model.js';
+import { SimPhone } from './sim-phone.js';
+
+/** A simulated PJSIP endpoint: a phone or a trunk. */
+export interface SimulatorEndpoint {
+  /** Endpoint name (`alice`). */
+  name: string;
+  /** Caller-ID name of calls from it. */
+  callerName?: string;
+  /** Dialplan context of its calls; default the simulator's `callContext`. */
+  context?: string;
+  /** Dialplan context of its SIP MESSAGEs; default the simulator's `textContext`. */
+  messageContext?: string;
+  /** Without a contact it is offline: calls to it fail with `Allocation failed`. Default true. */
+  online?: boolean;
+  /** How it answers calls placed to it. Default: answers after 50 ms. */
+  behaviour?: Partial<EndpointBehaviour>;
+}
+
+/** Options of {@link Simulator.start}. */
+export interface SimulatorOptions {
+  /** Address to listen on. Default 127.0.0.1. */
+  host?: string;
+  /** ARI (HTTP + websocket) port; 0 (default) picks a free one. */
+  ariPort?: number;
+  /** AMI port; 0 (default) picks a free one. */
+  amiPort?: number;
+  ariUser?: string;
+  ariPassword?: string;
+  amiUser?: string;
+  amiPassword?: string;
+  /** Endpoints besides the default `alice`, `bob`, `1001` and the `pstn` trunk. */
+  endpoints?: SimulatorEndpoint[];
+  /** Default context of endpoint calls. Default `asteramisk-call`. */
+  callContext?: string;
+  /** Default message context of endpoints. Default `asteramisk-text`. */
+  textContext?: string;
+  /** Scales simulated durations (prompts, ringing). Default 1: real time. */
+  timeScale?: number;
+  /** Extra sound files and their durations in ms (`{ 'custom/welcome': 2300 }`). */
+  sounds?: Record<string, number>;
+  /** Delay before AMI answers a failed login (Asterisk: about 1 s). */
+  amiLoginFailureDelayMs?: number;
+}
+
+/** Credentials of the simulator's ARI and AMI users. */
+export interface SimulatorCredentials {
+  ariUser: string;
+  ariPassword: string;
+  amiUser: string;
+  amiPassword: string;
+}
+
+/** Thrown by {@link Simulator.call} when the PBX refuses the call (no such extension). */
+export class SimCallRejectedError extends Error {
+  constructor(
+    readonly sipStatus: number,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+/**
+ * A simulated Asterisk 22 on loopback: ARI (REST + events websocket), AMI over TCP and RTP for
+ * externalMedia channels, behaving on the wire like the real PBX. Tests and `npm run demo` drive
+ * it through a test-facing API that plays the phones.
+ *
+ * ```ts
+ * const sim = await Simulator.start();
+ * const phone = await sim.call({ from: 'alice', to: '1000' });
+ * await phone.press('12#');
+ * ```
+ */
+export class Simulator extends EventEmitter {
+  readonly pbx: Pbx;
+  readonly host: string;
+  readonly credentials: SimulatorCredentials;
+  private ari!: AriServer;
+  private ami!: AmiServer;
+  private ariPortNumber: number;
+  private amiPortNumber: number;
+  private readonly phones = new Map<string, SimPhone>();
+  private readonly incoming: SimPhone[] = [];
+  private readonly incomingWaiters: { endpoint?: string; resolve: (p: SimPhone) => void }[] = [];
+  private readonly dialplanSeed: [string, string, number, string, string][] = [];
+  private readonly options: SimulatorOptions;
+  private closed = false;
+  private uninstallAmi?: () => void;
+
+  private constructor(options: SimulatorOptions) {
+    super();
+    this.options = options;
+    this.host = options.host ?? '127.0.0.1';
+    this.ariPortNumber = options.ariPort ?? 0;
+    this.amiPortNumber = options.amiPort ?? 0;
+    this.credentials = {
+      ariUser: options.ariUser ?? 'asteramisk',
+      ariPassword: options.ariPassword ?? 'asteramisk-ari-secret',
+      amiUser: options.amiUser ?? 'asteramisk',
+      amiPassword: options.amiPassword ?? 'asteramisk-ami-secret',
+    };
+    this.pbx = new Pbx({
+      timeScale: options.timeScale ?? 1,
+      ...(options.sounds ? { sounds: options.sounds } : {}),
+    });
+    const callContext = options.callContext ?? 'asteramisk-call';
+    const textContext = options.textContext ?? 'asteramisk-text';
+    const defaults: SimulatorEndpoint[] = [
+      { name: 'alice', callerName: 'Alice' },
+      { name: 'bob', callerName: 'Bob' },
+      { name: '1001', callerName: 'Desk 1001' },
+      { name: 'pstn', callerName: '' },
+    ];
+    for (const ep of [...defaults, ...(options.endpoints ?? [])]) {
+      const endpoint: SimEndpoint = {
+        resource: ep.name,
+        callerId: { name: ep.callerName ?? '', number: ep.name },
+        context: ep.context ?? callContext,
+        messageContext: ep.messageContext ?? textContext,
+        online: ep.online ?? true,
+        behaviour: { onCall: 'answer', ringMs: 50, ...ep.behaviour },
+      };
+      this.pbx.endpoints.set(ep.name, endpoint);
+    }
+    this.wirePhones();
+  }
+
+  /** Starts a simulator and resolves once ARI and AMI accept connections. */
+  static async start(options: SimulatorOptions = {}): Promise<Simulator> {
+    const sim = new Simulator(options);
+    await sim.listen();
+    return sim;
+  }
+
+  /** ARI base URL, `http://127.0.0.1:<port>` (the client adds `/ari`). */
+  get ariUrl(): string {
+    return `http://${this.host}:${this.ariPortNumber}`;
+  }
+
+  get ariPort(): number {
+    return this.ariPortNumber;
+  }
+
+  get amiPort(): number {
+    return this.amiPortNumber;
+  }
+
+  /** Options for `resolveConfig`/`Server.create` that point the library at this simulator. */
+  connectionOptions(): {
+    asteriskHost: string;
+    ariPort: number;
+    amiPort: number;
+    ariUser: string;
+    ariPassword: string;
+    amiUser: string;
+    amiPassword: string;
+  } {
+    return { asteriskHost: this.host, ariPort: this.ariPort, amiPort: this.amiPort, ...this.credentials };
+  }
+
+  private async listen(): Promise<void> {
+    this.ari = new AriServer(this.pbx, {
+      users: { [this.credentials.ariUser]: this.credentials.ariPassword },
+    });
+    await this.ari.listen(this.ariPortNumber, this.host);
+    this.ariPortNumber = this.ari.port;
+    this.ami = new AmiServer({
+      users: { [this.credentials.amiUser]: this.credentials.amiPassword },
+      loginFailureDelayMs: this.options.amiLoginFailureDelayMs ?? 1000,
+    });
+    this.uninstallAmi?.();
+    this.uninstallAmi = installAmiActions(this.ami, this.pbx);
+    await this.ami.listen(this.amiPortNumber, this.host);
+    this.amiPortNumber = this.ami.port;
+  }
+
+  /** Adds a dialplan step, as extensions.conf would have it (kept across restarts). */
+  addExtension(context: string, exten: string, priority: number, app: string, appData = ''): void {
+    this.dialplanSeed.push([context, exten, priority, app, appData]);
+    this.pbx.dialplan.add(context, exten, priority, { app, appData, registrar: 'pbx_config' });
+  }
+
+  /** Changes how an endpoint answers calls placed to it. */
+  setEndpointBehaviour(endpoint: string, behaviour: Partial<EndpointBehaviour> & { online?: boolean }): void {
+    const ep = this.pbx.endpoints.get(endpoint);
+    if (!ep) throw new Error(`unknown simulator endpoint ${endpoint}`);
+    const { online, ...rest } = behaviour;
+    if (online !== undefined) ep.online = online;
+    ep.behaviour = { ...ep.behaviour, ...rest };
+  }
+
+  /**
+   * Places a call into the PBX, as a SIP phone sending INVITE. `from` is an endpoint name, or a
+   * caller number arriving over the `pstn` trunk. Rejects with {@link SimCallRejectedError} (404)
+   * when no extension of the endpoint's context matches `to`.
+   */
+  async call(opts: { from: string; to: string; fromName?: string; via?: string }): Promise<SimPhone> {
+    const endpointName = opts.via ?? (this.pbx.endpoints.has(opts.from) ? opts.from : 'pstn');
+    const endpoint = this.pbx.endpoints.get(endpointName);
+    if (!endpoint) throw new SimCallRejectedError(401, `No matching endpoint for ${endpointName}`);
+    if (!this.pbx.dialplan.findExtension(endpoint.context, opts.to)) {
+      throw new SimCallRejectedError(404, `No extension ${opts.to} in context ${endpoint.context}`);
+    }
+    const callerName = opts.fromName ?? (endpointName === opts.from ? endpoint.callerId.name : '');
+    const channel = this.pbx.createChannel({
+      tech: 'PJSIP',
+      resource: endpointName,
+      state: 'Ring',
+      caller: { name: callerName, number: opts.from },
+      dialplan: { context: endpoint.context, exten: opts.to, priority: 1, app_name: '', app_data: '' },
+      protocolId: `${Math.floor(Math.random() * 1e5)}-${process.pid}@127.0.0.1`,
+      originated: false,
+    });
+    const phone = new SimPhone(this.pbx, channel);
+    this.phones.set(channel.id, phone);
+    this.pbx.runDialplan(channel, { context: endpoint.context, exten: opts.to, priority: 1 });
+    return phone;
+  }
+
+  /**
+   * Resolves with the phone of the next call the application places to `endpoint` (any endpoint
+   * when omitted) once that phone answers it.
+   */
+  nextIncomingCall(endpoint?: string): Promise<SimPhone> {
+    const i = this.incoming.findIndex((p) => endpoint === undefined || p.channel.resource === endpoint);
+    if (i >= 0) return Promise.resolve(this.incoming.splice(i, 1)[0]!);
+    return new Promise((resolve) =>
+      this.incomingWaiters.push({ ...(endpoint ? { endpoint } : {}), resolve }),
+    );
+  }
+
+  /** Sends a SIP MESSAGE from endpoint `from` to user `to`. */
+  async sendText(opts: { from: string; to: string; body: string }): Promise<void> {
+    if (!this.pbx.endpoints.has(opts.from)) throw new Error(`unknown simulator endpoint ${opts.from}`);
+    this.pbx.receiveMessage(opts);
+  }
+
+  /** Messages the PBX delivered to endpoints (AMI MessageSend, ARI sendMessage, AMI SendText). */
+  sentTexts(): SentText[] {
+    return [...this.pbx.sentTexts];
+  }
+
+  /** The phone of a live or ended call by channel id. */
+  phone(channelId: string): SimPhone | undefined {
+    return this.phones.get(channelId);
+  }
+
+  /**
+   * Restarts like `core restart now`: AMI sessions get `Event: Shutdown` and are closed, the ARI
+   * websockets drop without a close frame, every call ends, the dialplan loses what AMI added. The
+   * ports come back after `downMs`; for `bootMs` more, ARI answers 503 "Asterisk not booted".
+   */
+  async restart(options: { downMs?: number; bootMs?: number } = {}): Promise<void> {
+    if (this.closed) throw new Error('simulator is closed');
+    await this.ami.shutdown({ restart: true });
+    await this.ami.close();
+    await this.ari.close();
+    this.pbx.reset(() => {
+      for (const [context, exten, priority, app, appData] of this.dialplanSeed) {
+        this.pbx.dialplan.add(context, exten, priority, { app, appData, registrar: 'pbx_config' });
+      }
+    });
+    await new Promise((resolve) => setTimeout(resolve, options.downMs ?? 50));
+    await this.listen();
+    if (options.bootMs) {
+      this.ari.booting = true;
+      const ari = this.ari;
+      setTimeout(() => {
+        ari.booting = false;
+      }, options.bootMs).unref();
+    }
+    this.emit('restarted');
+  }
+
+  /** Stops everything: every call ends, every socket closes. Idempotent. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    this.pbx.reset(() => {});
+    await Promise.all([this.ari.close(), this.ami.close()]);
+  }
+
+  private wirePhones(): void {
+    const phonesOfTarget = (targetUri: string): SimPhone[] => {
+      const [kind, id] = [
+        targetUri.slice(0, targetUri.indexOf(':')),
+        targetUri.slice(targetUri.indexOf(':') + 1),
+      ];
+      if (kind === 'channel') {
+        const p = this.phones.get(id);
+        return p ? [p] : [];
+      }
+      const bridge = this.pbx.bridges.get(id);
+      return (bridge?.channels ?? []).map((c) => this.phones.get(c)).filter((p): p is SimPhone => !!p);
+    };
+    this.pbx.on('media-played', (targetUri: string, uri: string) => {
+      for (const p of phonesOfTarget(targetUri)) p.mediaPlayed(uri);
+    });
+    this.pbx.on('dtmf-sent', (channel: SimChannel, digits: string) =>
+      this.phones.get(channel.id)?.digitsSent(digits),
+    );
+    this.pbx.on('text-in-call', (channel: SimChannel, text: string) =>
+      this.phones.get(channel.id)?.textReceived(text),
+    );
+    this.pbx.on('hangup', (channel: SimChannel, cause: number) => {
+      const phone = this.phones.get(channel.id);
+      if (!phone) return;
+      phone.markEnded(cause);
+      // Keep ended phones only briefly reachable: a long test run must not grow without bound.
+      this.phones.delete(channel.id);
+    });
+    this.pbx.on('answered', (channel: SimChannel) => {
+      const phone = new SimPhone(this.pbx, channel);
+      this.phones.set(channel.id, phone);
+      const w = this.incomingWaiters.findIndex(
+        (x) => x.endpoint === undefined || x.endpoint === channel.resource,
+      );
+      if (w >= 0) this.incomingWaiters.splice(w, 1)[0]!.resolve(phone);
+      else this.incoming.push(phone);
+    });
+  }
+}
