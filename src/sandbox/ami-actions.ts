@@ -260,6 +260,39 @@ export function pbxActions(pbx: Pbx, server: AmiServer): Record<string, AmiActio
       return success('Success');
     },
 
+    ShowDialPlan(req) {
+      const context = req.get('Context');
+      const extension = req.get('Extension');
+      const steps = pbx.dialplan
+        .dump()
+        .filter((d) => (!context || d.context === context) && (!extension || d.exten === extension));
+      if (steps.length === 0) {
+        return amiError(context ? `Did not find context ${context}` : 'No dialplan found');
+      }
+      const contexts = new Set(steps.map((d) => d.context));
+      const extensions = new Set(steps.map((d) => `${d.context}/${d.exten}`));
+      return {
+        message: 'DialPlan list will follow',
+        list: {
+          items: steps.map((d): Entry[] => [
+            ['Event', 'ListDialplan'],
+            ['Context', d.context],
+            ['Extension', d.exten],
+            ['Priority', String(d.priority)],
+            ['Application', d.step.app],
+            ['AppData', d.step.appData],
+            ['Registrar', d.step.registrar],
+          ]),
+          completeEvent: 'ShowDialPlanComplete',
+          completeFields: [
+            ['ListExtensions', String(extensions.size)],
+            ['ListPriorities', String(steps.length)],
+            ['ListContexts', String(contexts.size)],
+          ],
+        },
+      };
+    },
+
     CoreShowChannels() {
       const channels = [...pbx.channels.values()];
       return {
