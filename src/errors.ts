@@ -132,3 +132,21 @@ export class AmiActionError extends AsteramiskError {
     this.response = response;
   }
 }
+
+/** A bounded resource ran out: the RTP port range, the concurrent-call limit… */
+export class ResourceExhaustedError extends AsteramiskError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, { ...options, code: 'RESOURCE_EXHAUSTED' });
+  }
+}
+
+/** A speech engine (TTS or STT) failed: the message says which engine and why; `cause` holds its error. */
+export class SpeechEngineError extends AsteramiskError {
+  /** The engine's name, e.g. `openai-tts`. */
+  readonly engine: string;
+
+  constructor(engine: string, message: string, options?: { cause?: unknown }) {
+    super(`${engine}: ${message}`, { ...options, code: 'SPEECH_ENGINE' });
+    this.engine = engine;
+  }
+}
