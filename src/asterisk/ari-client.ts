@@ -1,0 +1,438 @@
+/**
+ * asteramisk's own ARI client: typed REST resources, a typed event emitter on one events websocket
+ * that reconnects forever, and channel resynchronisation after a reconnect. Everything is per
+ * instance (credentials, sockets, listeners), so two clients may talk to two Asterisks in one process.
+ */
+
+import { AsteramiskError, AsteriskConnectionError, ConfigError } from '../errors.js';
+import { childLogger, type Logger, silentLogger } from '../logger.js';
+import {
+  type AriDisconnectInfo,
+  AriEventStream,
+  type AriEventStreamState,
+  type ReconnectOptions,
+} from './ari-event-stream.js';
+import {
+  type AriEvent,
+  type AriEventOf,
+  type AriEventType,
+  parseAriEvent,
+  type UnknownAriEvent,
+} from './ari-events.js';
+import {
+  AriHttp,
+  type AriHttpMethod,
+  type AriRequestFn,
+  type AriRequestOptions,
+  basicAuthorization,
+} from './ari-http.js';
+import { ApplicationsResource } from './ari-resources/applications.js';
+import { AsteriskResource } from './ari-resources/asterisk.js';
+import { BridgesResource } from './ari-resources/bridges.js';
+import { ChannelsResource } from './ari-resources/channels.js';
+import { EndpointsResource } from './ari-resources/endpoints.js';
+import { EventsResource } from './ari-resources/events.js';
+import { PlaybacksResource } from './ari-resources/playbacks.js';
+import { RecordingsResource } from './ari-resources/recordings.js';
+import type { Channel } from './ari-types.js';
+import { backoffDelay } from './backoff.js';
+
+export type { AriDisconnectInfo, AriEventStreamState, ReconnectOptions } from './ari-event-stream.js';
+
+/** Options of {@link AriClient}. */
+export interface AriClientOptions {
+  /** ARI base, `http(s)://host:port` (e.g. `http://127.0.0.1:8088`); `/ari` is added. */
+  url: string;
+  /** ARI user (ari.conf). */
+  username: string;
+  /** ARI password; kept in this instance only, never logged. */
+  password: string;
+  /** Stasis application this client registers and receives events for. */
+  app: string;
+  /** Receive every event of the system, not only those of the app's channels. Default false. */
+  subscribeAll?: boolean;
+  /** Where the client logs. Default: silent. */
+  logger?: Logger;
+  /** Time limit per REST request in ms. Default 10 000. */
+  requestTimeoutMs?: number;
+  /** Reconnection delays of the events websocket. Default `{ initialMs: 250, maxMs: 10_000 }`. */
+  reconnect?: ReconnectOptions;
+  /** Interval of the websocket ping watchdog in ms (0: off). Default 10 000. */
+  pingIntervalMs?: number;
+  /** A ping unanswered for this long (ms) counts as a dead connection. Default 5 000. */
+  pongTimeoutMs?: number;
+  /** Time limit of a websocket opening handshake in ms. Default 10 000. */
+  connectTimeoutMs?: number;
+}
+
+/** What `reconnected` reports. */
+export interface AriReconnectedInfo {
+  /** Channels of this app that vanished while disconnected (each also got a `channelLost`). */
+  lostChannelIds: string[];
+  /** False when `GET /channels` failed, so lost channels could not be determined (an `error` says why). */
+  resynchronised: boolean;
+}
+
+/** A listener of the client threw or rejected; the client reports it and goes on. */
+export class AriListenerError extends AsteramiskError {
+  /** The event the listener was called for. */
+  readonly eventName: string;
+
+  constructor(eventName: string, cause: unknown) {
+    const why = cause instanceof Error ? cause.message : String(cause);
+    super(`A listener of '${eventName}' threw: ${why}`, { cause, code: 'ARI_LISTENER' });
+    this.eventName = eventName;
+  }
+}
+
+/**
+ * The client's own events, with their listener arguments:
+ * - `event`: every known ARI event (narrow it with `switch (e.type)`).
+ * - `unknownEvent`: a valid event of a type this library does not model.
+ * - `disconnected`: the events websocket went away; the client reconnects by itself.
+ * - `reconnected`: the websocket is back and lost channels were reported.
+ * - `channelLost`: a channel that was in this app (StasisStart seen, no StasisEnd) no longer exists
+ *   after a reconnect, e.g. Asterisk restarted: its owner should end it.
+ * - `error`: a problem that did not stop the client (malformed frame, throwing listener, failed
+ *   resync), or an {@link AuthenticationError} on reconnect, after which the client stops.
+ */
+export interface AriClientOwnEvents {
+  event: [event: AriEvent];
+  unknownEvent: [event: UnknownAriEvent];
+  disconnected: [info: AriDisconnectInfo];
+  reconnected: [info: AriReconnectedInfo];
+  channelLost: [channelId: string];
+  error: [error: Error];
+}
+
+/** Every event name the client emits with its listener arguments: its own plus one per ARI event type. */
+export type AriClientEvents = AriClientOwnEvents & { [K in AriEventType]: [event: AriEventOf<K>] };
+
+/**
+ * A listener of event `K`. It may be async (the `void` return type accepts a promise): a rejection
+ * is reported like a throw.
+ */
+export type AriClientListener<K extends keyof AriClientEvents> = (...args: AriClientEvents[K]) => void;
+
+/** Marks a once() wrapper with the listener it wraps, so off(listener) removes it too. */
+const ORIGINAL = Symbol('original listener');
+
+type AnyListener = ((...args: unknown[]) => unknown) & { [ORIGINAL]?: AnyListener };
+
+/** Resync attempts of `GET /channels` after a reconnect before giving up (with an `error`). */
+const RESYNC_ATTEMPTS = 3;
+
+/**
+ * A client of one Asterisk's ARI for one Stasis application.
+ *
+ * ```ts
+ * const ari = new AriClient({ url: 'http://127.0.0.1:8088', username: 'u', password: 'p', app: 'myapp' });
+ * ari.on('StasisStart', async (e) => {
+ *   await ari.channels.answer(e.channel.id);
+ *   await ari.channels.play(e.channel.id, 'sound:hello-world');
+ * });
+ * ari.on('error', (err) => log.warn(err));
+ * await ari.connect();
+ * ```
+ *
+ * Listeners are registered once and survive reconnections. A listener that throws never breaks the
+ * client: the error is emitted as `error` (or logged when it came from an `error` listener or no
+ * `error` listener exists) — unlike Node's EventEmitter, an unheard `error` never throws.
+ */
+export class AriClient {
+  /** The Stasis application. */
+  readonly app: string;
+  /** `/channels` operations. */
+  readonly channels: ChannelsResource;
+  /** `/bridges` operations. */
+  readonly bridges: BridgesResource;
+  /** `/playbacks` operations. */
+  readonly playbacks: PlaybacksResource;
+  /** `/recordings` operations. */
+  readonly recordings: RecordingsResource;
+  /** `/endpoints` operations, including text messages. */
+  readonly endpoints: EndpointsResource;
+  /** `/applications` operations (subscriptions). */
+  readonly applications: ApplicationsResource;
+  /** `/asterisk` operations (info, ping, modules, global variables). */
+  readonly asterisk: AsteriskResource;
+  /** `/events` operations (user events). */
+  readonly events: EventsResource;
+
+  readonly #http: AriHttp;
+  readonly #stream: AriEventStream;
+  readonly #logger: Logger;
+  readonly #reconnect: ReconnectOptions | undefined;
+  readonly #listeners = new Map<string, AnyListener[]>();
+  /** Channels in this app: StasisStart seen, StasisEnd not yet. */
+  readonly #stasisChannels = new Set<string>();
+  /** True between a `disconnected` and its `reconnected`, so each is emitted once per outage. */
+  #disconnectAnnounced = false;
+  /** Bumped on each disconnect and on close, so a resync that outlived its socket stops. */
+  #generation = 0;
+
+  constructor(options: AriClientOptions) {
+    if (!options.app) throw new ConfigError('app', 'AriClient needs a Stasis app name (option `app`)');
+    this.app = options.app;
+    this.#logger = childLogger(options.logger ?? silentLogger, { component: 'ari', app: options.app });
+    this.#reconnect = options.reconnect;
+    // Built once and handed to both halves; the password itself is not kept.
+    const authorization = basicAuthorization(options.username, options.password);
+    this.#http = new AriHttp({
+      url: options.url,
+      authorization,
+      requestTimeoutMs: options.requestTimeoutMs,
+      logger: this.#logger,
+    });
+    this.#stream = new AriEventStream(
+      {
+        url: options.url,
+        authorization,
+        app: options.app,
+        subscribeAll: options.subscribeAll,
+        reconnect: options.reconnect,
+        pingIntervalMs: options.pingIntervalMs,
+        pongTimeoutMs: options.pongTimeoutMs,
+        connectTimeoutMs: options.connectTimeoutMs,
+        logger: this.#logger,
+      },
+      {
+        onMessage: (text) => this.#onFrame(text),
+        onDisconnected: (info) => this.#onDisconnected(info),
+        onReopened: () => {
+          this.#onReopened().catch((error: unknown) =>
+            this.#emit(
+              'error',
+              new AsteriskConnectionError('Resynchronisation after reconnect failed', { cause: error }),
+            ),
+          );
+        },
+        onFatal: (error) => this.#emit('error', error),
+      },
+    );
+    const request: AriRequestFn = (method, path, opts) => this.#http.request(method, path, opts);
+    this.channels = new ChannelsResource(request, options.app);
+    this.bridges = new BridgesResource(request);
+    this.playbacks = new PlaybacksResource(request);
+    this.recordings = new RecordingsResource(request);
+    this.endpoints = new EndpointsResource(request);
+    this.applications = new ApplicationsResource(request);
+    this.asterisk = new AsteriskResource(request);
+    this.events = new EventsResource(request, options.app);
+  }
+
+  /** The ARI base URL (`http(s)://host:port/ari`), without credentials. */
+  get baseUrl(): string {
+    return this.#http.baseUrl;
+  }
+
+  /** State of the events websocket. */
+  get state(): AriEventStreamState {
+    return this.#stream.state;
+  }
+
+  /** True while the events websocket is open. */
+  get connected(): boolean {
+    return this.#stream.state === 'open';
+  }
+
+  /** Ids of the channels currently in this app (StasisStart seen, StasisEnd not yet). */
+  get stasisChannelIds(): ReadonlySet<string> {
+    return this.#stasisChannels;
+  }
+
+  /**
+   * Opens the events websocket and registers the app. Resolves once open, which also proves the
+   * credentials. Rejects with {@link AuthenticationError} on a wrong user or password, and with
+   * {@link AsteriskConnectionError} when Asterisk is unreachable or not ready; the first
+   * connection is not retried. Once open, the client reconnects by itself until {@link close}.
+   */
+  connect(): Promise<void> {
+    return this.#stream.connect();
+  }
+
+  /** Closes the websocket and stops reconnecting. Idempotent. Listeners stay registered. */
+  async close(): Promise<void> {
+    this.#generation++;
+    this.#stasisChannels.clear();
+    this.#disconnectAnnounced = false;
+    await this.#stream.close();
+  }
+
+  /**
+   * Sends any ARI request, for operations without a typed method. `path` is relative to `/ari`
+   * (`/deviceStates`); encode path segments with `encodeURIComponent`.
+   */
+  request<T>(method: AriHttpMethod, path: string, options?: AriRequestOptions): Promise<T> {
+    return this.#http.request<T>(method, path, options);
+  }
+
+  /** Adds a listener, e.g. `on('StasisStart', e => e.args)` or `on('channelLost', id => …)`. */
+  on<K extends keyof AriClientEvents>(name: K, listener: AriClientListener<K>): this {
+    const list = this.#listeners.get(name) ?? [];
+    list.push(listener as AnyListener);
+    this.#listeners.set(name, list);
+    return this;
+  }
+
+  /** Adds a listener called at most once. */
+  once<K extends keyof AriClientEvents>(name: K, listener: AriClientListener<K>): this {
+    // Returns the listener's result so a rejected promise of an async listener is still reported.
+    const wrapper: AnyListener = (...args) => {
+      this.off(name, wrapper as AriClientListener<K>);
+      return (listener as AnyListener)(...args);
+    };
+    wrapper[ORIGINAL] = listener as AnyListener;
+    return this.on(name, wrapper as AriClientListener<K>);
+  }
+
+  /** Removes a listener added with {@link on} or {@link once}. */
+  off<K extends keyof AriClientEvents>(name: K, listener: AriClientListener<K>): this {
+    const list = this.#listeners.get(name);
+    if (!list) return this;
+    const target = listener as AnyListener;
+    const index = list.findIndex((l) => l === target || l[ORIGINAL] === target);
+    if (index >= 0) list.splice(index, 1);
+    if (list.length === 0) this.#listeners.delete(name);
+    return this;
+  }
+
+  /** Number of listeners of an event. */
+  listenerCount(name: keyof AriClientEvents): number {
+    return this.#listeners.get(name)?.length ?? 0;
+  }
+
+  /** Calls each listener of `name`; a throw or rejection is reported, never propagated. */
+  #emit<K extends keyof AriClientEvents>(name: K, ...args: AriClientEvents[K]): void {
+    const list = this.#listeners.get(name);
+    if (!list || list.length === 0) {
+      if (name === 'error') {
+        const error = args[0] as Error;
+        this.#logger.error({ err: error.message, code: (error as AsteramiskError).code }, 'ARI client error');
+      }
+      return;
+    }
+    // A copy: a listener that removes itself (once) must not make the next one skipped.
+    for (const listener of [...list]) {
+      try {
+        const result = listener(...args);
+        if (result && typeof (result as Promise<unknown>).then === 'function') {
+          (result as Promise<unknown>).then(undefined, (error: unknown) => this.#listenerFailed(name, error));
+        }
+      } catch (error) {
+        this.#listenerFailed(name, error);
+      }
+    }
+  }
+
+  #listenerFailed(name: string, error: unknown): void {
+    if (name === 'error') {
+      // Re-emitting would loop; the log is the last resort.
+      this.#logger.error(
+        { err: error instanceof Error ? error.message : String(error) },
+        "A listener of 'error' threw",
+      );
+      return;
+    }
+    this.#emit('error', new AriListenerError(name, error));
+  }
+
+  #onFrame(text: string): void {
+    const parsed = parseAriEvent(text);
+    if (parsed.kind === 'malformed') {
+      this.#logger.warn({ err: parsed.error.message }, 'Dropped a malformed ARI event');
+      this.#emit('error', parsed.error);
+      return;
+    }
+    if (parsed.kind === 'unknown') {
+      this.#emit('unknownEvent', parsed.event);
+      return;
+    }
+    const event = parsed.event;
+    // Tracking first, so a listener that asks stasisChannelIds sees the event's effect.
+    this.#track(event);
+    if (event.type === 'ApplicationReplaced') {
+      this.#logger.warn(
+        {},
+        'Another websocket registered this ARI app; Asterisk sends this client no more events. ' +
+          'Use one app name per client.',
+      );
+    }
+    this.#emit('event', event);
+    // The mapped type cannot follow `event.type` through the union; the key and payload match by construction.
+    (this.#emit as (name: string, event: AriEvent) => void)(event.type, event);
+  }
+
+  #track(event: AriEvent): void {
+    switch (event.type) {
+      case 'StasisStart':
+        this.#stasisChannels.add(event.channel.id);
+        if (event.replace_channel) this.#stasisChannels.delete(event.replace_channel.id);
+        break;
+      case 'StasisEnd':
+      case 'ChannelDestroyed':
+        this.#stasisChannels.delete(event.channel.id);
+        break;
+    }
+  }
+
+  #onDisconnected(info: AriDisconnectInfo): void {
+    this.#generation++;
+    if (this.#disconnectAnnounced) return;
+    this.#disconnectAnnounced = true;
+    this.#emit('disconnected', info);
+  }
+
+  /**
+   * After a reconnect: finds which channels of this app vanished while the socket was down (their
+   * StasisEnd was never seen: Asterisk does not replay events) and reports them, then announces
+   * `reconnected`. Only channels tracked before the reconnect are checked, so a StasisStart that
+   * arrives on the new socket during the check cannot be mistaken for a lost channel.
+   */
+  async #onReopened(): Promise<void> {
+    const generation = this.#generation;
+    const candidates = [...this.#stasisChannels];
+    const lostChannelIds: string[] = [];
+    let resynchronised = true;
+    if (candidates.length > 0) {
+      let channels: Channel[] | undefined;
+      let lastError: unknown;
+      for (let attempt = 0; attempt < RESYNC_ATTEMPTS && channels === undefined; attempt++) {
+        try {
+          channels = await this.channels.list();
+        } catch (error) {
+          lastError = error;
+          if (generation !== this.#generation) return;
+          const delay = backoffDelay(attempt, this.#reconnect ?? { initialMs: 250, maxMs: 2000 });
+          await new Promise((resolve) => setTimeout(resolve, delay));
+        }
+        if (generation !== this.#generation) return;
+      }
+      if (channels) {
+        const alive = new Set(channels.map((channel) => channel.id));
+        for (const id of candidates) {
+          // Skipped if a StasisEnd for it arrived on the new socket meanwhile.
+          if (alive.has(id) || !this.#stasisChannels.has(id)) continue;
+          this.#stasisChannels.delete(id);
+          lostChannelIds.push(id);
+        }
+      } else {
+        resynchronised = false;
+        this.#emit(
+          'error',
+          new AsteriskConnectionError(
+            'ARI reconnected but GET /channels failed; channels lost during the outage are unknown',
+            { cause: lastError },
+          ),
+        );
+      }
+    }
+    if (generation !== this.#generation) return;
+    for (const id of lostChannelIds) {
+      this.#logger.info({ channelId: id }, 'Channel lost while the ARI websocket was down');
+      this.#emit('channelLost', id);
+    }
+    this.#disconnectAnnounced = false;
+    this.#emit('reconnected', { lostChannelIds, resynchronised });
+  }
+}
