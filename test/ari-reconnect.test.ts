@@ -436,7 +436,7 @@ describe('AriClient reconnection against the simulator', () => {
     const disconnected = next(c, 'disconnected');
     const lost = next(c, 'channelLost', 10_000);
     const reconnected = next(c, 'reconnected', 10_000);
-    await sim.restart({ bootMs: 150 });
+    await sim.restart({ bootMs: 150, crash: true });
     expect((await disconnected)[0].code).toBe(1006);
     expect((await lost)[0]).toBe(before.channelId);
     const [info] = await reconnected;

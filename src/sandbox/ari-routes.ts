@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { ExternalMediaLeg } from './external-media-leg.js';
 import { type Pbx, PbxError } from './pbx.js';
-import { bridgeJson, channelJson, HANGUP_REASONS, parseCallerId, type SimChannel } from './sim-model.js';
+import { ariTimestamp, bridgeJson, channelJson, HANGUP_REASONS, parseCallerId, type SimChannel } from './sim-model.js';
 import { wavFromMulaw } from './wav.js';
 
 /** A parsed ARI request. */
@@ -67,8 +67,8 @@ export function ariRoutes(pbx: Pbx): AriRoute[] {
       system: { version: '22.10.1', entity_id: pbx.asteriskId },
       config: { name: '', default_language: 'en', setid: { user: '', group: '' } },
       status: {
-        startup_time: new Date(pbx.startedAt).toISOString(),
-        last_reload_time: new Date(pbx.reloadedAt).toISOString(),
+        startup_time: ariTimestamp(new Date(pbx.startedAt)),
+        last_reload_time: ariTimestamp(new Date(pbx.reloadedAt)),
       },
     }),
   );
@@ -76,7 +76,7 @@ export function ariRoutes(pbx: Pbx): AriRoute[] {
     ok({
       asterisk_id: pbx.asteriskId,
       ping: 'pong',
-      timestamp: new Date().toISOString().replace('Z', '+0000'),
+      timestamp: ariTimestamp(),
     }),
   );
   route('GET', '/asterisk/modules', () =>

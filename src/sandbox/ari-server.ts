@@ -20,8 +20,11 @@ export class AriServer {
   private wss?: WebSocketServer;
   private readonly sockets = new Set<Socket>();
   private readonly routes: AriRoute[];
-  /** While true, ARI answers 503 "Asterisk not booted" (the window after a restart). */
-  booting = false;
+  /**
+   * The window after a restart: `http-only` answers every ARI URL with the HTTP server's HTML 404
+   * (res_ari not loaded yet), `not-booted` with 503 "Asterisk not booted".
+   */
+  booting: false | 'http-only' | 'not-booted' = false;
 
   constructor(
     private readonly pbx: Pbx,
@@ -125,7 +128,9 @@ export class AriServer {
 
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const url = new URL(req.url ?? '/', 'http://localhost');
-    if (!url.pathname.startsWith('/ari/') && url.pathname !== '/ari') return this.sendHtml404(res);
+    if ((!url.pathname.startsWith('/ari/') && url.pathname !== '/ari') || this.booting === 'http-only') {
+      return this.sendHtml404(res);
+    }
     if (this.booting) return this.send(res, 503, { message: 'Asterisk not booted' });
     if (!this.authenticated(req, url)) {
       return this.send(
@@ -191,13 +196,15 @@ export class AriServer {
     const refusal: [number, string, string, string?] | undefined =
       url.pathname !== '/ari/events'
         ? [404, 'Not Found', JSON.stringify({ message: 'Resource not found' })]
-        : this.booting
-          ? [503, 'Service Unavailable', JSON.stringify({ message: 'Asterisk not booted' })]
-          : !this.authenticated(req, url)
-            ? [401, 'Unauthorized', JSON.stringify({ message: 'Authentication required' })]
-            : !appParam
-              ? [400, 'Bad Request', 'HTTP request is missing param: [app]', 'text/html']
-              : undefined;
+        : this.booting === 'http-only'
+          ? [404, 'Not Found', 'The requested URL was not found on this server.', 'text/html']
+          : this.booting
+            ? [503, 'Service Unavailable', JSON.stringify({ message: 'Asterisk not booted' })]
+            : !this.authenticated(req, url)
+              ? [401, 'Unauthorized', JSON.stringify({ message: 'Authentication required' })]
+              : !appParam
+                ? [400, 'Bad Request', 'HTTP request is missing param: [app]', 'text/html']
+                : undefined;
     if (refusal || !appParam) {
       if (refusal) reject(...refusal);
       return;

@@ -1253,6 +1253,16 @@ export class Pbx extends EventEmitter {
     this.lastKnownSubscribers.set(channel.id, new Set(channel.subscribers));
   }
 
+  /** What a clean `core restart now` tells Stasis apps before dropping them: each channel is hung up. */
+  endStasisForShutdown(): void {
+    for (const channel of [...this.channels.values()]) {
+      if (!channel.stasisApp) continue;
+      this.channelEvent('ChannelHangupRequest', channel, { cause: 4, soft: true });
+      this.channelEvent('StasisEnd', channel);
+      channel.stasisApp = undefined;
+    }
+  }
+
   /** Drops all state, as a restart does. Channels end without ARI events (the sockets are gone). */
   reset(initialDialplan: () => void): void {
     for (const c of [...this.channels.values()]) this.hangup(c, { initiator: 'system' });

@@ -252,12 +252,16 @@ export class Simulator extends EventEmitter {
   }
 
   /**
-   * Restarts like `core restart now`: AMI sessions get `Event: Shutdown` and are closed, the ARI
-   * websockets drop without a close frame, every call ends, the dialplan loses what AMI added. The
-   * ports come back after `downMs`; for `bootMs` more, ARI answers 503 "Asterisk not booted".
+   * Restarts like `core restart now`: each channel in Stasis gets ChannelHangupRequest (cause 4,
+   * soft) and StasisEnd, AMI sessions get `Event: Shutdown` and are closed, the ARI websockets drop
+   * without a close frame, every call ends, the dialplan loses what AMI added. With `crash`, no
+   * event is sent first (a crash or a cut network). The ports come back after `downMs`; for
+   * `bootMs` more, ARI first answers an HTML 404 (HTTP up, ARI not loaded) and then 503
+   * "Asterisk not booted", as a real restart does.
    */
-  async restart(options: { downMs?: number; bootMs?: number } = {}): Promise<void> {
+  async restart(options: { downMs?: number; bootMs?: number; crash?: boolean } = {}): Promise<void> {
     if (this.closed) throw new Error('simulator is closed');
+    if (!options.crash) this.pbx.endStasisForShutdown();
     await this.ami.shutdown({ restart: true });
     await this.ami.close();
     await this.ari.close();
@@ -269,8 +273,11 @@ export class Simulator extends EventEmitter {
     await new Promise((resolve) => setTimeout(resolve, options.downMs ?? 50));
     await this.listen();
     if (options.bootMs) {
-      this.ari.booting = true;
       const ari = this.ari;
+      ari.booting = 'http-only';
+      setTimeout(() => {
+        ari.booting = 'not-booted';
+      }, options.bootMs / 2).unref();
       setTimeout(() => {
         ari.booting = false;
       }, options.bootMs).unref();
