@@ -1,7 +1,14 @@
 import { randomUUID } from 'node:crypto';
 import { ExternalMediaLeg } from './external-media-leg.js';
 import { type Pbx, PbxError } from './pbx.js';
-import { ariTimestamp, bridgeJson, channelJson, HANGUP_REASONS, parseCallerId, type SimChannel } from './sim-model.js';
+import {
+  ariTimestamp,
+  bridgeJson,
+  channelJson,
+  HANGUP_REASONS,
+  parseCallerId,
+  type SimChannel,
+} from './sim-model.js';
 import { wavFromMulaw } from './wav.js';
 
 /** A parsed ARI request. */
