@@ -1,0 +1,308 @@
+import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { ConfigError, SpeechEngineError } from '../src/errors.js';
+import { CachedTts, decodeCacheFile, encodeCacheFile, normalizeTtsText } from '../src/tts/tts-cache.js';
+import type { SynthesizeOptions, TtsEngine } from '../src/tts/tts-engine.js';
+
+/** A counting engine: `text` → one sample per character (value = char code), or a scripted failure. */
+class CountingEngine implements TtsEngine {
+  readonly name = 'counting';
+  calls: { text: string; options: SynthesizeOptions }[] = [];
+  failures = 0;
+  /** When set, synthesize waits for it (to hold requests in flight). */
+  gate: Promise<void> | undefined;
+  /** Resolves on the next synthesize call. */
+  private called: (() => void) | undefined;
+
+  nextCall(): Promise<void> {
+    return new Promise((resolve) => {
+      this.called = resolve;
+    });
+  }
+
+  async synthesize(text: string, options: SynthesizeOptions = {}): Promise<Int16Array> {
+    this.calls.push({ text, options });
+    this.called?.();
+    if (this.gate) {
+      const signal = options.signal;
+      await new Promise<void>((resolve, reject) => {
+        this.gate!.then(resolve);
+        signal?.addEventListener('abort', () => reject(signal.reason), { once: true });
+      });
+    }
+    if (this.failures > 0) {
+      this.failures--;
+      throw new SpeechEngineError(this.name, 'scripted failure');
+    }
+    return Int16Array.from(text, (c) => c.charCodeAt(0));
+  }
+}
+
+function deferred(): { promise: Promise<void>; resolve: () => void } {
+  let resolve!: () => void;
+  const promise = new Promise<void>((r) => {
+    resolve = r;
+  });
+  return { promise, resolve };
+}
+
+let dir: string;
+beforeEach(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'asteramisk-tts-cache-'));
+});
+afterEach(async () => {
+  await rm(dir, { recursive: true, force: true });
+});
+
+describe('CachedTts in memory', () => {
+  it('synthesizes a repeated prompt once', async () => {
+    const engine = new CountingEngine();
+    const tts = new CachedTts(engine, { memoryBytes: 1 << 20 });
+    const a = await tts.speak('Hello');
+    const b = await tts.speak('Hello');
+    expect(engine.calls).toHaveLength(1);
+    expect(b).toEqual(a);
+    expect(tts.stats()).toMatchObject({ requests: 2, hits: 1, memoryHits: 1, misses: 1, synthCalls: 1 });
+  });
+
+  it('coalesces concurrent identical requests into one synthesis', async () => {
+    const engine = new CountingEngine();
+    const gate = deferred();
+    engine.gate = gate.promise;
+    const tts = new CachedTts(engine, { memoryBytes: 1 << 20 });
+    const first = tts.speak('Welcome to the demo');
+    const second = tts.speak('Welcome   to the demo\n'); // same after whitespace normalization
+    gate.resolve();
+    const [a, b] = await Promise.all([first, second]);
+    expect(engine.calls).toHaveLength(1);
+    expect(a).toEqual(b);
+    expect(tts.stats()).toMatchObject({ synthCalls: 1, coalesced: 1, misses: 2 });
+  });
+
+  it('keys on engine, voice, language and text', async () => {
+    const engine = new CountingEngine();
+    const tts = new CachedTts(engine, { memoryBytes: 1 << 20 });
+    await tts.speak('Hi', { voice: 'a' });
+    await tts.speak('Hi', { voice: 'b' });
+    await tts.speak('Hi', { voice: 'b', language: 'fr-FR' });
+    await tts.speak('Hi', { voice: 'b', language: 'fr-FR' });
+    expect(engine.calls.map((c) => c.options.voice)).toEqual(['a', 'b', 'b']);
+    expect(engine.calls[2]!.options.language).toBe('fr-FR');
+    expect(tts.cacheKey('Hi', { voice: 'a' })).toMatch(/^[0-9a-f]{64}$/);
+    expect(tts.cacheKey('Hi', { voice: 'a' })).not.toBe(tts.cacheKey('Hi', { voice: 'b' }));
+    const other = new CachedTts({ ...engine, name: 'other', synthesize: engine.synthesize.bind(engine) });
+    expect(other.cacheKey('Hi', { voice: 'a' })).not.toBe(tts.cacheKey('Hi', { voice: 'a' }));
+  });
+
+  it('evicts least recently used entries beyond the byte cap', async () => {
+    const engine = new CountingEngine();
+    // Each 10-character prompt is 20 bytes; the cap holds two of them.
+    const tts = new CachedTts(engine, { memoryBytes: 45 });
+    await tts.speak('aaaaaaaaaa');
+    await tts.speak('bbbbbbbbbb');
+    await tts.speak('aaaaaaaaaa'); // hit: refreshes "a"
+    await tts.speak('cccccccccc'); // evicts "b", the least recently used
+    expect(tts.stats()).toMatchObject({ memoryEntries: 2, memoryBytes: 40 });
+    await tts.speak('aaaaaaaaaa');
+    expect(engine.calls).toHaveLength(3);
+    await tts.speak('bbbbbbbbbb');
+    expect(engine.calls.map((c) => c.text)).toEqual(['aaaaaaaaaa', 'bbbbbbbbbb', 'cccccccccc', 'bbbbbbbbbb']);
+    expect(tts.stats().memoryBytes).toBeLessThanOrEqual(45);
+  });
+
+  it('does not keep utterances larger than the cap (0 disables the memory layer)', async () => {
+    const engine = new CountingEngine();
+    const tts = new CachedTts(engine, { memoryBytes: 0 });
+    await tts.speak('abc');
+    await tts.speak('abc');
+    expect(engine.calls).toHaveLength(2);
+    expect(tts.stats()).toMatchObject({ memoryEntries: 0, memoryBytes: 0 });
+  });
+
+  it('does not cache errors: the next request tries again', async () => {
+    const engine = new CountingEngine();
+    engine.failures = 1;
+    const tts = new CachedTts(engine, { memoryBytes: 1 << 20, directory: dir });
+    await expect(tts.speak('Oops')).rejects.toThrow(SpeechEngineError);
+    expect(await tts.speak('Oops')).toEqual(Int16Array.from('Oops', (c) => c.charCodeAt(0)));
+    expect(tts.stats()).toMatchObject({ synthCalls: 2, errors: 1 });
+    await tts.flush();
+  });
+
+  it('gives every coalesced waiter the same error', async () => {
+    const engine = new CountingEngine();
+    engine.failures = 1;
+    const gate = deferred();
+    engine.gate = gate.promise;
+    const tts = new CachedTts(engine);
+    const both = Promise.allSettled([tts.speak('x'), tts.speak('x')]);
+    gate.resolve();
+    const results = await both;
+    expect(results.map((r) => r.status)).toEqual(['rejected', 'rejected']);
+    expect(engine.calls).toHaveLength(1);
+  });
+
+  it('returns copies, so a caller cannot corrupt the cache', async () => {
+    const tts = new CachedTts(new CountingEngine());
+    const a = await tts.speak('abc');
+    a.fill(0);
+    expect(await tts.speak('abc')).toEqual(Int16Array.from('abc', (c) => c.charCodeAt(0)));
+  });
+
+  it('answers blank text with silence and no engine call', async () => {
+    const engine = new CountingEngine();
+    const tts = new CachedTts(engine);
+    expect(await tts.speak('  \n ')).toHaveLength(0);
+    expect(engine.calls).toHaveLength(0);
+    expect(normalizeTtsText(' a \t b\n')).toBe('a b');
+  });
+
+  it('rejects a negative memory budget with ConfigError', () => {
+    expect(() => new CachedTts(new CountingEngine(), { memoryBytes: -1 })).toThrow(ConfigError);
+  });
+});
+
+describe('CachedTts aborts', () => {
+  it('an aborted waiter rejects with its reason while another still gets the audio', async () => {
+    const engine = new CountingEngine();
+    const gate = deferred();
+    engine.gate = gate.promise;
+    const tts = new CachedTts(engine);
+    const controller = new AbortController();
+    const called = engine.nextCall();
+    const aborted = tts.speak('shared', { signal: controller.signal });
+    const kept = tts.speak('shared');
+    await called;
+    controller.abort(new Error('caller hung up'));
+    await expect(aborted).rejects.toThrow('caller hung up');
+    expect(engine.calls[0]!.options.signal?.aborted).toBe(false);
+    gate.resolve();
+    expect(await kept).toHaveLength(6);
+    expect(engine.calls).toHaveLength(1);
+  });
+
+  it('cancels the synthesis when its only waiter aborts, and does not cache it', async () => {
+    const engine = new CountingEngine();
+    const gate = deferred();
+    engine.gate = gate.promise;
+    const tts = new CachedTts(engine);
+    const controller = new AbortController();
+    const called = engine.nextCall();
+    const aborted = tts.speak('alone', { signal: controller.signal });
+    await called;
+    controller.abort(new Error('gone'));
+    await expect(aborted).rejects.toThrow('gone');
+    expect(engine.calls[0]!.options.signal?.aborted).toBe(true);
+    gate.resolve();
+    expect(await tts.speak('alone')).toHaveLength(5);
+    expect(engine.calls).toHaveLength(2);
+    expect(tts.stats().errors).toBe(0);
+  });
+
+  it('rejects at once with an already aborted signal', async () => {
+    const engine = new CountingEngine();
+    const tts = new CachedTts(engine);
+    await expect(tts.speak('x', { signal: AbortSignal.abort(new Error('early')) })).rejects.toThrow('early');
+    expect(engine.calls).toHaveLength(0);
+  });
+});
+
+describe('CachedTts on disk', () => {
+  it('survives a restart: a new instance on the same folder does not synthesize again', async () => {
+    const engine = new CountingEngine();
+    const first = new CachedTts(engine, { memoryBytes: 1 << 20, directory: dir });
+    const audio = await first.speak('Please hold', { voice: 'alloy' });
+    await first.flush();
+    const files = await readdir(dir);
+    expect(files).toEqual([`${first.cacheKey('Please hold', { voice: 'alloy' })}.wav`]);
+    expect((await readFile(join(dir, files[0]!))).toString('ascii', 0, 4)).toBe('RIFF');
+
+    const second = new CachedTts(engine, { memoryBytes: 1 << 20, directory: dir });
+    expect(await second.speak('Please hold', { voice: 'alloy' })).toEqual(audio);
+    expect(engine.calls).toHaveLength(1);
+    expect(second.stats()).toMatchObject({ hits: 1, diskHits: 1, misses: 0, synthCalls: 0 });
+    // Now in memory too.
+    await second.speak('Please hold', { voice: 'alloy' });
+    expect(second.stats().memoryHits).toBe(1);
+  });
+
+  it('serves from disk with the memory layer off, while the write is still in flight', async () => {
+    const engine = new CountingEngine();
+    const tts = new CachedTts(engine, { memoryBytes: 0, directory: join(dir, 'nested', 'folder') });
+    await Promise.all([tts.speak('one'), tts.speak('one')]);
+    await tts.speak('one');
+    await tts.flush();
+    await tts.speak('one');
+    expect(engine.calls).toHaveLength(1);
+  });
+
+  it('ignores a truncated file and synthesizes again, replacing it', async () => {
+    const engine = new CountingEngine();
+    const first = new CachedTts(engine, { directory: dir });
+    await first.speak('Truncate me please');
+    await first.flush();
+    const path = first.filePath(first.cacheKey('Truncate me please'))!;
+    const bytes = await readFile(path);
+    await writeFile(path, bytes.subarray(0, bytes.length - 20));
+
+    const second = new CachedTts(engine, { directory: dir });
+    expect(await second.speak('Truncate me please')).toHaveLength(18);
+    expect(engine.calls).toHaveLength(2);
+    expect(second.stats()).toMatchObject({ corruptFiles: 1, synthCalls: 1 });
+    await second.flush();
+
+    const third = new CachedTts(engine, { directory: dir });
+    await third.speak('Truncate me please');
+    expect(engine.calls).toHaveLength(2);
+    expect(third.stats().diskHits).toBe(1);
+  });
+
+  it('ignores a file whose samples were altered (checksum) or that is not a WAV', async () => {
+    const engine = new CountingEngine();
+    const first = new CachedTts(engine, { directory: dir });
+    await first.speak('flip');
+    await first.speak('garbage');
+    await first.flush();
+    const flipPath = first.filePath(first.cacheKey('flip'))!;
+    const bytes = await readFile(flipPath);
+    bytes[45] = bytes[45]! ^ 0xff;
+    await writeFile(flipPath, bytes);
+    await writeFile(first.filePath(first.cacheKey('garbage'))!, 'not audio at all');
+
+    const second = new CachedTts(engine, { directory: dir });
+    expect(await second.speak('flip')).toEqual(Int16Array.from('flip', (c) => c.charCodeAt(0)));
+    await second.speak('garbage');
+    expect(engine.calls).toHaveLength(4);
+    expect(second.stats().corruptFiles).toBe(2);
+  });
+
+  it('still returns audio when the folder cannot be written', async () => {
+    const blocker = join(dir, 'a-file');
+    await writeFile(blocker, 'x');
+    const tts = new CachedTts(new CountingEngine(), { directory: join(blocker, 'sub') });
+    expect(await tts.speak('hello')).toHaveLength(5);
+    await tts.flush();
+    expect(tts.stats().diskWriteErrors).toBe(1);
+  });
+
+  it('leaves no temporary files behind', async () => {
+    const tts = new CachedTts(new CountingEngine(), { directory: dir });
+    await Promise.all(['a', 'b', 'c', 'a'].map((t) => tts.speak(t)));
+    await tts.flush();
+    const files = await readdir(dir);
+    expect(files).toHaveLength(3);
+    expect(files.every((f) => f.endsWith('.wav') && !f.startsWith('.'))).toBe(true);
+  });
+
+  it('encodes cache files as 8 kHz mono WAV with a checksum chunk', () => {
+    const pcm = new Int16Array([1, -2, 3, 32767]);
+    const file = encodeCacheFile(pcm);
+    expect(file.readUInt32LE(24)).toBe(8000);
+    expect(file.toString('ascii', 36, 40)).toBe('data');
+    expect(file.toString('ascii', 52, 56)).toBe('asum');
+    expect(decodeCacheFile(file)).toEqual(pcm);
+    expect(decodeCacheFile(file.subarray(0, file.length - 1))).toBeUndefined();
+  });
+});
