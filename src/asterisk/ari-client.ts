@@ -257,6 +257,7 @@ export class AriClient {
     this.#stasisChannels.clear();
     this.#disconnectAnnounced = false;
     await this.#stream.close();
+    await this.#http.close();
   }
 
   /**

@@ -4,6 +4,7 @@
  * to the typed errors of `src/errors.ts`.
  */
 
+import { Agent, fetch } from 'undici';
 import {
   AriConflictError,
   AriHttpError,
@@ -67,6 +68,8 @@ export interface AriHttpOptions {
   authorization?: string;
   /** Default time limit per request in ms. Default 10 000. */
   requestTimeoutMs?: number;
+  /** Most connections kept open to Asterisk at once. Default 16. */
+  maxConnections?: number;
   logger?: Logger;
 }
 
@@ -207,6 +210,13 @@ export class AriHttp {
   readonly #authorization: string;
   readonly #timeoutMs: number;
   readonly #logger: Logger;
+  /**
+   * A connection pool of our own, bounded: Node's default pool opens a connection per concurrent
+   * request without limit, and Asterisk's HTTP server refuses sessions beyond http.conf's
+   * `sessionlimit` (100 by default). Requests beyond the bound queue on kept-alive connections.
+   */
+  #pool: Agent | undefined;
+  readonly #maxConnections: number;
 
   constructor(options: AriHttpOptions) {
     this.baseUrl = ariBaseUrl(options.url).toString();
@@ -215,6 +225,19 @@ export class AriHttp {
       options.authorization ?? basicAuthorization(options.username ?? '', options.password ?? '');
     this.#timeoutMs = options.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS;
     this.#logger = options.logger ?? silentLogger;
+    this.#maxConnections = options.maxConnections ?? 16;
+  }
+
+  /** Closes the pooled connections (requests still running finish first). Idempotent; a later request opens a new pool. */
+  async close(): Promise<void> {
+    const pool = this.#pool;
+    this.#pool = undefined;
+    await pool?.close().catch(() => {});
+  }
+
+  #connections(): Agent {
+    this.#pool ??= new Agent({ connections: this.#maxConnections, keepAliveTimeout: 4_000 });
+    return this.#pool;
   }
 
   /**
@@ -244,10 +267,10 @@ export class AriHttp {
     }
 
     const started = performance.now();
-    let response: Response;
+    let response: Awaited<ReturnType<typeof fetch>>;
     let raw: Buffer;
     try {
-      response = await fetch(url, { method, headers, body, signal });
+      response = await fetch(url, { method, headers, body, signal, dispatcher: this.#connections() });
       // The body read is covered by the same signal, so a server that stalls mid-body times out too.
       raw = Buffer.from(await response.arrayBuffer());
     } catch (error) {

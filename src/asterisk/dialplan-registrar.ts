@@ -23,6 +23,8 @@ const MAX_ATTEMPTS = 5;
  */
 export class DialplanRegistrar {
   private readonly added = new Map<string, DialplanEntry>();
+  /** Adds under way, by context/extension/data: a second add of the same step joins the first. */
+  private readonly adding = new Map<string, Promise<DialplanEntry>>();
 
   constructor(private readonly ami: AmiClient) {}
 
