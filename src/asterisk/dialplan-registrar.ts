@@ -37,7 +37,7 @@ export class DialplanRegistrar {
    * Adds `application(applicationData)` to `context`/`extension` at the first priority after the
    * existing ones. Returns the entry added. Idempotent per (context, extension, application data).
    */
-  async add(
+  add(
     context: string,
     extension: string,
     application: string,
@@ -46,7 +46,23 @@ export class DialplanRegistrar {
     const existing = [...this.added.values()].find(
       (e) => e.context === context && e.extension === extension && e.applicationData === applicationData,
     );
-    if (existing) return existing;
+    if (existing) return Promise.resolve(existing);
+    const flightKey = `${context}\u0000${extension}\u0000${applicationData}`;
+    const inFlight = this.adding.get(flightKey);
+    if (inFlight) return inFlight;
+    const flight = this.addAtFreePriority(context, extension, application, applicationData).finally(() =>
+      this.adding.delete(flightKey),
+    );
+    this.adding.set(flightKey, flight);
+    return flight;
+  }
+
+  private async addAtFreePriority(
+    context: string,
+    extension: string,
+    application: string,
+    applicationData: string,
+  ): Promise<DialplanEntry> {
     for (let attempt = 1; ; attempt++) {
       const taken = await this.takenPriorities(context, extension);
       const priority = taken.length === 0 ? 1 : Math.max(...taken) + 1;
