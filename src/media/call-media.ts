@@ -1,0 +1,430 @@
+import { randomUUID } from 'node:crypto';
+import { isIPv6 } from 'node:net';
+import type { AriClient } from '../asterisk/ari-client.js';
+import type { ChannelDestroyedEvent, StasisEndEvent, StasisStartEvent } from '../asterisk/ari-events.js';
+import {
+  AriNotFoundError,
+  AsteramiskError,
+  ConfigError,
+  HangupError,
+  ResourceExhaustedError,
+  TimeoutError,
+} from '../errors.js';
+import { childLogger, type Logger, silentLogger } from '../logger.js';
+import { AudioPlayer, type PlaybackStream, type PlayResult } from './audio-player.js';
+import type { Pacer } from './pacer.js';
+import type { PortAllocator } from './port-allocator.js';
+import { type AudioListener, RtpSession, type RtpSessionStats } from './rtp-session.js';
+
+/** Options of {@link CallMedia.open}. */
+export interface CallMediaOptions {
+  ari: AriClient;
+  /** The caller's channel, answered and in Stasis. */
+  channelId: string;
+  /** Stasis app of the externalMedia channel. Default: the client's app. */
+  app?: string;
+  /** The RTP port range. */
+  allocator: PortAllocator;
+  /** Local address of the RTP socket (config `rtpBindAddress`). */
+  bindAddress: string;
+  /** The address Asterisk sends RTP to (config `asteramiskHost`): `external_host` is `<this>:<port>`. */
+  advertiseHost: string;
+  logger?: Logger;
+  /** The outbound clock. Default: the process-wide shared pacer. */
+  pacer?: Pacer;
+  /** Reordering tolerance of the inbound jitter buffer, in frames. Default 3. */
+  jitterDepth?: number;
+  /** Longest wait for the externalMedia channel to enter Stasis, in ms. Default 5000. */
+  setupTimeoutMs?: number;
+}
+
+/**
+ * Why a {@link CallMedia} ended: {@link CallMedia.close} was called; the caller hung up or left
+ * Stasis; or the externalMedia channel disappeared under it.
+ */
+export type CallMediaEndReason = 'closed' | 'caller-gone' | 'media-lost';
+
+/** Setting up the media bridge failed; `step` says where, `cause` holds the underlying error. */
+export class MediaSetupError extends AsteramiskError {
+  readonly step: string;
+
+  constructor(channelId: string, step: string, cause: unknown) {
+    const why = cause instanceof Error ? cause.message : String(cause);
+    super(`Could not set up the media of channel ${channelId}: ${step} failed: ${why}`, {
+      cause,
+      code: 'MEDIA_SETUP',
+    });
+    this.step = step;
+  }
+}
+
+type Cleanup = () => Promise<unknown>;
+
+/** Resolves true for success, false for a 404 (already gone); rethrows anything else. */
+async function tolerateNotFound(request: Promise<unknown>): Promise<boolean> {
+  try {
+    await request;
+    return true;
+  } catch (error) {
+    if (error instanceof AriNotFoundError) return false;
+    throw error;
+  }
+}
+
+/**
+ * The media path of one call over ARI: a mixing bridge holding the caller and an externalMedia
+ * (UnicastRTP) channel whose RTP comes to a socket of this process. What the caller says arrives
+ * as 20 ms PCM frames at {@link onAudio} listeners; {@link play} sends PCM to the caller, paced.
+ *
+ * ```ts
+ * const media = await CallMedia.open({ ari, channelId, allocator, bindAddress, advertiseHost });
+ * const off = media.onAudio((pcm) => stt.write(pcm));
+ * await media.play(prompt);   // 'finished' | 'stopped'
+ * await media.close();
+ * ```
+ *
+ * When the caller hangs up (or leaves Stasis), the media closes itself: pending plays resolve
+ * 'stopped' (they never reject), later plays resolve 'stopped' at once, {@link closed} resolves
+ * with 'caller-gone'. Mapping that to a HangupError is the caller's (the UI layer's) choice.
+ */
+export class CallMedia {
+  /** The caller's channel. */
+  readonly channelId: string;
+  /** The mixing bridge this media created. */
+  readonly bridgeId: string;
+  /** The externalMedia channel this media created. */
+  readonly externalChannelId: string;
+  readonly #ari: AriClient;
+  readonly #session: RtpSession;
+  readonly #player: AudioPlayer;
+  readonly #logger: Logger;
+  readonly #unwatch: () => void;
+  #endReason: CallMediaEndReason | undefined;
+  #closing: Promise<void> | undefined;
+  readonly #closed: Promise<CallMediaEndReason>;
+  #resolveClosed!: (reason: CallMediaEndReason) => void;
+
+  private constructor(init: {
+    ari: AriClient;
+    channelId: string;
+    bridgeId: string;
+    externalChannelId: string;
+    session: RtpSession;
+    pacer: Pacer | undefined;
+    logger: Logger;
+  }) {
+    this.#ari = init.ari;
+    this.channelId = init.channelId;
+    this.bridgeId = init.bridgeId;
+    this.externalChannelId = init.externalChannelId;
+    this.#session = init.session;
+    this.#logger = init.logger;
+    this.#player = new AudioPlayer({
+      sink: init.session,
+      logger: init.logger,
+      ...(init.pacer ? { pacer: init.pacer } : {}),
+    });
+    this.#closed = new Promise((resolve) => {
+      this.#resolveClosed = resolve;
+    });
+    this.#unwatch = watchChannels(init.ari, {
+      [init.channelId]: () => void this.#end('caller-gone'),
+      [init.externalChannelId]: () => void this.#end('media-lost'),
+    });
+  }
+
+  /**
+   * Bridges the caller to a new externalMedia channel whose RTP comes to a port of `allocator`.
+   * If a step fails, everything created so far is released before the error is thrown.
+   *
+   * @throws {HangupError} when the caller hung up (or left Stasis) during the set-up.
+   * @throws {ResourceExhaustedError} when the RTP port range is used up.
+   * @throws {MediaSetupError} when an ARI request failed or the channel did not enter Stasis in time.
+   */
+  static async open(options: CallMediaOptions): Promise<CallMedia> {
+    const { ari, channelId } = options;
+    const logger = childLogger(options.logger ?? silentLogger, { component: 'call-media', channelId });
+    const bridgeId = randomUUID();
+    const externalChannelId = randomUUID();
+    const startedAt = performance.now();
+    const cleanups: Cleanup[] = [];
+    let callerGone = false;
+    const unwatchCaller = watchChannels(ari, {
+      [channelId]: () => {
+        callerGone = true;
+      },
+    });
+    const hungUp = (): HangupError =>
+      new HangupError(`The caller hung up while its media was being set up (channel ${channelId})`);
+    const step = async <T>(name: string, run: () => Promise<T>): Promise<T> => {
+      if (callerGone) throw hungUp();
+      try {
+        return await run();
+      } catch (error) {
+        if (callerGone) throw hungUp();
+        if (isPassThrough(error)) throw error;
+        throw new MediaSetupError(channelId, name, error);
+      }
+    };
+
+    try {
+      const session = await step('allocating an RTP port', () =>
+        RtpSession.open({
+          allocator: options.allocator,
+          bindAddress: options.bindAddress,
+          ...(options.jitterDepth === undefined ? {} : { jitterDepth: options.jitterDepth }),
+          logger,
+        }),
+      );
+      cleanups.push(() => session.close());
+      // Registered before the requests: a failed or timed-out request may still have created it.
+      cleanups.push(() => tolerateNotFound(ari.bridges.destroy(bridgeId)));
+      cleanups.push(() => tolerateNotFound(ari.channels.hangup(externalChannelId)));
+
+      // The bridge and the externalMedia leg do not depend on each other: set them up together.
+      const bridged = step('bridging the caller', async () => {
+        await ari.bridges.create({ type: 'mixing', bridgeId, name: `asteramisk-${channelId}` });
+        try {
+          await ari.bridges.addChannel(bridgeId, channelId);
+        } catch (error) {
+          // Asterisk answers 400 or 422 for a caller that is gone; only a lookup tells a hangup apart.
+          if (!(await channelExists(ari, channelId))) callerGone = true;
+          throw error;
+        }
+      });
+      const external = step('creating the externalMedia channel', () =>
+        createExternalMedia(options, externalChannelId, session),
+      );
+      const [bridgedResult, externalResult] = await Promise.allSettled([bridged, external]);
+      if (bridgedResult.status === 'rejected') throw bridgedResult.reason;
+      if (externalResult.status === 'rejected') throw externalResult.reason;
+      await step('adding the externalMedia channel to the bridge', () =>
+        ari.bridges.addChannel(bridgeId, externalChannelId),
+      );
+      if (callerGone) throw hungUp();
+      unwatchCaller();
+      const media = new CallMedia({
+        ari,
+        channelId,
+        bridgeId,
+        externalChannelId,
+        session,
+        pacer: options.pacer,
+        logger,
+      });
+      logger.debug(
+        { bridgeId, externalChannelId, rtpPort: session.localPort, setupMs: performance.now() - startedAt },
+        'Call media open',
+      );
+      return media;
+    } catch (error) {
+      unwatchCaller();
+      await runCleanups(cleanups, logger);
+      throw error;
+    }
+  }
+
+  /** The local RTP port. */
+  get localPort(): number {
+    return this.#session.localPort;
+  }
+
+  /** Why the media ended; undefined while it is open. */
+  get endReason(): CallMediaEndReason | undefined {
+    return this.#endReason;
+  }
+
+  get isClosed(): boolean {
+    return this.#endReason !== undefined;
+  }
+
+  /** Resolves, with the reason, once the media ended and everything it held was released. */
+  get closed(): Promise<CallMediaEndReason> {
+    return this.#closed;
+  }
+
+  /** Whether audio is queued or playing. */
+  get playing(): boolean {
+    return this.#player.playing;
+  }
+
+  /** RTP counters of the call. */
+  get stats(): RtpSessionStats & { framesPlayed: number } {
+    return { ...this.#session.stats, framesPlayed: this.#player.stats.framesSent };
+  }
+
+  /** The outbound player, for streaming playback and first-packet timing. */
+  get player(): AudioPlayer {
+    return this.#player;
+  }
+
+  /**
+   * Plays 8 kHz mono PCM to the caller (queued after what is playing). Resolves 'finished' once
+   * sent, 'stopped' if stopped, closed or the caller hung up. Never rejects.
+   */
+  play(pcm: Int16Array): Promise<PlayResult> {
+    return this.#player.play(pcm);
+  }
+
+  /** A playback fed piece by piece (streaming TTS). */
+  stream(): PlaybackStream {
+    return this.#player.stream();
+  }
+
+  /** Stops all playback at the next 20 ms tick (barge-in); resolves then. */
+  stop(): Promise<void> {
+    return this.#player.stop();
+  }
+
+  /** Adds a listener of the caller's audio (20 ms frames of 8 kHz PCM); returns its remover. */
+  onAudio(listener: AudioListener): () => void {
+    return this.#session.onAudio(listener);
+  }
+
+  /**
+   * Ends the media: stops playback, hangs up the externalMedia channel, destroys the bridge (the
+   * caller stays in Stasis), closes the socket and frees the port. Idempotent; never rejects: ARI
+   * objects already gone (404) are fine, other ARI failures are logged.
+   */
+  close(): Promise<void> {
+    return this.#end('closed');
+  }
+
+  #end(reason: CallMediaEndReason): Promise<void> {
+    if (this.#closing) return this.#closing;
+    this.#endReason = reason;
+    this.#unwatch();
+    this.#player.close();
+    this.#logger.debug({ reason }, 'Call media closing');
+    this.#closing = runCleanups(
+      [
+        () => this.#session.close(),
+        () => tolerateNotFound(this.#ari.channels.hangup(this.externalChannelId)),
+        () => tolerateNotFound(this.#ari.bridges.destroy(this.bridgeId)),
+      ],
+      this.#logger,
+    ).then(() => this.#resolveClosed(reason));
+    return this.#closing;
+  }
+}
+
+/** Creates the externalMedia channel and waits until it is in Stasis; points the session at it. */
+async function createExternalMedia(
+  options: CallMediaOptions,
+  externalChannelId: string,
+  session: RtpSession,
+): Promise<void> {
+  const { ari } = options;
+  const timeoutMs = options.setupTimeoutMs ?? 5000;
+  // Listening before the request: Asterisk may send StasisStart before the REST answer.
+  const inStasis = waitForStasisStart(ari, externalChannelId, timeoutMs);
+  try {
+    const host = isIPv6(options.advertiseHost) ? `[${options.advertiseHost}]` : options.advertiseHost;
+    const channel = await ari.channels.externalMedia({
+      ...(options.app === undefined ? {} : { app: options.app }),
+      externalHost: `${host}:${session.localPort}`,
+      format: 'ulaw',
+      encapsulation: 'rtp',
+      transport: 'udp',
+      direction: 'both',
+      channelId: externalChannelId,
+    });
+    const address = channel.channelvars?.UNICASTRTP_LOCAL_ADDRESS;
+    const port = Number(channel.channelvars?.UNICASTRTP_LOCAL_PORT);
+    if (!address || !Number.isInteger(port) || port <= 0)
+      throw new AsteramiskError(
+        `the externalMedia answer has no UNICASTRTP_LOCAL_ADDRESS/PORT (got ${JSON.stringify(channel.channelvars ?? {})})`,
+        { code: 'MEDIA_SETUP' },
+      );
+    session.setRemote(address, port);
+    await inStasis.promise;
+  } finally {
+    inStasis.cancel();
+  }
+}
+
+/** A StasisStart wait that can be cancelled; a ChannelDestroyed of the channel fails it. */
+function waitForStasisStart(
+  ari: AriClient,
+  channelId: string,
+  timeoutMs: number,
+): { promise: Promise<void>; cancel: () => void } {
+  let cancel = (): void => {};
+  const promise = new Promise<void>((resolve, reject) => {
+    const onStart = (event: StasisStartEvent): void => {
+      if (event.channel.id !== channelId) return;
+      cancel();
+      resolve();
+    };
+    const onDestroyed = (event: ChannelDestroyedEvent): void => {
+      if (event.channel.id !== channelId) return;
+      cancel();
+      reject(new AsteramiskError(`the externalMedia channel was destroyed (${event.cause_txt})`));
+    };
+    const timer = setTimeout(() => {
+      cancel();
+      reject(new TimeoutError(`the externalMedia channel did not enter Stasis within ${timeoutMs} ms`));
+    }, timeoutMs);
+    ari.on('StasisStart', onStart);
+    ari.on('ChannelDestroyed', onDestroyed);
+    cancel = () => {
+      clearTimeout(timer);
+      ari.off('StasisStart', onStart);
+      ari.off('ChannelDestroyed', onDestroyed);
+    };
+  });
+  // The caller may stop awaiting (another step failed first); an unobserved rejection is no error.
+  promise.catch(() => {});
+  return { promise, cancel: () => cancel() };
+}
+
+/**
+ * Calls `handlers[id]` when channel `id` leaves Stasis, is destroyed, or is reported lost after an
+ * ARI reconnect. Returns the function that stops watching.
+ */
+function watchChannels(ari: AriClient, handlers: Record<string, () => void>): () => void {
+  const onEnd = (event: StasisEndEvent | ChannelDestroyedEvent): void => handlers[event.channel.id]?.();
+  const onLost = (id: string): void => handlers[id]?.();
+  ari.on('StasisEnd', onEnd);
+  ari.on('ChannelDestroyed', onEnd);
+  ari.on('channelLost', onLost);
+  return () => {
+    ari.off('StasisEnd', onEnd);
+    ari.off('ChannelDestroyed', onEnd);
+    ari.off('channelLost', onLost);
+  };
+}
+
+/** Runs every cleanup at once (they are independent), logging failures instead of throwing. */
+async function runCleanups(cleanups: Cleanup[], logger: Logger): Promise<void> {
+  const results = await Promise.allSettled(cleanups.map((cleanup) => cleanup()));
+  for (const result of results) {
+    if (result.status === 'rejected') {
+      const error = result.reason;
+      logger.warn(
+        { err: error instanceof Error ? error.message : String(error) },
+        'Releasing a media resource failed',
+      );
+    }
+  }
+}
+
+/** Errors that already say what went wrong and are thrown as they are. */
+function isPassThrough(error: unknown): boolean {
+  return (
+    error instanceof HangupError ||
+    error instanceof ResourceExhaustedError ||
+    error instanceof ConfigError ||
+    error instanceof MediaSetupError
+  );
+}
+
+/** False only when Asterisk says the channel does not exist (any other failure: assume it does). */
+async function channelExists(ari: AriClient, channelId: string): Promise<boolean> {
+  try {
+    await ari.channels.get(channelId);
+    return true;
+  } catch (error) {
+    return !(error instanceof AriNotFoundError);
+  }
+}

@@ -1,0 +1,303 @@
+import { randomInt } from 'node:crypto';
+import type { RemoteInfo, Socket } from 'node:dgram';
+import { isIP } from 'node:net';
+import { InvalidInputError } from '../errors.js';
+import { childLogger, type Logger, silentLogger } from '../logger.js';
+import { FRAME_MS, FRAME_SAMPLES } from './audio-frame.js';
+import { decodeAlaw, decodeMulaw, encodeMulaw } from './g711.js';
+import { JitterBuffer } from './jitter-buffer.js';
+import type { PortAllocator } from './port-allocator.js';
+import { decodeRtp, encodeRtp, PT_PCMA, PT_PCMU } from './rtp-packet.js';
+
+/** Options of {@link RtpSession.open}. */
+export interface RtpSessionOptions {
+  /** Where the port comes from. */
+  allocator: PortAllocator;
+  /** Local address to bind (config `rtpBindAddress`). */
+  bindAddress: string;
+  /** Frames of reordering tolerance of the inbound jitter buffer. Default 3. */
+  jitterDepth?: number;
+  /** Socket receive buffer in bytes (the OS caps it at net.core.rmem_max). Default: the OS default. */
+  recvBufferSize?: number;
+  logger?: Logger;
+}
+
+/** Counters of an {@link RtpSession}. */
+export interface RtpSessionStats {
+  /** RTP packets sent. */
+  sent: number;
+  /** Packets accepted from the remote address (before the jitter buffer). */
+  received: number;
+  /** Datagrams dropped because they did not come from the announced remote address and port. */
+  droppedForeign: number;
+  /** Datagrams from the remote that were not valid RTP. */
+  malformed: number;
+  /** RTP packets of a payload type other than PCMU/PCMA (e.g. telephone-event), dropped. */
+  unsupportedPayload: number;
+  /** Packets that arrived after their place in the stream had passed (dropped). */
+  late: number;
+  /** Packets received twice (dropped). */
+  duplicates: number;
+  /** Packets put back in order. */
+  reordered: number;
+  /** Silence frames inserted for lost packets. */
+  concealed: number;
+  /** Times the remote's SSRC changed (the jitter buffer restarts each time). */
+  ssrcChanges: number;
+}
+
+/** Listener of inbound audio: one 20 ms frame of 8 kHz PCM. */
+export type AudioListener = (pcm: Int16Array) => void;
+
+/** True for 0.0.0.0 and :: (an announced address that says "any of mine"). */
+function isUnspecified(address: string): boolean {
+  return address === '0.0.0.0' || address === '::';
+}
+
+/** `::ffff:10.0.0.1` → `10.0.0.1`, so an IPv4 peer seen on a dual-stack socket still matches. */
+function normaliseAddress(address: string): string {
+  return address.startsWith('::ffff:') && isIP(address.slice(7)) === 4 ? address.slice(7) : address;
+}
+
+/**
+ * The RTP side of one call: one UDP socket on a port of the RTP range.
+ *
+ * Inbound, only datagrams from the address and port set with {@link setRemote} are accepted (the
+ * source Asterisk announced in `UNICASTRTP_LOCAL_ADDRESS/PORT`; anyone else who finds the port is
+ * ignored and counted). PCMU (and PCMA) payloads are decoded to PCM, put in order by a
+ * {@link JitterBuffer} and handed to the {@link onAudio} listeners.
+ *
+ * Outbound, the session owns the RTP header: a random SSRC and initial sequence number and
+ * timestamp (RFC 3550 §5.1), +1 / +160 per 20 ms frame, and on the first packet of a talkspurt
+ * the marker bit with the timestamp advanced by the length of the pause before it.
+ */
+export class RtpSession {
+  readonly #socket: Socket;
+  readonly #port: number;
+  readonly #address: string;
+  readonly #logger: Logger;
+  readonly #jitter: JitterBuffer;
+  readonly #listeners = new Set<AudioListener>();
+  #remote: { address: string; port: number; anyAddress: boolean } | undefined;
+  #remoteSsrc: number | undefined;
+  // Outbound header state.
+  readonly #ssrc = randomInt(1, 0xffffffff);
+  #sequence = randomInt(0, 0x10000);
+  #timestamp = randomInt(0, 0x100000000);
+  #lastSentAt: number | undefined;
+  #closed = false;
+  readonly #closedPromise: Promise<void>;
+  readonly #stats = {
+    sent: 0,
+    received: 0,
+    droppedForeign: 0,
+    malformed: 0,
+    unsupportedPayload: 0,
+    ssrcChanges: 0,
+  };
+
+  private constructor(socket: Socket, port: number, address: string, options: RtpSessionOptions) {
+    this.#socket = socket;
+    this.#port = port;
+    this.#address = address;
+    this.#logger = childLogger(options.logger ?? silentLogger, { component: 'rtp', rtpPort: port });
+    this.#jitter = new JitterBuffer({
+      onFrame: (pcm) => this.#deliver(pcm),
+      ...(options.jitterDepth === undefined ? {} : { depth: options.jitterDepth }),
+    });
+    this.#closedPromise = new Promise((resolve) => socket.once('close', resolve));
+    socket.on('message', (datagram, rinfo) => this.#onDatagram(datagram, rinfo));
+    socket.on('error', (error) => {
+      // A send to an unreachable peer (ICMP) must not kill the call; the next packet may succeed.
+      this.#logger.warn({ err: error.message }, 'RTP socket error');
+    });
+  }
+
+  /**
+   * Allocates a port and opens a session on it.
+   *
+   * @throws {ResourceExhaustedError} when the port range is used up.
+   */
+  static async open(options: RtpSessionOptions): Promise<RtpSession> {
+    const { socket, port, address } = await options.allocator.allocate(options.bindAddress);
+    if (options.recvBufferSize !== undefined) {
+      try {
+        socket.setRecvBufferSize(options.recvBufferSize);
+      } catch {
+        // Best effort: the OS refuses sizes above its limit on some systems.
+      }
+    }
+    return new RtpSession(socket, port, address, options);
+  }
+
+  /** The local UDP port (what `external_host` names). */
+  get localPort(): number {
+    return this.#port;
+  }
+
+  /** The local bind address. */
+  get localAddress(): string {
+    return this.#address;
+  }
+
+  /** The SSRC of the packets this session sends. */
+  get ssrc(): number {
+    return this.#ssrc;
+  }
+
+  /** Where packets are sent to and accepted from, once set. */
+  get remote(): { address: string; port: number } | undefined {
+    return this.#remote && { address: this.#remote.address, port: this.#remote.port };
+  }
+
+  get isClosed(): boolean {
+    return this.#closed;
+  }
+
+  /** Resolves once the socket is closed and the port is back in the allocator. */
+  get closed(): Promise<void> {
+    return this.#closedPromise;
+  }
+
+  /** A copy of the counters. */
+  get stats(): RtpSessionStats {
+    const j = this.#jitter.stats;
+    return {
+      ...this.#stats,
+      late: j.late,
+      duplicates: j.duplicates,
+      reordered: j.reordered,
+      concealed: j.concealed,
+    };
+  }
+
+  /**
+   * Sets the peer: Asterisk's `UNICASTRTP_LOCAL_ADDRESS` and `UNICASTRTP_LOCAL_PORT`. From now on
+   * packets go there, and only packets from there are accepted. An unspecified address (0.0.0.0,
+   * ::) matches the port only and latches on the first source seen.
+   *
+   * @throws {InvalidInputError} for an address that is not an IP or a port out of range.
+   */
+  setRemote(address: string, port: number): void {
+    const normalised = normaliseAddress(address);
+    if (isIP(normalised) === 0) throw new InvalidInputError(`RTP remote address '${address}' is not an IP`);
+    if (!Number.isInteger(port) || port < 1 || port > 65535)
+      throw new InvalidInputError(`RTP remote port '${port}' is not a UDP port`);
+    this.#remote = { address: normalised, port, anyAddress: isUnspecified(normalised) };
+  }
+
+  /** Adds a listener of inbound audio frames; returns a function that removes it. */
+  onAudio(listener: AudioListener): () => void {
+    this.#listeners.add(listener);
+    return () => {
+      this.#listeners.delete(listener);
+    };
+  }
+
+  /**
+   * Sends one frame of PCM (normally 160 samples) as a PCMU packet.
+   *
+   * @param startsTalkspurt true for the first frame after a pause (or the very first): sets the
+   *   marker bit and advances the timestamp by the pause, measured on the monotonic clock.
+   * @returns false when the session is closed or has no remote yet (nothing was sent).
+   */
+  sendFrame(pcm: Int16Array, startsTalkspurt: boolean): boolean {
+    return this.sendPayload(encodeMulaw(pcm), startsTalkspurt);
+  }
+
+  /** Like {@link sendFrame}, for a frame already encoded as µ-law (one byte per sample). */
+  sendPayload(ulaw: Buffer, startsTalkspurt: boolean): boolean {
+    const remote = this.#remote;
+    if (this.#closed || !remote || remote.anyAddress) return false;
+    const now = performance.now();
+    const samples = ulaw.length;
+    if (this.#lastSentAt !== undefined) {
+      // Continuous audio advances by exactly one frame; after a pause, by the pause's length too,
+      // so the receiver plays the new talkspurt after a matching gap.
+      let advance = samples;
+      if (startsTalkspurt) {
+        const elapsedFrames = Math.round((now - this.#lastSentAt) / FRAME_MS);
+        advance = Math.max(1, elapsedFrames) * FRAME_SAMPLES;
+      }
+      this.#timestamp = (this.#timestamp + advance) >>> 0;
+    }
+    const packet = encodeRtp({
+      payloadType: PT_PCMU,
+      marker: startsTalkspurt,
+      sequenceNumber: this.#sequence,
+      timestamp: this.#timestamp,
+      ssrc: this.#ssrc,
+      csrc: [],
+      payload: ulaw,
+    });
+    this.#sequence = (this.#sequence + 1) & 0xffff;
+    this.#lastSentAt = now;
+    this.#stats.sent++;
+    this.#socket.send(packet, remote.port, remote.address);
+    return true;
+  }
+
+  /** Closes the socket (the port returns to the allocator), stops the jitter timer. Idempotent. */
+  close(): Promise<void> {
+    if (!this.#closed) {
+      this.#closed = true;
+      this.#listeners.clear();
+      this.#jitter.close();
+      try {
+        this.#socket.close();
+      } catch {
+        // Already closed underneath us (ERR_SOCKET_DGRAM_NOT_RUNNING): its 'close' event has fired.
+      }
+    }
+    return this.#closedPromise;
+  }
+
+  #onDatagram(datagram: Buffer, rinfo: RemoteInfo): void {
+    if (this.#closed) return;
+    const remote = this.#remote;
+    const source = normaliseAddress(rinfo.address);
+    if (!remote || rinfo.port !== remote.port || (!remote.anyAddress && source !== remote.address)) {
+      this.#stats.droppedForeign++;
+      return;
+    }
+    if (remote.anyAddress) this.#remote = { address: source, port: remote.port, anyAddress: false };
+    const packet = decodeRtp(datagram);
+    if (!packet) {
+      this.#stats.malformed++;
+      return;
+    }
+    let pcm: Int16Array;
+    if (packet.payloadType === PT_PCMU) pcm = decodeMulaw(packet.payload);
+    else if (packet.payloadType === PT_PCMA) pcm = decodeAlaw(packet.payload);
+    else {
+      this.#stats.unsupportedPayload++;
+      return;
+    }
+    if (pcm.length === 0) return;
+    this.#stats.received++;
+    if (packet.ssrc !== this.#remoteSsrc) {
+      if (this.#remoteSsrc !== undefined) {
+        // Asterisk changes SSRC when the source behind the leg changes (bridge technology switch, a
+        // masquerade): its sequence numbers start elsewhere, so the buffer must start again.
+        this.#stats.ssrcChanges++;
+        this.#jitter.reset();
+      }
+      this.#remoteSsrc = packet.ssrc;
+    }
+    this.#jitter.push(packet.sequenceNumber, pcm);
+  }
+
+  #deliver(pcm: Int16Array): void {
+    for (const listener of this.#listeners) {
+      try {
+        listener(pcm);
+      } catch (error) {
+        // One faulty consumer (an STT adapter) must not starve the others or break the socket loop.
+        this.#logger.error(
+          { err: error instanceof Error ? error.message : String(error) },
+          'An audio listener threw',
+        );
+      }
+    }
+  }
+}

@@ -1,0 +1,177 @@
+import { describe, expect, it } from 'vitest';
+import { type PacedStream, Pacer, type PacerClock, type TickInfo } from '../src/media/pacer.js';
+
+/**
+ * A simulated clock: timers fire in time order, each `lateness()` ms after it was due (as a busy
+ * event loop would fire them), and time only moves when a timer fires.
+ */
+class SimulatedClock implements PacerClock {
+  time = 1000;
+  #timers: { at: number; fn: () => void; id: number }[] = [];
+  #ids = 0;
+  constructor(private readonly lateness: () => number) {}
+  now(): number {
+    return this.time;
+  }
+  setTimer(fn: () => void, delayMs: number): unknown {
+    const id = ++this.#ids;
+    this.#timers.push({ at: this.time + delayMs + this.lateness(), fn, id });
+    return id;
+  }
+  clearTimer(handle: unknown): void {
+    this.#timers = this.#timers.filter((t) => t.id !== handle);
+  }
+  /** Runs timers until `until` (simulated ms). */
+  runUntil(until: number): void {
+    for (;;) {
+      this.#timers.sort((a, b) => a.at - b.at);
+      const next = this.#timers[0];
+      if (!next || next.at > until) break;
+      this.#timers.shift();
+      this.time = Math.max(this.time, next.at);
+      next.fn();
+    }
+    this.time = until;
+  }
+  get pending(): number {
+    return this.#timers.length;
+  }
+}
+
+/** A deterministic pseudo-random sequence (mulberry32), so a failure can be replayed. */
+function random(seed: number): () => number {
+  let a = seed;
+  return () => {
+    a = (a + 0x6d2b79f5) | 0;
+    let t = Math.imul(a ^ (a >>> 15), 1 | a);
+    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** A stream that counts its ticks and checks it is never called twice in one tick. */
+class CountingStream implements PacedStream {
+  calls = 0;
+  ticks = new Set<number>();
+  twice = 0;
+  onTick(tick: number): void {
+    this.calls++;
+    if (this.ticks.has(tick)) this.twice++;
+    this.ticks.add(tick);
+  }
+}
+
+describe('Pacer', () => {
+  it('gives every registered stream exactly one call per tick, every 20 ms', async () => {
+    const pacer = new Pacer();
+    const streams = Array.from({ length: 5 }, () => new CountingStream());
+    const ticks: TickInfo[] = [];
+    const tenTicks = new Promise<void>((resolve) => {
+      const off = pacer.observe((info) => {
+        ticks.push(info);
+        if (ticks.length === 10) {
+          off();
+          resolve();
+        }
+      });
+    });
+    for (const s of streams) pacer.add(s);
+    await tenTicks;
+    for (const s of streams) pacer.remove(s);
+    expect(pacer.running).toBe(false);
+    for (const s of streams) {
+      expect(s.calls).toBe(10);
+      expect(s.twice).toBe(0);
+    }
+    // Tick k is scheduled for origin + 20k ms.
+    const origin = ticks[0]!.idealMs;
+    for (const [k, t] of ticks.entries()) expect(t.idealMs).toBeCloseTo(origin + 20 * k, 6);
+  });
+
+  it('runs only while a stream is registered and starts with a tick at once', () => {
+    const clock = new SimulatedClock(() => 0);
+    const pacer = new Pacer({ clock });
+    expect(clock.pending).toBe(0);
+    const stream = new CountingStream();
+    pacer.add(stream);
+    expect(pacer.running).toBe(true);
+    clock.runUntil(clock.time);
+    expect(stream.calls).toBe(1);
+    clock.runUntil(clock.time + 100);
+    expect(stream.calls).toBe(6);
+    pacer.remove(stream);
+    expect(pacer.running).toBe(false);
+    expect(clock.pending).toBe(0);
+  });
+
+  it('a stream that unregisters inside its tick is called no more, and the clock stops', () => {
+    const clock = new SimulatedClock(() => 0);
+    const pacer = new Pacer({ clock });
+    let calls = 0;
+    const once: PacedStream = {
+      onTick: () => {
+        calls++;
+        pacer.remove(once);
+      },
+    };
+    pacer.add(once);
+    clock.runUntil(clock.time + 200);
+    expect(calls).toBe(1);
+    expect(clock.pending).toBe(0);
+  });
+
+  it('catches up at most two ticks after a stall and skips the rest', () => {
+    let stall = 0;
+    const clock = new SimulatedClock(() => {
+      const late = stall;
+      stall = 0;
+      return late;
+    });
+    const pacer = new Pacer({ clock });
+    const stream = new CountingStream();
+    const bursts: number[] = [];
+    let lastActual = -1;
+    pacer.observe((t) => {
+      if (t.actualMs === lastActual) bursts[bursts.length - 1]!++;
+      else bursts.push(1);
+      lastActual = t.actualMs;
+    });
+    pacer.add(stream);
+    clock.runUntil(clock.time + 100);
+    stall = 205; // the event loop blocks for ~10 ticks
+    clock.runUntil(clock.time + 600);
+    expect(Math.max(...bursts)).toBe(2);
+    expect(pacer.stats.skippedTicks).toBeGreaterThanOrEqual(8);
+    pacer.remove(stream);
+  });
+
+  it('does not drift: after 10 simulated minutes of late timers, ticks are still on the ideal clock', () => {
+    const rand = random(42);
+    // Timers fire 0–4 ms late, with a 30–80 ms stall about once a minute.
+    const clock = new SimulatedClock(() => (rand() < 1 / 3000 ? 30 + rand() * 50 : rand() * 4));
+    const pacer = new Pacer({ clock });
+    const stream = new CountingStream();
+    let last: TickInfo | undefined;
+    let worst = 0;
+    pacer.observe((t) => {
+      last = t;
+      worst = Math.max(worst, t.actualMs - t.idealMs);
+    });
+    const start = clock.time;
+    pacer.add(stream);
+    const tenMinutes = 10 * 60 * 1000;
+    clock.runUntil(start + tenMinutes);
+    pacer.remove(stream);
+    const expectedTicks = tenMinutes / 20 + 1;
+    const { ticks, skippedTicks } = pacer.stats;
+    // Every 20 ms slot of the ten minutes was either run or (after a stall) skipped: none lost to drift.
+    expect(ticks + skippedTicks).toBeGreaterThanOrEqual(expectedTicks - 1);
+    expect(ticks + skippedTicks).toBeLessThanOrEqual(expectedTicks);
+    expect(skippedTicks).toBeLessThan(100);
+    // The last tick is within one timer lateness of its ideal time, which itself is on the 20 ms grid.
+    expect(last!.actualMs - last!.idealMs).toBeLessThan(5);
+    expect((last!.idealMs - start) % 20).toBeCloseTo(0, 6);
+    expect(last!.idealMs).toBeGreaterThan(start + tenMinutes - 40);
+    expect(worst).toBeLessThan(100);
+  });
+});

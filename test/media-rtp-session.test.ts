@@ -1,0 +1,181 @@
+import { createSocket, type Socket } from 'node:dgram';
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import { mulawToLinear } from '../src/media/g711.js';
+import { PortAllocator } from '../src/media/port-allocator.js';
+import { decodeRtp, encodeRtp, PT_PCMU, type RtpPacket } from '../src/media/rtp-packet.js';
+import { RtpSession } from '../src/media/rtp-session.js';
+
+const base = 20000 + Math.floor(Math.random() * 10000);
+const allocator = new PortAllocator({ min: base, max: base + 50 });
+const cleanups: (() => unknown)[] = [];
+
+afterEach(async () => {
+  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
+});
+
+/** A UDP peer playing Asterisk's side of the externalMedia leg. */
+async function peer(address = '127.0.0.1'): Promise<{
+  socket: Socket;
+  port: number;
+  received: RtpPacket[];
+  send: (to: number, sequence: number, payloadByte: number, extra?: Partial<RtpPacket>) => Promise<void>;
+}> {
+  const socket = createSocket('udp4');
+  const received: RtpPacket[] = [];
+  socket.on('message', (msg) => {
+    const packet = decodeRtp(msg);
+    if (packet) received.push(packet);
+  });
+  await new Promise<void>((resolve) => socket.bind(0, address, resolve));
+  cleanups.push(() => socket.close());
+  const send = (to: number, sequence: number, payloadByte: number, extra: Partial<RtpPacket> = {}) =>
+    new Promise<void>((resolve, reject) => {
+      const packet = encodeRtp({
+        payloadType: PT_PCMU,
+        marker: false,
+        sequenceNumber: sequence,
+        timestamp: sequence * 160,
+        ssrc: 0x1234,
+        csrc: [],
+        payload: Buffer.alloc(160, payloadByte),
+        ...extra,
+      });
+      socket.send(packet, to, '127.0.0.1', (error) => (error ? reject(error) : resolve()));
+    });
+  return { socket, port: socket.address().port, received, send };
+}
+
+async function session(): Promise<RtpSession> {
+  const s = await RtpSession.open({ allocator, bindAddress: '127.0.0.1' });
+  cleanups.push(() => s.close());
+  return s;
+}
+
+/** Collects inbound frames (identified by their first sample) and waits for a count. */
+function frames(s: RtpSession) {
+  const out: number[] = [];
+  const waiters: { count: number; resolve: () => void }[] = [];
+  s.onAudio((pcm) => {
+    out.push(pcm[0]!);
+    for (const w of [...waiters]) if (out.length >= w.count) w.resolve();
+  });
+  return {
+    out,
+    waitFor: (count: number) =>
+      out.length >= count
+        ? Promise.resolve()
+        : new Promise<void>((resolve) => waiters.push({ count, resolve })),
+  };
+}
+
+describe('RtpSession inbound', () => {
+  it('accepts only the announced address and port, and counts the rest', async () => {
+    const s = await session();
+    const asterisk = await peer();
+    const otherPort = await peer();
+    const otherAddress = await peer('127.0.0.2');
+    s.setRemote('127.0.0.1', asterisk.port);
+    const got = frames(s);
+    await otherPort.send(s.localPort, 1, 0x10);
+    await otherAddress.send(s.localPort, 2, 0x20);
+    await asterisk.send(s.localPort, 3, 0x30);
+    await got.waitFor(1);
+    expect(got.out).toEqual([mulawToLinear(0x30)]);
+    expect(s.stats).toMatchObject({ received: 1, droppedForeign: 2 });
+  });
+
+  it('drops everything before the remote is known', async () => {
+    const s = await session();
+    const asterisk = await peer();
+    const got = frames(s);
+    await asterisk.send(s.localPort, 1, 0x10);
+    // No event marks a dropped datagram: poll the counter until the socket has read it.
+    await vi.waitFor(() => expect(s.stats.droppedForeign).toBe(1), { timeout: 2000, interval: 5 });
+    s.setRemote('127.0.0.1', asterisk.port);
+    await asterisk.send(s.localPort, 2, 0x20);
+    await got.waitFor(1);
+    expect(got.out).toEqual([mulawToLinear(0x20)]);
+    expect(s.stats.droppedForeign).toBe(1);
+  });
+
+  it('reorders, survives the 65535 → 0 wrap and drops duplicates end to end', async () => {
+    const s = await session();
+    const asterisk = await peer();
+    s.setRemote('127.0.0.1', asterisk.port);
+    const got = frames(s);
+    const order: [number, number][] = [
+      [65534, 0x01],
+      [0, 0x03],
+      [65535, 0x02],
+      [65535, 0x02],
+      [1, 0x04],
+      [3, 0x06],
+      [2, 0x05],
+    ];
+    for (const [sequence, byte] of order) await asterisk.send(s.localPort, sequence, byte);
+    await got.waitFor(6);
+    expect(got.out).toEqual([0x01, 0x02, 0x03, 0x04, 0x05, 0x06].map(mulawToLinear));
+    expect(s.stats).toMatchObject({ received: 7, duplicates: 1, reordered: 2, concealed: 0 });
+  });
+
+  it('counts malformed datagrams and foreign payload types without delivering them', async () => {
+    const s = await session();
+    const asterisk = await peer();
+    s.setRemote('127.0.0.1', asterisk.port);
+    const got = frames(s);
+    await new Promise<void>((resolve) =>
+      asterisk.socket.send(Buffer.from('hello'), s.localPort, '127.0.0.1', () => resolve()),
+    );
+    await asterisk.send(s.localPort, 1, 0x10, { payloadType: 101 });
+    await asterisk.send(s.localPort, 2, 0x20);
+    await got.waitFor(1);
+    expect(s.stats).toMatchObject({ malformed: 1, unsupportedPayload: 1, received: 1 });
+  });
+
+  it('starts the jitter buffer again when the SSRC changes', async () => {
+    const s = await session();
+    const asterisk = await peer();
+    s.setRemote('127.0.0.1', asterisk.port);
+    const got = frames(s);
+    await asterisk.send(s.localPort, 100, 0x10);
+    await asterisk.send(s.localPort, 5, 0x20, { ssrc: 0x9999 });
+    await asterisk.send(s.localPort, 6, 0x30, { ssrc: 0x9999 });
+    await got.waitFor(3);
+    expect(got.out).toEqual([0x10, 0x20, 0x30].map(mulawToLinear));
+    expect(s.stats).toMatchObject({ ssrcChanges: 1, late: 0 });
+  });
+});
+
+describe('RtpSession outbound', () => {
+  it('owns the header: one random SSRC, +1 sequence, +160 timestamp, marker on a talkspurt start', async () => {
+    const s = await session();
+    const asterisk = await peer();
+    s.setRemote('127.0.0.1', asterisk.port);
+    const pcm = new Int16Array(160);
+    expect(s.sendFrame(pcm, true)).toBe(true);
+    s.sendFrame(pcm, false);
+    s.sendFrame(pcm, false);
+    while (asterisk.received.length < 3)
+      await new Promise((resolve) => asterisk.socket.once('message', resolve));
+    const [a, b, c] = asterisk.received as [RtpPacket, RtpPacket, RtpPacket];
+    expect([a.ssrc, b.ssrc, c.ssrc]).toEqual([s.ssrc, s.ssrc, s.ssrc]);
+    expect([a.marker, b.marker, c.marker]).toEqual([true, false, false]);
+    expect((b.sequenceNumber - a.sequenceNumber) & 0xffff).toBe(1);
+    expect((c.sequenceNumber - b.sequenceNumber) & 0xffff).toBe(1);
+    expect((b.timestamp - a.timestamp) >>> 0).toBe(160);
+    expect(a.payload.length).toBe(160);
+    expect(a.payloadType).toBe(PT_PCMU);
+  });
+
+  it('sends nothing without a remote or after close, and gives the port back on close', async () => {
+    const s = await session();
+    expect(s.sendFrame(new Int16Array(160), true)).toBe(false);
+    const port = s.localPort;
+    expect(allocator.holds(port)).toBe(true);
+    await s.close();
+    expect(allocator.holds(port)).toBe(false);
+    s.setRemote('127.0.0.1', 9);
+    expect(s.sendFrame(new Int16Array(160), true)).toBe(false);
+    await s.close(); // idempotent
+  });
+});
