@@ -62,6 +62,11 @@ export class SimPhone implements ChannelAudioSink {
     return this.endedWith !== undefined;
   }
 
+  /** Milliseconds of audio that have reached the phone over the media path so far. */
+  get heardMs(): number {
+    return this.heardBytes / 8;
+  }
+
   /** Presses keys: one RFC 4733 digit per character, `gapMs` apart. */
   async press(digits: string, options: { gapMs?: number; durationMs?: number } = {}): Promise<void> {
     const gap = options.gapMs ?? 60;

@@ -1,0 +1,37 @@
+/**
+ * asteramisk: program the Asterisk PBX like Twilio. Start with {@link Server}; see README.md.
+ */
+export { AmiClient } from './asterisk/ami-client.js';
+export type * from './asterisk/ami-types.js';
+export { AriClient, type AriClientOptions, type AriReconnectedInfo } from './asterisk/ari-client.js';
+export type * from './asterisk/ari-events.js';
+export type * from './asterisk/ari-types.js';
+export { AsteriskConnection } from './asterisk/asterisk-connection.js';
+export { type DialplanEntry, DialplanRegistrar } from './asterisk/dialplan-registrar.js';
+export type { CallServicesOptions } from './call-services.js';
+export { type Config, type ConfigOptions, ENV_NAMES, redactConfig, resolveConfig } from './config.js';
+export * from './errors.js';
+export { createDefaultLogger, type LogFields, type Logger, silentLogger } from './logger.js';
+export { type PhoneHeard, SimPhone } from './sandbox/sim-phone.js';
+export { SimCallRejectedError, Simulator, type SimulatorOptions } from './sandbox/simulator.js';
+export {
+  type ExtensionHandlers,
+  Server,
+  type ServerOptions,
+  type TextHandler,
+  type VoiceHandler,
+} from './server.js';
+export * from './stt/index.js';
+export * from './tts/index.js';
+export type { ChoiceOptions, MenuAction } from './ui/conversation.js';
+export type { GatherOptions } from './ui/verbs/gather.js';
+export type { PromptOptions } from './ui/verbs/prompt.js';
+export { type Recording, RecordingHangupError, type RecordOptions } from './ui/verbs/record.js';
+export {
+  type PlayableMedia,
+  type SayOptions,
+  type TransferDestination,
+  VoiceUI,
+  type VoiceUIEvents,
+  type VoiceUIState,
+} from './ui/voice-ui.js';

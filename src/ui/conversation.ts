@@ -1,0 +1,38 @@
+/**
+ * What the shared conversational verbs (menu, select, choose, askYesNo) need from a UI, voice or
+ * text. Each UI implements it with its own input: keypad digits on a call, replies in a chat.
+ */
+export interface Conversation {
+  readonly kind: 'voice' | 'text';
+  /** Speaks or sends `text`. */
+  say(text: string): Promise<void>;
+  /**
+   * Asks `prompt` and reads one choice: up to `maxLength` digits on a call, the next reply in a
+   * chat (trimmed). `''` means no input. Throws GoBackError when the caller asks to go back inside
+   * a menu callback.
+   */
+  readChoice(prompt: string, maxLength: number, timeoutSeconds?: number): Promise<string>;
+  /** Consecutive empty inputs before InputTimeoutError. */
+  readonly maxNoInputAttempts: number;
+  /** Nesting depth of menu callbacks: going back is possible only inside one. */
+  menuDepth: number;
+}
+
+/** A menu option: what runs when the caller picks its key. */
+export type MenuAction<T> = () => T | Promise<T>;
+
+/** Options of menu, select, choose and askYesNo. */
+export interface ChoiceOptions {
+  /** Consecutive empty inputs before InputTimeoutError. Default: the config's MAX_NO_INPUT_ATTEMPTS. */
+  maxAttempts?: number;
+  /** Seconds to wait for an answer at each attempt. Default: 5 on a call (Twilio's Gather), the prompt timeout in a chat. */
+  timeout?: number;
+}
+
+/** Joins prompt fragments with single spaces, dropping empty ones. */
+export function joinPrompt(...parts: (string | undefined)[]): string {
+  return parts
+    .map((p) => p?.trim() ?? '')
+    .filter(Boolean)
+    .join(' ');
+}

@@ -1,0 +1,105 @@
+import { randomUUID } from 'node:crypto';
+import { InvalidInputError } from '../../errors.js';
+import type { VoiceCallContext } from '../voice-call-context.js';
+
+/** What can be played to a caller: Asterisk media URIs, or audio rendered by the library. */
+export type VoiceOutput = { kind: 'uris'; uris: string[] } | { kind: 'pcm'; pcm: Int16Array };
+
+/** How an output ended. */
+export type OutputResult = 'finished' | 'interrupted';
+
+/** Media URI schemes Asterisk 22 plays; anything else is accepted by ARI but never finishes. */
+const SCHEMES = new Set(['sound', 'recording', 'number', 'digits', 'characters', 'tone']);
+
+/** A playback still running after this long is abandoned: Asterisk never finishes some (see README). */
+const PLAYBACK_SAFETY_TIMEOUT_MS = 60 * 60 * 1000;
+
+/** Checks media URIs before they reach Asterisk (which would accept a bad one and never finish it). */
+export function validateMediaUris(uris: readonly string[]): void {
+  for (const uri of uris) {
+    const scheme = uri.slice(0, Math.max(0, uri.indexOf(':')));
+    if (!SCHEMES.has(scheme) || uri.length === scheme.length + 1) {
+      throw new InvalidInputError(
+        `Cannot play ${JSON.stringify(uri)}: use sound:, recording:, number:, digits:, characters: or tone:`,
+      );
+    }
+    if (/[,\r\n]/.test(uri))
+      throw new InvalidInputError(`A media URI cannot contain a comma or line break: ${JSON.stringify(uri)}`);
+  }
+}
+
+/**
+ * Plays `output` to the caller and resolves when it has been played, or interrupted. When
+ * `interruptible`, a key press stops it at once (and stays buffered as input); a key typed ahead
+ * before it started means it is not played at all.
+ */
+export async function playOutput(
+  ctx: VoiceCallContext,
+  output: VoiceOutput,
+  options: { interruptible: boolean },
+): Promise<OutputResult> {
+  ctx.scope.assertActive();
+  await ctx.ensureAnswered();
+  if (options.interruptible && ctx.digits.size > 0) return 'interrupted';
+  let interrupted = false;
+  let stop = (): void => {};
+  const unsubscribe = options.interruptible
+    ? ctx.digits.onPush(() => {
+        interrupted = true;
+        stop();
+      })
+    : () => {};
+  try {
+    if (output.kind === 'pcm') {
+      const audio = await ctx.scope.race(ctx.audio());
+      if (interrupted) return 'interrupted';
+      stop = () => audio.stop();
+      const result = await ctx.scope.race(audio.play(output.pcm));
+      return interrupted || result === 'stopped' ? 'interrupted' : 'finished';
+    }
+    validateMediaUris(output.uris);
+    const playbackId = randomUUID();
+    const finished = ctx.playbacks.wait(playbackId, PLAYBACK_SAFETY_TIMEOUT_MS, 'PlaybackFinished');
+    finished.catch(() => {});
+    ctx.activePlaybacks.add(playbackId);
+    stop = () => {
+      ctx.ari.playbacks.stop(playbackId).catch(() => {});
+    };
+    try {
+      await ctx.scope.race(ctx.ari.channels.play(ctx.channelId, output.uris, { playbackId }));
+      if (interrupted) stop();
+      await ctx.scope.race(finished);
+      return interrupted ? 'interrupted' : 'finished';
+    } finally {
+      ctx.activePlaybacks.delete(playbackId);
+      ctx.playbacks.forget(playbackId);
+    }
+  } finally {
+    unsubscribe();
+  }
+}
+
+/** Renders `text` with the configured TTS engine (cached). */
+export async function synthesize(
+  ctx: VoiceCallContext,
+  text: string,
+  options: { voice?: string; language?: string },
+): Promise<VoiceOutput> {
+  if (!ctx.speaker)
+    throw new InvalidInputError('No text-to-speech engine is configured: pass `tts` to Server.create');
+  // The engine's own default voice comes from SYSTEM_VOICE; only an explicit voice is passed.
+  const pcm = await ctx.scope.race(
+    ctx.speaker.speak(text, {
+      ...(options.voice ? { voice: options.voice } : {}),
+      ...(options.language ? { language: options.language } : {}),
+      signal: ctx.scope.signal,
+    }),
+  );
+  return { kind: 'pcm', pcm };
+}
+
+/** Stops everything being said or played on the call, at the next frame. */
+export function stopOutput(ctx: VoiceCallContext): void {
+  ctx.openAudio()?.stop();
+  for (const id of ctx.activePlaybacks) ctx.ari.playbacks.stop(id).catch(() => {});
+}

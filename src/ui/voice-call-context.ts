@@ -1,0 +1,58 @@
+import type { AriClient } from '../asterisk/ari-client.js';
+import type { PlaybackFinishedEvent, RecordingFinishedEvent } from '../asterisk/ari-events.js';
+import type { Config } from '../config.js';
+import type { Logger } from '../logger.js';
+import type { SttEngine } from '../stt/stt-engine.js';
+import type { CallScope } from './call-scope.js';
+import type { DigitBuffer } from './digit-buffer.js';
+import type { KeyedWaiters } from './keyed-waiters.js';
+
+/** What a call's media path offers the UI: audio out, audio in, and the bridge it lives in. */
+export interface CallAudio {
+  /** Plays 8 kHz PCM to the caller; 'stopped' when {@link stop} cut it short. */
+  play(pcm: Int16Array): Promise<'finished' | 'stopped'>;
+  /** Stops what is playing at the next 20 ms frame. */
+  stop(): void;
+  /** Receives the caller's audio in 20 ms frames; returns the unsubscribe function. */
+  onAudio(listener: (pcm: Int16Array) => void): () => void;
+  /** The mixing bridge holding the caller and the media leg. */
+  readonly bridgeId: string;
+  /** The externalMedia channel. */
+  readonly externalChannelId: string;
+  close(): Promise<void>;
+}
+
+/** Text to speech as the UI uses it: text in, 8 kHz PCM out (cached). */
+export interface Speaker {
+  speak(
+    text: string,
+    options: { voice?: string; language?: string; signal?: AbortSignal },
+  ): Promise<Int16Array>;
+}
+
+/**
+ * Everything the voice verbs (say, play, gather, prompt, record…) share about one call. Built by
+ * the VoiceUI; the verbs are small functions over it.
+ */
+export interface VoiceCallContext {
+  readonly ari: AriClient;
+  readonly channelId: string;
+  readonly config: Config;
+  readonly scope: CallScope;
+  readonly digits: DigitBuffer;
+  readonly logger: Logger;
+  readonly playbacks: KeyedWaiters<PlaybackFinishedEvent>;
+  readonly recordings: KeyedWaiters<RecordingFinishedEvent>;
+  readonly speaker: Speaker | undefined;
+  readonly stt: SttEngine | undefined;
+  /** Nesting depth of menu callbacks (for `*` back navigation). */
+  menuDepth: number;
+  /** Opens the media path on first use. */
+  audio(): Promise<CallAudio>;
+  /** The media path if it is open, without opening it. */
+  openAudio(): CallAudio | undefined;
+  /** Answers the call if it is not answered yet. */
+  ensureAnswered(): Promise<void>;
+  /** ARI playbacks running on the call, so stopSpeaking can stop them. */
+  readonly activePlaybacks: Set<string>;
+}

@@ -1,0 +1,551 @@
+import type { AriClient } from '../asterisk/ari-client.js';
+import type { AriEvent, PlaybackFinishedEvent, RecordingFinishedEvent } from '../asterisk/ari-events.js';
+import type { Channel } from '../asterisk/ari-types.js';
+import type { Config } from '../config.js';
+import { AriNotFoundError, HangupError, InvalidInputError } from '../errors.js';
+import type { Logger } from '../logger.js';
+import type { SttEngine } from '../stt/stt-engine.js';
+import type { CallEventSink } from './call-event-router.js';
+import { CallScope } from './call-scope.js';
+import type { ChoiceOptions, Conversation, MenuAction } from './conversation.js';
+import { DigitBuffer } from './digit-buffer.js';
+import { KeyedWaiters } from './keyed-waiters.js';
+import { type GatherOptions, gather } from './verbs/gather.js';
+import { askYesNo, choose, menu, select } from './verbs/menu.js';
+import { playOutput, stopOutput, synthesize, type VoiceOutput } from './verbs/output.js';
+import { type PromptOptions, prompt, transcripts } from './verbs/prompt.js';
+import { type Recording, type RecordOptions, record } from './verbs/record.js';
+import type { CallAudio, Speaker, VoiceCallContext } from './voice-call-context.js';
+
+/** Options of {@link VoiceUI.say}. */
+export interface SayOptions {
+  /** TTS voice; default the config's SYSTEM_VOICE. */
+  voice?: string;
+  /** Language, e.g. `en-US`. */
+  language?: string;
+  /** A key press stops it (and is kept as input). Default false. */
+  interruptible?: boolean;
+}
+
+/** What {@link VoiceUI.play} accepts: Asterisk media URIs, 8 kHz PCM, or WAV files (as Buffers). */
+export type PlayableMedia = string | Int16Array | Buffer;
+
+/** Where {@link VoiceUI.transfer} sends the call. */
+export type TransferDestination =
+  | { context?: string; extension: string; priority?: number }
+  | { endpoint: string };
+
+/** State of a call as a VoiceUI sees it. */
+export type VoiceUIState = 'ringing' | 'up' | 'ended';
+
+/** Events of a VoiceUI. */
+export interface VoiceUIEvents {
+  dtmf: (digit: string) => void;
+  ended: (reason: string) => void;
+}
+
+/** @internal What a VoiceUI is built from (by the Server or the Communicator). */
+export interface VoiceUIDeps {
+  ari: AriClient;
+  channel: Channel;
+  config: Config;
+  logger: Logger;
+  speaker: Speaker | undefined;
+  stt: SttEngine | undefined;
+  /** Opens the per-call media path (externalMedia leg + bridge). */
+  openAudio: (channelId: string, onBridge: (bridgeId: string) => void) => Promise<CallAudio>;
+  /** Decodes a WAV buffer to 8 kHz PCM. */
+  decodeWav: (wav: Buffer) => Int16Array;
+}
+
+/**
+ * One phone call, driven by awaiting its methods. Created by the Server for each inbound call
+ * (and by the Communicator for outbound ones); the handler receives it.
+ *
+ * Every awaited method rejects with {@link HangupError} as soon as the caller hangs up, and the
+ * call's resources (media leg, bridge, timers, listeners) are released when it ends.
+ *
+ * ```ts
+ * server.registerExtension('1000', { voice: async (ui) => {
+ *   await ui.answer();
+ *   const pin = await ui.gather('Enter your PIN, then press pound.', { numDigits: 4 });
+ *   await ui.say(`You entered ${pin.split('').join(' ')}`);
+ * }});
+ * ```
+ */
+export class VoiceUI implements CallEventSink {
+  /** The caller's number (CALLERID(num)). */
+  readonly remoteNumber: string;
+  /** The caller's name (CALLERID(name)). */
+  readonly remoteName: string;
+  /** The number that was dialed. */
+  readonly localNumber: string;
+  /** The Asterisk channel id. */
+  readonly channelId: string;
+  /** The Asterisk channel name (`PJSIP/alice-00000002`). */
+  readonly channelName: string;
+
+  private readonly deps: VoiceUIDeps;
+  private readonly scope = new CallScope();
+  private readonly digits = new DigitBuffer();
+  private readonly ctx: VoiceCallContext;
+  private readonly listeners: { [K in keyof VoiceUIEvents]: Set<VoiceUIEvents[K]> } = {
+    dtmf: new Set(),
+    ended: new Set(),
+  };
+  private audioPath?: Promise<CallAudio>;
+  private openedAudio?: CallAudio;
+  private isAnswered: boolean;
+  private readonly speaking = new Set<Promise<unknown>>();
+  private readonly bridgeRoutes = new Map<string, () => void>();
+  /** @internal set by the Server: routes bridge events of this call. */
+  routeBridge?: (bridgeId: string) => () => void;
+
+  /** @internal */
+  constructor(deps: VoiceUIDeps) {
+    this.deps = deps;
+    const c = deps.channel;
+    this.channelId = c.id;
+    this.channelName = c.name;
+    this.remoteNumber = c.caller.number;
+    this.remoteName = c.caller.name;
+    this.localNumber = c.dialplan.exten;
+    this.isAnswered = c.state === 'Up';
+    let resolveEnded!: (reason: string) => void;
+    this.ended = new Promise((resolve) => {
+      resolveEnded = resolve;
+    });
+    this.resolveEnded = resolveEnded;
+    this.ctx = {
+      ari: deps.ari,
+      channelId: c.id,
+      config: deps.config,
+      scope: this.scope,
+      digits: this.digits,
+      logger: deps.logger,
+      playbacks: new KeyedWaiters<PlaybackFinishedEvent>(),
+      recordings: new KeyedWaiters<RecordingFinishedEvent>(),
+      speaker: deps.speaker,
+      stt: deps.stt,
+      menuDepth: 0,
+      audio: () => this.audio(),
+      openAudio: () => this.openedAudio,
+      ensureAnswered: () => this.answer(),
+      activePlaybacks: new Set(),
+    };
+    this.scope.defer(() => {
+      const hangup = new HangupError();
+      this.ctx.playbacks.rejectAll(hangup);
+      this.ctx.recordings.rejectAll(hangup);
+      this.digits.dispose();
+    });
+  }
+
+  /** `ringing` until answered, `up`, then `ended`. */
+  get state(): VoiceUIState {
+    return this.scope.ended ? 'ended' : this.isAnswered ? 'up' : 'ringing';
+  }
+
+  /** Whether the call has been answered. */
+  get answered(): boolean {
+    return this.isAnswered;
+  }
+
+  /** Whether the call is still up (not hung up, not transferred away). */
+  get active(): boolean {
+    return !this.scope.ended;
+  }
+
+  /** Aborted when the call ends: pass it to your own long operations. */
+  get signal(): AbortSignal {
+    return this.scope.signal;
+  }
+
+  // ------------------------------------------------------------------ call control
+
+  /** Answers the call (once; later calls do nothing). */
+  async answer(): Promise<void> {
+    this.scope.assertActive();
+    if (this.isAnswered) return;
+    await this.call(this.deps.ari.channels.answer(this.channelId));
+    this.isAnswered = true;
+  }
+
+  /** Hangs up. Idempotent; never throws for a call that is already gone. */
+  async hangup(): Promise<void> {
+    if (this.scope.ended) return;
+    try {
+      await this.deps.ari.channels.hangup(this.channelId);
+    } catch (error) {
+      if (!(error instanceof AriNotFoundError))
+        this.deps.logger.warn({ err: String(error) }, 'hangup failed');
+    }
+    await this.end('hangup');
+  }
+
+  /** Indicates ringing to the caller before answering. */
+  ring(): Promise<void> {
+    return this.call(this.deps.ari.channels.ring(this.channelId));
+  }
+
+  /** Sends DTMF digits to the caller (0-9, *, #, A-D, and `,` for a pause). */
+  sendDtmf(digits: string): Promise<void> {
+    if (!/^[0-9*#A-Da-d,]+$/.test(digits))
+      throw new InvalidInputError(`Not DTMF digits: ${JSON.stringify(digits)}`);
+    return this.call(this.deps.ari.channels.sendDtmf(this.channelId, digits));
+  }
+
+  /** Puts the caller on hold. */
+  hold(): Promise<void> {
+    return this.call(this.deps.ari.channels.hold(this.channelId));
+  }
+
+  unhold(): Promise<void> {
+    return this.call(this.deps.ari.channels.unhold(this.channelId));
+  }
+
+  /** Mutes the caller (`in`: what they say, `out`: what they hear, `both`). */
+  mute(direction: 'in' | 'out' | 'both' = 'in'): Promise<void> {
+    return this.call(this.deps.ari.channels.mute(this.channelId, direction));
+  }
+
+  unmute(direction: 'in' | 'out' | 'both' = 'in'): Promise<void> {
+    return this.call(this.deps.ari.channels.unmute(this.channelId, direction));
+  }
+
+  /** Reads a channel variable or dialplan function (`CALLERID(num)`, `PJSIP_HEADER(read,X-Id)`). */
+  getVariable(name: string): Promise<string> {
+    return this.call(this.deps.ari.channels.getVariable(this.channelId, name));
+  }
+
+  setVariable(name: string, value: string): Promise<void> {
+    return this.call(this.deps.ari.channels.setVariable(this.channelId, name, value));
+  }
+
+  /**
+   * Hands the call to the dialplan (`{ context, extension, priority }`) or to another endpoint
+   * (`{ endpoint: 'PJSIP/bob' }`). The call leaves this handler: later methods throw HangupError,
+   * and returning from the handler does not hang it up.
+   */
+  async transfer(destination: TransferDestination): Promise<void> {
+    this.scope.assertActive();
+    await this.releaseAudio();
+    // The StasisEnd of a transfer may arrive before the REST answer: it must not read as a hangup.
+    this.leaving = 'transferred';
+    try {
+      if ('endpoint' in destination) {
+        await this.call(this.deps.ari.channels.redirect(this.channelId, destination.endpoint));
+      } else {
+        await this.call(
+          this.deps.ari.channels.continueInDialplan(this.channelId, {
+            ...(destination.context ? { context: destination.context } : {}),
+            extension: destination.extension,
+            priority: destination.priority ?? 1,
+          }),
+        );
+      }
+    } catch (error) {
+      this.leaving = undefined;
+      throw error;
+    }
+    await this.end('transferred');
+  }
+
+  // ------------------------------------------------------------------ output
+
+  /** Speaks `text` and resolves when the caller has heard it (or, if interruptible, pressed a key). */
+  async say(text: string, options: SayOptions = {}): Promise<void> {
+    await this.track(
+      (async () => {
+        const output = await synthesize(this.ctx, text, options);
+        await playOutput(this.ctx, output, { interruptible: options.interruptible ?? false });
+      })(),
+    );
+  }
+
+  /**
+   * Plays media: Asterisk URIs (`sound:hello-world`, `digits:123`, `recording:msg`, `tone:ring`…)
+   * through ARI, or audio (8 kHz PCM, or a WAV buffer) through the call's media path.
+   */
+  async play(
+    media: PlayableMedia | readonly PlayableMedia[],
+    options: { interruptible?: boolean } = {},
+  ): Promise<void> {
+    const items = Array.isArray(media) ? (media as readonly PlayableMedia[]) : [media as PlayableMedia];
+    await this.track(
+      (async () => {
+        for (const output of this.outputs(items)) {
+          const result = await playOutput(this.ctx, output, {
+            interruptible: options.interruptible ?? false,
+          });
+          if (result === 'interrupted') return;
+        }
+      })(),
+    );
+  }
+
+  /** Waits `seconds` (rejects with HangupError if the caller hangs up meanwhile). */
+  sleep(seconds: number): Promise<void> {
+    if (!(Number.isFinite(seconds) && seconds >= 0 && seconds <= 3600)) {
+      throw new InvalidInputError(`sleep takes 0 to 3600 seconds, not ${seconds}`);
+    }
+    return this.scope.sleep(seconds * 1000);
+  }
+
+  /** Resolves when everything started with say/play has finished. */
+  async doneSpeaking(): Promise<void> {
+    while (this.speaking.size > 0) await Promise.allSettled([...this.speaking]);
+    this.scope.assertActive();
+  }
+
+  /** Stops whatever is being said or played, at the next 20 ms frame. */
+  stopSpeaking(): void {
+    stopOutput(this.ctx);
+  }
+
+  // ------------------------------------------------------------------ input
+
+  /**
+   * Says `prompt` (a key stops it) and collects digits. Defaults follow Twilio's Gather: timeout
+   * 5 s, finishOnKey `#`. Returns '' when the caller pressed nothing.
+   */
+  async gather(promptText: string | undefined, options: GatherOptions = {}): Promise<string> {
+    const output = promptText ? await synthesize(this.ctx, promptText, {}) : undefined;
+    return gather(this.ctx, output, options);
+  }
+
+  /**
+   * Says `question` and returns what the caller said, transcribed by the STT engine. Speech during
+   * the question interrupts it. Returns '' when the caller said nothing within the timeout.
+   */
+  prompt(question: string, options: PromptOptions = {}): Promise<string> {
+    return prompt(this.ctx, question, options);
+  }
+
+  /** Transcripts of everything the caller says, one per utterance, until the call ends. */
+  inputStream(options: { language?: string; hints?: string[] } = {}): AsyncIterable<string> {
+    return transcripts(this.ctx, options);
+  }
+
+  /** A menu: `{ '1': async () => …, '2': … }`; the chosen action's result is returned. */
+  menu<T>(
+    promptText: string,
+    actions: Readonly<Record<string, MenuAction<T>>>,
+    options: ChoiceOptions = {},
+  ): Promise<T> {
+    return menu(this.conversation(), promptText, actions, options);
+  }
+
+  /** Returns the value of the chosen key: `select('…', { '1': 'sales', '2': 'support' })`. */
+  select<T>(
+    promptText: string,
+    choices: Readonly<Record<string, T>>,
+    options: ChoiceOptions = {},
+  ): Promise<T> {
+    return select(this.conversation(), promptText, choices, options);
+  }
+
+  /** Reads the labels out with numbers ("For sales, press 1.") and returns the chosen label. */
+  choose(promptText: string, labels: readonly string[], options: ChoiceOptions = {}): Promise<string> {
+    return choose(this.conversation(), promptText, labels, options);
+  }
+
+  /** A yes/no question: 1 for yes, 2 for no. */
+  askYesNo(question: string, options: ChoiceOptions = {}): Promise<boolean> {
+    return askYesNo(this.conversation(), question, options);
+  }
+
+  /** Records the caller (beep, then until silence, a key, or maxLength). */
+  record(options: RecordOptions = {}): Promise<Recording> {
+    return record(this.ctx, options);
+  }
+
+  /** Listens to events: `dtmf` for every key the caller presses, `ended` once. */
+  on<K extends keyof VoiceUIEvents>(event: K, listener: VoiceUIEvents[K]): () => void {
+    this.listeners[event].add(listener);
+    return () => this.listeners[event].delete(listener);
+  }
+
+  // ------------------------------------------------------------------ bridging
+
+  /**
+   * Joins `other` into this call: both callers hear each other, and each side's media path stays
+   * up (the other call moves into this call's bridge with its media leg, so say/play still work
+   * on both).
+   */
+  async bridge(other: VoiceUI): Promise<void> {
+    if (other === this) throw new InvalidInputError('A call cannot be bridged with itself');
+    const mine = await this.audio();
+    const theirs = await other.audio();
+    if (theirs.bridgeId === mine.bridgeId) return;
+    await this.call(
+      this.deps.ari.bridges.addChannel(mine.bridgeId, [other.channelId, theirs.externalChannelId]),
+    );
+    other.joinedBridge = mine.bridgeId;
+    this.guests.add(other);
+  }
+
+  /** Separates a call joined with {@link bridge}: it goes back to its own bridge. */
+  async unbridge(other: VoiceUI): Promise<void> {
+    const theirs = other.openedAudio;
+    if (!theirs || other.joinedBridge === undefined)
+      throw new InvalidInputError('That call is not bridged with this one');
+    other.joinedBridge = undefined;
+    this.guests.delete(other);
+    if (!other.active) return;
+    await other.call(
+      this.deps.ari.bridges.addChannel(theirs.bridgeId, [other.channelId, theirs.externalChannelId]),
+    );
+  }
+
+  /** Set while the call is being handed away, so its StasisEnd is not taken for a hangup. */
+  private leaving?: 'transferred';
+  /** @internal bridge this call currently sits in when joined to another call. */
+  joinedBridge?: string;
+  /** Calls joined into this call's bridge: sent home before this call's bridge goes away. */
+  private readonly guests = new Set<VoiceUI>();
+
+  // ------------------------------------------------------------------ events (from the router)
+
+  /** @internal */
+  handleEvent(event: AriEvent): void {
+    switch (event.type) {
+      case 'ChannelDtmfReceived':
+        this.digits.push(event.digit);
+        for (const l of this.listeners.dtmf) this.safely(() => l(event.digit));
+        break;
+      case 'ChannelStateChange':
+        if (event.channel.state === 'Up') this.isAnswered = true;
+        break;
+      case 'PlaybackFinished':
+        this.ctx.playbacks.resolve(event.playback.id, event);
+        break;
+      case 'RecordingFinished':
+        this.ctx.recordings.resolve(event.recording.name, event);
+        break;
+      case 'RecordingFailed':
+        this.ctx.recordings.resolve(event.recording.name, { ...event, type: 'RecordingFinished' });
+        break;
+      case 'StasisEnd':
+      case 'ChannelDestroyed':
+        void this.end(this.leaving ?? 'hangup');
+        break;
+      default:
+        break;
+    }
+  }
+
+  /** @internal */
+  handleChannelLost(): void {
+    void this.end('lost');
+  }
+
+  /** @internal Resolves when the call has ended and its resources are released. */
+  readonly ended: Promise<string>;
+  private readonly resolveEnded: (reason: string) => void;
+
+  /** @internal Ends the call: rejects pending waits, releases media. */
+  async end(reason: string): Promise<void> {
+    if (this.scope.ended) return;
+    await this.scope.end(reason);
+    for (const guest of [...this.guests]) await this.unbridge(guest).catch(() => {});
+    await this.releaseAudio();
+    for (const unroute of this.bridgeRoutes.values()) unroute();
+    this.bridgeRoutes.clear();
+    for (const l of this.listeners.ended) this.safely(() => l(reason));
+    this.listeners.dtmf.clear();
+    this.listeners.ended.clear();
+    this.resolveEnded(reason);
+  }
+
+  // ------------------------------------------------------------------ internals
+
+  private conversation(): Conversation {
+    const self = this;
+    return {
+      kind: 'voice',
+      say: (text) => self.say(text),
+      readChoice: (promptText, maxLength, timeout) =>
+        self.gather(promptText, {
+          numDigits: maxLength,
+          finishOnKey: maxLength > 1 ? '#' : '',
+          ...(timeout !== undefined ? { timeout } : {}),
+        }),
+      maxNoInputAttempts: this.deps.config.maxNoInputAttempts,
+      get menuDepth() {
+        return self.ctx.menuDepth;
+      },
+      set menuDepth(depth: number) {
+        self.ctx.menuDepth = depth;
+      },
+    };
+  }
+
+  private outputs(items: readonly PlayableMedia[]): VoiceOutput[] {
+    const out: VoiceOutput[] = [];
+    for (const item of items) {
+      if (typeof item === 'string') {
+        const last = out.at(-1);
+        if (last?.kind === 'uris') last.uris.push(item);
+        else out.push({ kind: 'uris', uris: [item] });
+      } else if (item instanceof Int16Array) out.push({ kind: 'pcm', pcm: item });
+      else out.push({ kind: 'pcm', pcm: this.deps.decodeWav(item) });
+    }
+    return out;
+  }
+
+  private audio(): Promise<CallAudio> {
+    this.scope.assertActive();
+    this.audioPath ??= this.deps
+      .openAudio(this.channelId, (bridgeId) => {
+        if (this.routeBridge) this.bridgeRoutes.set(bridgeId, this.routeBridge(bridgeId));
+      })
+      .then((audio) => {
+        this.openedAudio = audio;
+        if (this.scope.ended) void audio.close();
+        return audio;
+      });
+    return this.scope.race(this.audioPath);
+  }
+
+  private async releaseAudio(): Promise<void> {
+    const path = this.audioPath;
+    this.audioPath = undefined;
+    this.openedAudio = undefined;
+    if (!path) return;
+    try {
+      const audio = await path;
+      await audio.close();
+    } catch {
+      // Opening failed: nothing to release.
+    }
+  }
+
+  private track<T>(work: Promise<T>): Promise<T> {
+    this.speaking.add(work);
+    const done = () => this.speaking.delete(work);
+    work.then(done, done);
+    return work;
+  }
+
+  /** Runs an ARI call for this channel: HangupError if the call is gone (404) or ends meanwhile. */
+  private async call<T>(request: Promise<T>): Promise<T> {
+    try {
+      return await this.scope.race(request);
+    } catch (error) {
+      if (error instanceof AriNotFoundError) {
+        void this.end('hangup');
+        throw new HangupError('The call has ended', { cause: error });
+      }
+      throw error;
+    }
+  }
+
+  private safely(fn: () => void): void {
+    try {
+      fn();
+    } catch (error) {
+      this.deps.logger.error({ err: String(error) }, 'a VoiceUI event listener threw');
+    }
+  }
+}
