@@ -6,8 +6,8 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { resamplePcm16 } from '../src/media/resample.js';
 import { OfflineTtsEngine } from '../src/tts/offline-tts-engine.js';
-import { resamplePcm16 } from '../src/tts/resample.js';
 import { CachedTts } from '../src/tts/tts-cache.js';
 
 async function time(

@@ -6,7 +6,7 @@ import { ConfigError } from './errors.js';
 import { childLogger, type Logger } from './logger.js';
 import { CallMedia } from './media/call-media.js';
 import { PortAllocator } from './media/port-allocator.js';
-import { parseWav } from './media/wav.js';
+import { decodeWav } from './media/wav.js';
 import { createSttEngine, type SttEngineName } from './stt/create-stt-engine.js';
 import type { SttEngine } from './stt/stt-engine.js';
 import { createTtsEngine, type TtsEngineName } from './tts/create-tts-engine.js';
@@ -119,7 +119,7 @@ export async function createCallServices(
       onBridge(media.bridgeId);
       return media;
     },
-    decodeWav: (wav) => parseWav(wav),
+    decodeWav,
     async close() {
       await cache?.close();
     },

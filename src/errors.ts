@@ -121,6 +121,29 @@ export class AriConflictError extends AriHttpError {}
 /** 422 from ARI: the object is in the wrong state (e.g. `Channel not in Stasis application`). */
 export class AriStateError extends AriHttpError {}
 
+/** A websocket frame that is not a valid ARI event: bad JSON, no `type`, or a known type missing a field. */
+export class AriEventParseError extends AsteramiskError {
+  /** The start of the offending frame (at most 500 characters), for logs. */
+  readonly frame: string;
+
+  constructor(message: string, frame: string) {
+    super(message, { code: 'ARI_EVENT_MALFORMED' });
+    this.frame = frame.length > 500 ? `${frame.slice(0, 500)}…` : frame;
+  }
+}
+
+/** A listener of the client threw or rejected; the client reports it and goes on. */
+export class AriListenerError extends AsteramiskError {
+  /** The event the listener was called for. */
+  readonly eventName: string;
+
+  constructor(eventName: string, cause: unknown) {
+    const why = cause instanceof Error ? cause.message : String(cause);
+    super(`A listener of '${eventName}' threw: ${why}`, { cause, code: 'ARI_LISTENER' });
+    this.eventName = eventName;
+  }
+}
+
 /** An AMI action was answered with `Response: Error`. `response` holds every header Asterisk sent. */
 export class AmiActionError extends AsteramiskError {
   readonly action: string;
@@ -137,6 +160,20 @@ export class AmiActionError extends AsteramiskError {
 export class ResourceExhaustedError extends AsteramiskError {
   constructor(message: string, options?: { cause?: unknown }) {
     super(message, { ...options, code: 'RESOURCE_EXHAUSTED' });
+  }
+}
+
+/** Setting up the media bridge failed; `step` says where, `cause` holds the underlying error. */
+export class MediaSetupError extends AsteramiskError {
+  readonly step: string;
+
+  constructor(channelId: string, step: string, cause: unknown) {
+    const why = cause instanceof Error ? cause.message : String(cause);
+    super(`Could not set up the media of channel ${channelId}: ${step} failed: ${why}`, {
+      cause,
+      code: 'MEDIA_SETUP',
+    });
+    this.step = step;
   }
 }
 

@@ -4,13 +4,15 @@ import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { afterEach, describe, expect, it } from 'vitest';
 import { type WebSocket, WebSocketServer } from 'ws';
-import { AriClient, type AriClientEvents, AriListenerError } from '../src/asterisk/ari-client.js';
+import { AriClient, type AriClientEvents } from '../src/asterisk/ari-client.js';
 import type { AriEvent } from '../src/asterisk/ari-events.js';
-import { AriEventParseError, isAriEvent, parseAriEvent } from '../src/asterisk/ari-events.js';
+import { isAriEvent, parseAriEvent } from '../src/asterisk/ari-events.js';
 import { AriHttp, encodeQuery } from '../src/asterisk/ari-http.js';
 import {
   AriConflictError,
+  AriEventParseError,
   AriHttpError,
+  AriListenerError,
   AriNotFoundError,
   AriStateError,
   AsteriskConnectionError,

@@ -1,8 +1,8 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { AriClient } from '../src/asterisk/ari-client.js';
 import type { StasisStartEvent } from '../src/asterisk/ari-events.js';
-import { HangupError } from '../src/errors.js';
-import { CallMedia, type CallMediaOptions, MediaSetupError } from '../src/media/call-media.js';
+import { HangupError, MediaSetupError } from '../src/errors.js';
+import { CallMedia, type CallMediaOptions } from '../src/media/call-media.js';
 import { PortAllocator } from '../src/media/port-allocator.js';
 import { tone } from '../src/media/tone.js';
 import type { SimPhone } from '../src/sandbox/sim-phone.js';

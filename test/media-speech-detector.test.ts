@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { concatPcm } from '../src/media/pcm16.js';
 import {
   frameLevelDb,
   SpeechDetector,
@@ -11,16 +12,6 @@ import { tone } from '../src/media/tone.js';
 function frames(pcm: Int16Array): Int16Array[] {
   const out: Int16Array[] = [];
   for (let i = 0; i < pcm.length; i += 160) out.push(pcm.subarray(i, i + 160));
-  return out;
-}
-
-function concat(...parts: Int16Array[]): Int16Array {
-  const out = new Int16Array(parts.reduce((n, p) => n + p.length, 0));
-  let offset = 0;
-  for (const p of parts) {
-    out.set(p, offset);
-    offset += p.length;
-  }
   return out;
 }
 
@@ -43,7 +34,10 @@ function run(detector: SpeechDetector, pcm: Int16Array): SpeechEvent[] {
 describe('SpeechDetector', () => {
   it('finds one utterance in silence + tone + silence, with pre-roll and trimmed tail', () => {
     const detector = new SpeechDetector();
-    const events = run(detector, concat(silence(500), tone(300, 1000, { amplitude: 0.3 }), silence(1000)));
+    const events = run(
+      detector,
+      concatPcm([silence(500), tone(300, 1000, { amplitude: 0.3 }), silence(1000)]),
+    );
     expect(events.map((e) => e.type)).toEqual(['speech-start', 'speech-end']);
     const [start, end] = events as [SpeechEvent, SpeechEndEvent];
     expect(start.atMs).toBeGreaterThanOrEqual(480);
@@ -61,7 +55,9 @@ describe('SpeechDetector', () => {
 
   it('ignores a click shorter than speechStartMs', () => {
     const detector = new SpeechDetector({ speechStartMs: 100 });
-    expect(run(detector, concat(silence(200), tone(1000, 40, { fadeMs: 0 }), silence(1000)))).toEqual([]);
+    expect(run(detector, concatPcm([silence(200), tone(1000, 40, { fadeMs: 0 }), silence(1000)]))).toEqual(
+      [],
+    );
   });
 
   it('does not split an utterance at a pause shorter than speechEndMs (hysteresis on level too)', () => {
@@ -71,7 +67,7 @@ describe('SpeechDetector', () => {
     const soft = tone(300, 200, { amplitude: 0.009 });
     expect(frameLevelDb(soft.subarray(400, 560))).toBeGreaterThan(-47);
     expect(frameLevelDb(soft.subarray(400, 560))).toBeLessThan(-40);
-    const events = run(detector, concat(silence(300), loud, soft, silence(400), loud, silence(900)));
+    const events = run(detector, concatPcm([silence(300), loud, soft, silence(400), loud, silence(900)]));
     expect(events.map((e) => e.type)).toEqual(['speech-start', 'speech-end']);
   });
 
@@ -81,7 +77,7 @@ describe('SpeechDetector', () => {
     expect(run(detector, noise(3000, -35))).toEqual([]);
     expect(detector.noiseFloorDb).toBeGreaterThan(-38);
     expect(detector.noiseFloorDb).toBeLessThan(-32);
-    const events = run(detector, concat(tone(300, 600, { amplitude: 0.3 }), noise(1000, -35)));
+    const events = run(detector, concatPcm([tone(300, 600, { amplitude: 0.3 }), noise(1000, -35)]));
     expect(events.map((e) => e.type)).toEqual(['speech-start', 'speech-end']);
   });
 
@@ -92,7 +88,7 @@ describe('SpeechDetector', () => {
 
   it('ends an over-long utterance at maxUtteranceMs, and flush() ends one in progress', () => {
     const detector = new SpeechDetector({ maxUtteranceMs: 1000 });
-    const long = run(detector, concat(silence(300), tone(300, 1500, { amplitude: 0.3 })));
+    const long = run(detector, concatPcm([silence(300), tone(300, 1500, { amplitude: 0.3 })]));
     expect(long.map((e) => e.type)).toEqual(['speech-start', 'speech-end', 'speech-start']);
     expect((long[1] as SpeechEndEvent).reason).toBe('max-length');
     const flushed = detector.flush();

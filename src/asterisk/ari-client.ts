@@ -4,7 +4,7 @@
  * instance (credentials, sockets, listeners), so two clients may talk to two Asterisks in one process.
  */
 
-import { AsteramiskError, AsteriskConnectionError, ConfigError } from '../errors.js';
+import { AriListenerError, type AsteramiskError, AsteriskConnectionError, ConfigError } from '../errors.js';
 import { childLogger, type Logger, silentLogger } from '../logger.js';
 import {
   type AriDisconnectInfo,
@@ -71,18 +71,6 @@ export interface AriReconnectedInfo {
   lostChannelIds: string[];
   /** False when `GET /channels` failed, so lost channels could not be determined (an `error` says why). */
   resynchronised: boolean;
-}
-
-/** A listener of the client threw or rejected; the client reports it and goes on. */
-export class AriListenerError extends AsteramiskError {
-  /** The event the listener was called for. */
-  readonly eventName: string;
-
-  constructor(eventName: string, cause: unknown) {
-    const why = cause instanceof Error ? cause.message : String(cause);
-    super(`A listener of '${eventName}' threw: ${why}`, { cause, code: 'ARI_LISTENER' });
-    this.eventName = eventName;
-  }
 }
 
 /**

@@ -4,7 +4,7 @@
  * of Asterisk 22 (a field is optional exactly when api-docs says `required: false`).
  */
 
-import { AsteramiskError } from '../errors.js';
+import { AriEventParseError } from '../errors.js';
 import type {
   Bridge,
   Channel,
@@ -357,17 +357,6 @@ export type AriEventOf<K extends AriEventType> = Extract<AriEvent, { type: K }>;
  */
 export interface UnknownAriEvent extends AriEventEnvelope {
   [field: string]: unknown;
-}
-
-/** A websocket frame that is not a valid ARI event: bad JSON, no `type`, or a known type missing a field. */
-export class AriEventParseError extends AsteramiskError {
-  /** The start of the offending frame (at most 500 characters), for logs. */
-  readonly frame: string;
-
-  constructor(message: string, frame: string) {
-    super(message, { code: 'ARI_EVENT_MALFORMED' });
-    this.frame = frame.length > 500 ? `${frame.slice(0, 500)}…` : frame;
-  }
 }
 
 /** Result of {@link parseAriEvent}. `known` and `unknown` carry the event; `malformed` the error. */

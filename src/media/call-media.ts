@@ -7,6 +7,7 @@ import {
   AsteramiskError,
   ConfigError,
   HangupError,
+  MediaSetupError,
   ResourceExhaustedError,
   TimeoutError,
 } from '../errors.js';
@@ -43,20 +44,6 @@ export interface CallMediaOptions {
  * Stasis; or the externalMedia channel disappeared under it.
  */
 export type CallMediaEndReason = 'closed' | 'caller-gone' | 'media-lost';
-
-/** Setting up the media bridge failed; `step` says where, `cause` holds the underlying error. */
-export class MediaSetupError extends AsteramiskError {
-  readonly step: string;
-
-  constructor(channelId: string, step: string, cause: unknown) {
-    const why = cause instanceof Error ? cause.message : String(cause);
-    super(`Could not set up the media of channel ${channelId}: ${step} failed: ${why}`, {
-      cause,
-      code: 'MEDIA_SETUP',
-    });
-    this.step = step;
-  }
-}
 
 type Cleanup = () => Promise<unknown>;
 

@@ -1,4 +1,6 @@
 import { randomUUID } from 'node:crypto';
+import { decodeMulaw } from '../media/g711.js';
+import { encodeWav } from '../media/wav.js';
 import { ExternalMediaLeg } from './external-media-leg.js';
 import { type Pbx, PbxError } from './pbx.js';
 import {
@@ -9,7 +11,6 @@ import {
   parseCallerId,
   type SimChannel,
 } from './sim-model.js';
-import { wavFromMulaw } from './wav.js';
 
 /** A parsed ARI request. */
 export interface AriRequest {
@@ -487,7 +488,8 @@ export function ariRoutes(pbx: Pbx): AriRoute[] {
   });
   route('GET', '/recordings/stored/:name/file', (req) => {
     const r = pbx.getStoredRecording(req.params.name!);
-    return { status: 200, body: wavFromMulaw(r.audio), headers: { 'Content-Type': 'audio/wav' } };
+    // As Asterisk stores `wav` recordings: 16-bit 8 kHz mono PCM behind a 44-byte header.
+    return { status: 200, body: encodeWav(decodeMulaw(r.audio)), headers: { 'Content-Type': 'audio/wav' } };
   });
   route('POST', '/recordings/stored/:name/copy', (req) => {
     const r = pbx.getStoredRecording(req.params.name!);

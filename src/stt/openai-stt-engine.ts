@@ -1,5 +1,6 @@
 import type OpenAI from 'openai';
 import { toFile } from 'openai';
+import { encodeWav } from '../media/wav.js';
 import {
   createOpenAiClient,
   type OpenAiConnectionOptions,
@@ -7,7 +8,6 @@ import {
   resolveOpenAiKey,
 } from '../tts/openai-client.js';
 import { SPEECH_SAMPLE_RATE, throwIfAborted } from '../tts/tts-engine.js';
-import { encodeWav } from '../tts/wav.js';
 import type { SttEngine, TranscribeOptions } from './stt-engine.js';
 
 /** Options of {@link OpenAiSttEngine}. */

@@ -2,7 +2,9 @@ import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { ConfigError, SpeechEngineError } from '../errors.js';
 import { decodeMulaw } from '../media/g711.js';
-import { resamplePcm16 } from './resample.js';
+import { concatPcm, pcm16leToInt16 } from '../media/pcm16.js';
+import { resamplePcm16 } from '../media/resample.js';
+import { isWav, readWav, WAV_FORMAT, type WavFile } from '../media/wav.js';
 import { measureUtf8Bytes, splitText } from './split-text.js';
 import {
   raceAbort,
@@ -11,7 +13,6 @@ import {
   type TtsEngine,
   throwIfAborted,
 } from './tts-engine.js';
-import { concatPcm, isWav, parseWav, pcm16leToInt16, WAV_FORMAT } from './wav.js';
 
 /** The optional package this engine loads on first use. */
 export const GOOGLE_TTS_PACKAGE = '@google-cloud/text-to-speech';
@@ -286,9 +287,9 @@ export class GoogleTtsEngine implements TtsEngine {
     let samples: Int16Array;
     let rate = SPEECH_SAMPLE_RATE;
     if (isWav(bytes)) {
-      let wav: ReturnType<typeof parseWav>;
+      let wav: WavFile;
       try {
-        wav = parseWav(bytes);
+        wav = readWav(bytes);
       } catch (error) {
         throw new SpeechEngineError(this.name, `unreadable WAV in the response: ${(error as Error).message}`);
       }

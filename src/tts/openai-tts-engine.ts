@@ -1,16 +1,16 @@
 import { createHash } from 'node:crypto';
 import type OpenAI from 'openai';
 import { SpeechEngineError } from '../errors.js';
+import { concatPcm, pcm16leToInt16 } from '../media/pcm16.js';
+import { resamplePcm16 } from '../media/resample.js';
 import {
   createOpenAiClient,
   type OpenAiConnectionOptions,
   openAiFailure,
   resolveOpenAiKey,
 } from './openai-client.js';
-import { resamplePcm16 } from './resample.js';
 import { splitText } from './split-text.js';
 import { SPEECH_SAMPLE_RATE, type SynthesizeOptions, type TtsEngine, throwIfAborted } from './tts-engine.js';
-import { concatPcm, pcm16leToInt16 } from './wav.js';
 
 /** Options of {@link OpenAiTtsEngine}. */
 export interface OpenAiTtsOptions extends OpenAiConnectionOptions {

@@ -3,6 +3,8 @@ import { mkdir, readFile, rename, unlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ConfigError, SpeechEngineError } from '../errors.js';
 import { type Logger, silentLogger } from '../logger.js';
+import { int16ToPcm16le, pcm16leToInt16 } from '../media/pcm16.js';
+import { encodeWav, readWav, WAV_FORMAT } from '../media/wav.js';
 import {
   raceAbort,
   SPEECH_SAMPLE_RATE,
@@ -10,7 +12,6 @@ import {
   type TtsEngine,
   throwIfAborted,
 } from './tts-engine.js';
-import { encodeWav, int16ToPcm16le, parseWav, pcm16leToInt16, WAV_FORMAT } from './wav.js';
 
 /**
  * On-disk format (version 1). One file per utterance, `<directory>/<key>.wav`, where `key` is the
@@ -342,7 +343,7 @@ export function encodeCacheFile(pcm: Int16Array): Buffer {
 /** Decodes a cache file; undefined when it is not exactly what {@link encodeCacheFile} writes. */
 export function decodeCacheFile(bytes: Uint8Array): Int16Array | undefined {
   try {
-    const wav = parseWav(bytes);
+    const wav = readWav(bytes);
     if (wav.truncated) return undefined;
     if (wav.format !== WAV_FORMAT.PCM || wav.channels !== 1 || wav.bitsPerSample !== 16) return undefined;
     if (wav.sampleRate !== SPEECH_SAMPLE_RATE || wav.data.length % 2 !== 0) return undefined;

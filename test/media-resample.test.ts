@@ -1,7 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { resamplePcm16 } from '../src/tts/resample.js';
-import { measureUtf8Bytes, splitText } from '../src/tts/split-text.js';
-import { concatPcm, encodeWav, isWav, parseWav, pcm16leToInt16, WavFormatError } from '../src/tts/wav.js';
+import { InvalidInputError } from '../src/errors.js';
+import { resample, resamplePcm16 } from '../src/media/resample.js';
 import { rms, sine, zeroCrossingHz } from './support/fake-openai.js';
 
 /** The middle of a buffer, away from the zero-padded edges. */
@@ -74,81 +73,28 @@ describe('resamplePcm16', () => {
   });
 
   it('rejects rates that are not positive integers', () => {
-    expect(() => resamplePcm16(new Int16Array(4), 0, 8000)).toThrow(RangeError);
-    expect(() => resamplePcm16(new Int16Array(4), 24_000, 8000.5)).toThrow(RangeError);
+    expect(() => resamplePcm16(new Int16Array(4), 0, 8000)).toThrow(InvalidInputError);
+    expect(() => resamplePcm16(new Int16Array(4), 24_000, 8000.5)).toThrow(InvalidInputError);
   });
 });
 
-describe('WAV helpers', () => {
-  it('round-trips 16-bit PCM through encodeWav/parseWav', () => {
-    const pcm = new Int16Array([0, 1, -1, 32767, -32768, 1234]);
-    const wav = encodeWav(pcm, 8000);
-    expect(wav.length).toBe(44 + 12);
-    const parsed = parseWav(wav);
-    expect(parsed).toMatchObject({
-      format: 1,
-      channels: 1,
-      sampleRate: 8000,
-      bitsPerSample: 16,
-      truncated: false,
-    });
-    expect(pcm16leToInt16(parsed.data)).toEqual(pcm);
+describe('resample (float)', () => {
+  it('uses the same filter and length as resamplePcm16, without rounding or clamping', () => {
+    const pcm = sine(3000, 24_000, 24_000);
+    const float = resample(Float32Array.from(pcm), 24_000, 8000);
+    const fixed = resamplePcm16(pcm, 24_000, 8000);
+    expect(float.length).toBe(fixed.length);
+    for (let i = 0; i < fixed.length; i++) expect(Math.abs(float[i]! - fixed[i]!)).toBeLessThanOrEqual(0.5);
+    expect(float.some((v) => !Number.isInteger(v))).toBe(true);
+    const loud = resample(new Float32Array(3000).fill(40_000), 24_000, 8000);
+    expect(loud[500]).toBeCloseTo(40_000, 0);
   });
 
-  it('walks chunks: skips LIST and odd-sized chunks, flags truncation', () => {
-    const fmt = encodeWav(new Int16Array(0), 16_000).subarray(12, 36); // "fmt " chunk of a 16 kHz WAV
-    const odd = Buffer.concat([
-      Buffer.from('junk'),
-      Buffer.from([3, 0, 0, 0]),
-      Buffer.from([9, 9, 9]),
-      Buffer.alloc(1),
-    ]);
-    const data = Buffer.concat([Buffer.from('data'), Buffer.from([4, 0, 0, 0]), Buffer.from([1, 0, 2, 0])]);
-    const body = Buffer.concat([Buffer.from('WAVE'), fmt, odd, data]);
-    const header = Buffer.concat([Buffer.from('RIFF'), Buffer.alloc(4)]);
-    header.writeUInt32LE(body.length, 4);
-    const wav = Buffer.concat([header, body]);
-    const parsed = parseWav(wav);
-    expect(parsed.sampleRate).toBe(16_000);
-    expect(parsed.chunks.map((c) => c.id)).toEqual(['fmt ', 'junk', 'data']);
-    expect(pcm16leToInt16(parsed.data)).toEqual(new Int16Array([1, 2]));
-
-    const cut = parseWav(wav.subarray(0, wav.length - 2));
-    expect(cut.truncated).toBe(true);
-    expect(cut.data.length).toBe(2);
-  });
-
-  it('rejects what is not a WAV', () => {
-    expect(isWav(Buffer.from('hello world!'))).toBe(false);
-    expect(() => parseWav(Buffer.from('hello world!'))).toThrow(WavFormatError);
-    expect(() => parseWav(encodeWav(new Int16Array(2), 8000).subarray(0, 36))).toThrow(/data/);
-  });
-
-  it('reads samples at odd byte offsets and concatenates', () => {
-    const bytes = Buffer.from([0xff, 0x01, 0x00, 0xff, 0xff]);
-    expect(pcm16leToInt16(bytes.subarray(1))).toEqual(new Int16Array([1, -1]));
-    expect(concatPcm([new Int16Array([1]), new Int16Array([2, 3])])).toEqual(new Int16Array([1, 2, 3]));
-  });
-});
-
-describe('splitText', () => {
-  it('returns short text whole and blank text as nothing', () => {
-    expect(splitText('  Hello there.  ', 100)).toEqual(['Hello there.']);
-    expect(splitText('   ', 100)).toEqual([]);
-  });
-
-  it('cuts at sentence ends, then words, then inside a word, never losing text', () => {
-    const text = 'One two three. Four five six seven eight! Supercalifragilistic nine.';
-    const pieces = splitText(text, 20);
-    for (const p of pieces) expect(p.length).toBeLessThanOrEqual(20);
-    expect(pieces[0]).toBe('One two three.');
-    expect(pieces.join(' ').replace(/\s+/g, '')).toBe(text.replace(/\s+/g, ''));
-  });
-
-  it('measures UTF-8 bytes when asked', () => {
-    const text = 'é'.repeat(10); // 20 bytes
-    const pieces = splitText(text, 8, measureUtf8Bytes);
-    for (const p of pieces) expect(Buffer.byteLength(p)).toBeLessThanOrEqual(8);
-    expect(pieces.join('')).toBe(text);
+  it('copies when rates are equal and rejects rates that are not positive integers', () => {
+    const same = new Float32Array([0.25, -0.5]);
+    const copy = resample(same, 16_000, 16_000);
+    expect(copy).toEqual(same);
+    expect(copy).not.toBe(same);
+    expect(() => resample(same, -8000, 8000)).toThrow(/fromRate must be a positive integer/);
   });
 });
