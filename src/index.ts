@@ -8,15 +8,25 @@ export type * from './asterisk/ari-events.js';
 export type * from './asterisk/ari-types.js';
 export { AsteriskConnection } from './asterisk/asterisk-connection.js';
 export { type DialplanEntry, DialplanRegistrar } from './asterisk/dialplan-registrar.js';
+export { MessageSendError, type OutgoingMessage, sendMessage } from './asterisk/message-sender.js';
 export type { CallServicesOptions } from './call-services.js';
+export {
+  Communicator,
+  type MakeCallOptions,
+  type MakeConversationOptions,
+  type MakeTextOptions,
+} from './communicator.js';
 export { type Config, type ConfigOptions, ENV_NAMES, redactConfig, resolveConfig } from './config.js';
 export * from './errors.js';
 export { createDefaultLogger, type LogFields, type Logger, silentLogger } from './logger.js';
+export type { RuntimeOptions } from './runtime.js';
+export type { SentText } from './sandbox/pbx.js';
 export { type PhoneHeard, SimPhone } from './sandbox/sim-phone.js';
 export { SimCallRejectedError, Simulator, type SimulatorOptions } from './sandbox/simulator.js';
 export {
   type ExtensionHandlers,
   Server,
+  type ServerEvents,
   type ServerOptions,
   type TextHandler,
   type VoiceHandler,
@@ -24,6 +34,10 @@ export {
 export * from './stt/index.js';
 export * from './tts/index.js';
 export type { ChoiceOptions, MenuAction } from './ui/conversation.js';
+export { normalizeNumber, parseSipAddress, type SipAddress, type TextPeer } from './ui/sip-address.js';
+export type { TextOverflow } from './ui/text-conversations.js';
+export type { TextRateLimit } from './ui/text-outbox.js';
+export { type TextGatherOptions, type TextPromptOptions, TextUI, type TextUIEvents } from './ui/text-ui.js';
 export type { GatherOptions } from './ui/verbs/gather.js';
 export type { PromptOptions } from './ui/verbs/prompt.js';
 export { type Recording, RecordingHangupError, type RecordOptions } from './ui/verbs/record.js';

@@ -1,22 +1,19 @@
 import { EventEmitter } from 'node:events';
 import type { StasisStartEvent } from './asterisk/ari-events.js';
-import { AsteriskConnection } from './asterisk/asterisk-connection.js';
 import { DialplanRegistrar } from './asterisk/dialplan-registrar.js';
-import { type CallServices, type CallServicesOptions, createCallServices } from './call-services.js';
-import { type Config, type ConfigOptions, redactConfig, resolveConfig } from './config.js';
+import type { Config } from './config.js';
 import { HangupError, InvalidInputError } from './errors.js';
-import { childLogger, createDefaultLogger, type Logger } from './logger.js';
-import { CallEventRouter } from './ui/call-event-router.js';
-import { VoiceUI } from './ui/voice-ui.js';
+import { childLogger, type Logger } from './logger.js';
+import { Runtime, type RuntimeOptions } from './runtime.js';
+import type { TextDeclineReason } from './ui/text-conversations.js';
+import type { TextUI } from './ui/text-ui.js';
+import type { VoiceUI } from './ui/voice-ui.js';
 
 /** Handles one phone call. When it returns, the call is hung up. */
 export type VoiceHandler = (ui: VoiceUI) => Promise<void> | void;
 
-/**
- * Handles one text conversation (see TextUI). Declared here so a number can be registered for
- * both; conversations arrive once text support is enabled.
- */
-export type TextHandler = (ui: unknown) => Promise<void> | void;
+/** Handles one text conversation. When it returns, the conversation ends. */
+export type TextHandler = (ui: TextUI) => Promise<void> | void;
 
 /** The handlers of one number. */
 export interface ExtensionHandlers {
@@ -24,12 +21,10 @@ export interface ExtensionHandlers {
   text?: TextHandler;
 }
 
-/** Options of {@link Server.create}: configuration (over environment variables) plus services. */
-export interface ServerOptions extends ConfigOptions, CallServicesOptions {
-  /** Where to log. Default: pino to stdout, level from ASTERAMISK_LOG_LEVEL. */
-  logger?: Logger;
+/** Options of {@link Server.create}: configuration (over environment variables), speech, texts. */
+export interface ServerOptions extends RuntimeOptions {
   /**
-   * `register` (default): each registered number is added to the dialplan over AMI.
+   * `register` (default): each number with a voice handler is added to the call context over AMI.
    * `static`: the dialplan already sends calls to `Stasis(<appName>,call)` (see
    * example-configs/extensions.conf); the Server routes by the dialed number.
    */
@@ -46,16 +41,22 @@ export interface ServerEvents {
   callEnded: [ui: VoiceUI, outcome: { error?: unknown }];
   /** A call was not taken (unknown number, over capacity, closing) and continues in the dialplan. */
   callDeclined: [info: { channelId: string; number: string; reason: string }];
+  /** A text was not taken (no text handler for the number, over MAX_CONCURRENT_CONVERSATIONS). */
+  textDeclined: [info: { to: string; from: string; reason: TextDeclineReason }];
   /** After AMI reconnected (Asterisk may have restarted), the numbers were registered again. */
   reregistered: [info: { numbers: string[]; failed: string[] }];
 }
 
 /**
- * Serves phone numbers: each call to a registered number runs its handler with a {@link VoiceUI}.
+ * Serves phone numbers: each call to a registered number runs its voice handler with a
+ * {@link VoiceUI}; each text conversation with one runs its text handler with a {@link TextUI}.
  *
  * ```ts
  * const server = await Server.create();
- * await server.registerExtension('1000', { voice: async (ui) => { await ui.answer(); await ui.say('Hi!'); } });
+ * await server.registerExtension('1000', {
+ *   voice: async (ui) => { await ui.answer(); await ui.say('Hi!'); },
+ *   text: async (ui) => { const name = await ui.prompt('Your name?'); await ui.say(`Hi ${name}!`); },
+ * });
  * await server.serveForever();
  * ```
  *
@@ -65,11 +66,9 @@ export interface ServerEvents {
  */
 export class Server extends EventEmitter<ServerEvents> {
   readonly config: Config;
-  private readonly connection: AsteriskConnection;
+  private readonly runtime: Runtime;
   private readonly registrar: DialplanRegistrar;
   private readonly logger: Logger;
-  private readonly router = new CallEventRouter();
-  private readonly services: CallServices;
   private readonly extensions = new Map<string, ExtensionHandlers>();
   private readonly calls = new Map<string, VoiceUI>();
   private readonly handlerTasks = new Set<Promise<void>>();
@@ -82,56 +81,43 @@ export class Server extends EventEmitter<ServerEvents> {
   });
   private readonly detach: (() => void)[] = [];
 
-  private constructor(
-    config: Config,
-    connection: AsteriskConnection,
-    services: CallServices,
-    options: ServerOptions,
-    logger: Logger,
-  ) {
+  private constructor(runtime: Runtime, options: ServerOptions) {
     super();
-    this.config = config;
-    this.connection = connection.retain();
-    this.services = services;
-    this.logger = logger;
-    this.registrar = new DialplanRegistrar(connection.ami);
+    this.runtime = runtime;
+    this.config = runtime.config;
+    this.logger = runtime.logger;
+    this.registrar = new DialplanRegistrar(runtime.connection.ami);
     this.mode = options.dialplan ?? 'register';
     this.apology = options.apology ?? 'Sorry, something went wrong. Goodbye.';
-    const ari = connection.ari;
-    const onEvent = (event: Parameters<CallEventRouter['dispatch']>[0]) => {
-      this.router.dispatch(event);
-    };
-    const onStasisStart = (event: StasisStartEvent) => this.onStasisStart(event);
-    const onLost = (channelId: string) => this.router.channelLost(channelId);
     const onAmiReconnected = () => void this.reregister();
-    ari.on('event', onEvent);
-    ari.on('StasisStart', onStasisStart);
-    ari.on('channelLost', onLost);
-    connection.ami.on('reconnected', onAmiReconnected);
+    runtime.connection.ami.on('reconnected', onAmiReconnected);
+    runtime.setTextHandlers((number) => this.extensions.get(number)?.text);
     this.detach.push(
-      () => ari.off('event', onEvent),
-      () => ari.off('StasisStart', onStasisStart),
-      () => ari.off('channelLost', onLost),
-      () => connection.ami.off('reconnected', onAmiReconnected),
+      runtime.onInboundCall((event) => this.onInboundCall(event)),
+      runtime.onTextDeclined((info) => this.emitSafely('textDeclined', info)),
+      () => runtime.connection.ami.off('reconnected', onAmiReconnected),
+      () => runtime.setTextHandlers(() => undefined),
     );
   }
 
   /**
    * Resolves the configuration (options over environment over defaults; a ConfigError names what
-   * is wrong), checks the speech engines' credentials, and connects ARI and AMI.
+   * is wrong), checks the speech engines' credentials, and connects ARI and AMI. A Communicator
+   * created later in the same process shares this connection.
    */
   static async create(options: ServerOptions = {}): Promise<Server> {
-    const config = resolveConfig(options);
-    const logger = childLogger(options.logger ?? createDefaultLogger(), { app: config.appName });
-    const services = await createCallServices(config, options, logger);
-    const connection = await AsteriskConnection.open(config, logger);
-    logger.info({ config: redactConfig(config) }, 'asteramisk server connected');
-    return new Server(config, connection, services, options, logger);
+    const runtime = await Runtime.acquire(options, 'new');
+    return new Server(runtime, options);
   }
 
   /** Number of calls being handled now. */
   get activeCalls(): number {
     return this.calls.size;
+  }
+
+  /** Number of text conversations open now (inbound and outbound). */
+  get activeConversations(): number {
+    return this.runtime.conversations.size;
   }
 
   /** The Stasis application this server receives calls on. */
@@ -140,8 +126,9 @@ export class Server extends EventEmitter<ServerEvents> {
   }
 
   /**
-   * Serves `number` with `handlers`. In `register` mode, adds `Stasis(<app>,call)` for it to the
-   * call context over AMI, stacked behind other instances' steps for the same number.
+   * Serves `number`. A voice handler in `register` mode adds `Stasis(<app>,call)` for it to the
+   * call context over AMI, stacked behind other instances' steps for the same number. A text
+   * handler needs no dialplan: texts arrive through the app's subscription to PJSIP endpoints.
    */
   async registerExtension(number: string, handlers: ExtensionHandlers): Promise<void> {
     if (!/^[A-Za-z0-9_+*#.-]+$/.test(number))
@@ -183,8 +170,9 @@ export class Server extends EventEmitter<ServerEvents> {
   }
 
   /**
-   * Stops taking calls, removes this server's dialplan steps, hangs up the calls in progress (their
-   * handlers see HangupError), waits for the handlers and closes the connections. Idempotent.
+   * Stops taking calls and texts, removes this server's dialplan steps, hangs up the calls in
+   * progress (their handlers see HangupError), waits for the handlers and releases the
+   * connection. Idempotent.
    */
   close(): Promise<void> {
     this.closing ??= this.shutdown();
@@ -194,11 +182,10 @@ export class Server extends EventEmitter<ServerEvents> {
   private async shutdown(): Promise<void> {
     const errors = await this.registrar.removeAll();
     for (const error of errors) this.logger.warn({ err: error.message }, 'could not remove a dialplan step');
+    for (const detach of this.detach) detach();
     await Promise.allSettled([...this.calls.values()].map((ui) => ui.hangup()));
     await Promise.allSettled([...this.handlerTasks]);
-    for (const detach of this.detach) detach();
-    await this.connection.release();
-    await this.services.close();
+    await this.runtime.release();
     this.closedResolve();
   }
 
@@ -223,9 +210,7 @@ export class Server extends EventEmitter<ServerEvents> {
     this.emitSafely('reregistered', { numbers, failed });
   }
 
-  private onStasisStart(event: StasisStartEvent): void {
-    // Only calls sent by Stasis(<app>,call); our own externalMedia legs arrive with no arguments.
-    if (event.args[0] !== 'call') return;
+  private onInboundCall(event: StasisStartEvent): void {
     const channel = event.channel;
     const log = childLogger(this.logger, {
       call: channel.id,
@@ -233,7 +218,6 @@ export class Server extends EventEmitter<ServerEvents> {
       to: channel.dialplan.exten,
     });
     const handler = this.extensions.get(channel.dialplan.exten)?.voice;
-    const ari = this.connection.ari;
     const declineReason = this.closing
       ? 'server is closing'
       : !handler
@@ -244,44 +228,22 @@ export class Server extends EventEmitter<ServerEvents> {
     if (declineReason || !handler) {
       const reason = declineReason ?? 'no handler for this number';
       log.warn({ reason }, 'call continues in the dialplan');
-      ari.channels
+      this.runtime.connection.ari.channels
         .continueInDialplan(channel.id)
         .catch((error: unknown) => log.warn({ err: String(error) }, 'continue failed'));
       this.emitSafely('callDeclined', { channelId: channel.id, number: channel.dialplan.exten, reason });
       return;
     }
-
-    const ui = new VoiceUI({
-      ari,
-      channel,
-      config: this.config,
-      logger: log,
-      speaker: this.services.speaker,
-      stt: this.services.stt,
-      openAudio: (channelId, onBridge) => this.services.openAudio(ari, channelId, onBridge, log),
-      decodeWav: this.services.decodeWav,
-    });
-    ui.routeBridge = (bridgeId) => this.router.addBridge(bridgeId, ui);
-    const unroute = this.router.addChannel(channel.id, ui);
+    const ui = this.runtime.createVoiceUI(channel, log);
     this.calls.set(channel.id, ui);
     this.emitSafely('callStarted', ui);
     const task = this.runHandler(ui, handler, log).then(async (outcome) => {
       await ui.ended;
-      unroute();
       this.calls.delete(channel.id);
       this.handlerTasks.delete(task);
       this.emitSafely('callEnded', ui, outcome);
     });
     this.handlerTasks.add(task);
-  }
-
-  /** Emits without letting a listener's throw reach the call machinery. */
-  private emitSafely<K extends keyof ServerEvents>(event: K, ...args: ServerEvents[K]): void {
-    try {
-      (this.emit as (e: K, ...a: ServerEvents[K]) => boolean)(event, ...args);
-    } catch (error) {
-      this.logger.error({ err: String(error), event }, 'a Server event listener threw');
-    }
   }
 
   private async runHandler(ui: VoiceUI, handler: VoiceHandler, log: Logger): Promise<{ error?: unknown }> {
@@ -300,7 +262,7 @@ export class Server extends EventEmitter<ServerEvents> {
         );
         if (ui.active) {
           try {
-            if (this.services.speaker) await ui.say(this.apology);
+            if (this.runtime.services.speaker) await ui.say(this.apology);
             else await ui.play('sound:an-error-has-occurred');
           } catch {
             // The apology is best effort: the call may be failing for the same reason.
@@ -313,5 +275,14 @@ export class Server extends EventEmitter<ServerEvents> {
       log.info({}, 'call ended');
     }
     return outcome;
+  }
+
+  /** Emits without letting a listener's throw reach the call machinery. */
+  private emitSafely<K extends keyof ServerEvents>(event: K, ...args: ServerEvents[K]): void {
+    try {
+      (this.emit as (e: K, ...a: ServerEvents[K]) => boolean)(event, ...args);
+    } catch (error) {
+      this.logger.error({ err: String(error), event }, 'a Server event listener threw');
+    }
   }
 }

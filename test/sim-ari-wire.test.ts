@@ -508,12 +508,13 @@ describe('simulator ARI: recordings (scenario e)', () => {
 describe('simulator ARI: SIP MESSAGE and subscriptions (scenario h)', () => {
   it('delivers TextMessageReceived only to apps subscribed to the sender endpoint', async () => {
     const a = await rawAri(sim.ariUrl, sim.credentials.ariUser, sim.credentials.ariPassword, 'msgapp');
-    await sim.sendText({ from: 'alice', to: '1000', body: 'unheard' });
+    // Nobody listens to alice's endpoint and no dialplan handles the text: the phone gets 404.
+    expect(await sim.sendText({ from: 'alice', to: '1000', body: 'unheard' })).toBe(404);
     const sub = await a.rest('POST', '/applications/msgapp/subscription', {
       eventSource: 'endpoint:PJSIP/alice',
     });
     expect((sub.json as { endpoint_ids: string[] }).endpoint_ids).toEqual(['PJSIP/alice']);
-    await sim.sendText({ from: 'alice', to: '1000', body: 'héllo 👋\nline two' });
+    expect(await sim.sendText({ from: 'alice', to: '1000', body: 'héllo 👋\nline two' })).toBe(202);
     const msg = await a.next('TextMessageReceived');
     expect(a.events.filter((e) => e.type === 'TextMessageReceived')).toHaveLength(1);
     expect(msg.endpoint).toEqual({

@@ -1,5 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { HangupError } from '../src/errors.js';
+import type { Runtime } from '../src/runtime.js';
 import { ScriptedSttEngine } from '../src/stt/scripted-stt-engine.js';
 import { RecordingHangupError } from '../src/ui/verbs/record.js';
 import type { VoiceUI } from '../src/ui/voice-ui.js';
@@ -139,8 +140,8 @@ describe('call isolation and limits', () => {
       },
     });
     const baseline = resourceCounts();
-    const ari = (harness.server as unknown as { connection: { ari: { listenerCount(n: string): number } } })
-      .connection.ari;
+    const runtime = (harness.server as unknown as { runtime: Runtime }).runtime;
+    const ari = runtime.connection.ari;
     const listenersBefore =
       ari.listenerCount('StasisStart') + ari.listenerCount('StasisEnd') + ari.listenerCount('event');
     for (let batch = 0; batch < 10; batch++) {
@@ -160,10 +161,8 @@ describe('call isolation and limits', () => {
     const listenersAfter =
       ari.listenerCount('StasisStart') + ari.listenerCount('StasisEnd') + ari.listenerCount('event');
     expect(listenersAfter).toBe(listenersBefore);
-    const router = (harness.server as unknown as { router: { size: { channels: number; bridges: number } } })
-      .router;
-    expect(router.size).toEqual({ channels: 0, bridges: 0 });
-    // UDP sockets of the media legs and timers are closed (a little slack for sockets closing right now).
+    expect(runtime.router.size).toEqual({ channels: 0, bridges: 0 });
+    expect(runtime.calls.size).toBe(0);
     // No RTP socket and no timer outlives its call; HTTP keep-alive connections stay within the
     // ARI pool's bound (16, both ends of each live in this process).
     const after = resourceCounts();

@@ -222,7 +222,9 @@ export function pbxActions(pbx: Pbx, server: AmiServer): Record<string, AmiActio
     },
 
     MessageSend(req) {
-      const to = req.get('Destination') ?? req.get('To');
+      const destination = req.get('Destination');
+      const toHeader = req.get('To');
+      const to = destination ?? toHeader;
       if (!to) return failure("No 'To' address specified.");
       const b64 = req.get('Base64Body');
       const body = b64 !== undefined ? Buffer.from(b64, 'base64').toString('utf8') : (req.get('Body') ?? '');
@@ -233,7 +235,13 @@ export function pbxActions(pbx: Pbx, server: AmiServer): Record<string, AmiActio
       }
       if (!/^(pjsip|sip)[:/]/i.test(to)) return failure('Message technology not found.');
       try {
-        pbx.sendMessage({ to, from: req.get('From') ?? '', body, variables });
+        pbx.sendMessage({
+          to,
+          from: req.get('From') ?? '',
+          body,
+          variables,
+          ...(destination && toHeader ? { toHeader } : {}),
+        });
       } catch {
         return failure('Message failed to send.');
       }
@@ -247,15 +255,18 @@ export function pbxActions(pbx: Pbx, server: AmiServer): Record<string, AmiActio
       if (message === undefined) return failure('No Message specified');
       const channel = pbx.findChannelByName(name);
       if (!channel) return failure('No such channel');
-      pbx.sentTexts.push({
+      const sent = {
         endpoint: channel.resource,
         to: channel.name,
+        toUser: channel.caller.number,
         from: '',
         body: message,
         variables: { 'Content-Type': req.get('Content-Type') ?? 'text/plain' },
         inDialog: true,
         channel: channel.name,
-      });
+      };
+      pbx.sentTexts.push(sent);
+      pbx.emit('text-sent', sent);
       pbx.emit('text-in-call', channel, message);
       return success('Success');
     },

@@ -56,9 +56,11 @@ export interface SimEndpoint {
 
 /** A message the PBX sent out (AMI MessageSend, ARI sendMessage). */
 export interface SentText {
-  /** Endpoint resource it was delivered to (`bob`). */
+  /** Endpoint resource it was delivered to (`bob`, or the trunk `pstn`). */
   endpoint: string;
   to: string;
+  /** The user the message is addressed to (`bob`, or `+15551234` over a trunk). */
+  toUser: string;
   from: string;
   body: string;
   variables: Record<string, string>;
@@ -593,7 +595,10 @@ export class Pbx extends EventEmitter {
   }): SimChannel {
     const slash = req.endpoint.indexOf('/');
     const tech = req.endpoint.slice(0, slash);
-    const resource = req.endpoint.slice(slash + 1);
+    // `PJSIP/+15551234@pstn` dials a number through the endpoint `pstn` (a trunk).
+    const [first, trunk] = req.endpoint.slice(slash + 1).split('@');
+    const resource = trunk ?? first ?? '';
+    const dialedNumber = trunk ? first : undefined;
     const endpoint = tech.toUpperCase() === 'PJSIP' ? this.endpoints.get(resource) : undefined;
     if (slash < 0 || !endpoint || !endpoint.online) throw new PbxError(500, 'Allocation failed', 'error');
     if (req.channelId && this.channels.has(req.channelId)) {
@@ -619,6 +624,7 @@ export class Pbx extends EventEmitter {
       protocolId: randomUUID(),
       originated: true,
     });
+    if (dialedNumber) channel.dialedNumber = dialedNumber;
     for (const [k, v] of Object.entries(variables)) {
       if (!k.startsWith('CALLERID(')) channel.variables.set(k, v);
     }
@@ -1198,7 +1204,14 @@ export class Pbx extends EventEmitter {
   // ---------------------------------------------------------------- messages
 
   /** Delivers an out-of-dialog MESSAGE to an endpoint (`pjsip:bob`, `PJSIP/bob`, `sip:bob@host`). */
-  sendMessage(msg: { to: string; from: string; body: string; variables?: Record<string, string> }): SentText {
+  sendMessage(msg: {
+    to: string;
+    from: string;
+    body: string;
+    variables?: Record<string, string>;
+    /** The To header when it differs from the destination (AMI Destination + To). */
+    toHeader?: string;
+  }): SentText {
     const endpoint = parseMessageDestination(msg.to);
     if (endpoint === 'bad-tech') throw new PbxError(404, 'Endpoint not found');
     const ep = endpoint ? this.endpoints.get(endpoint) : undefined;
@@ -1206,6 +1219,7 @@ export class Pbx extends EventEmitter {
     const sent: SentText = {
       endpoint: ep.resource,
       to: msg.to,
+      toUser: userOf(msg.toHeader ?? msg.to) ?? ep.resource,
       from: msg.from || `<sip:${ep.resource}@127.0.0.1>`,
       body: msg.body,
       variables: { ...msg.variables },
@@ -1216,16 +1230,27 @@ export class Pbx extends EventEmitter {
     return sent;
   }
 
-  /** A SIP MESSAGE arriving from endpoint `from` for user `to`. */
-  receiveMessage(msg: { from: string; to: string; body: string }): void {
-    const ep = this.endpoints.get(msg.from);
-    const fromHeader = ep
-      ? `"${ep.callerId.name}" <sip:${msg.from}@127.0.0.1>`
-      : `<sip:${msg.from}@127.0.0.1>`;
+  /**
+   * A SIP MESSAGE arriving from endpoint `endpoint` (sender user `from`) for user `to`. Returns the
+   * SIP status the sender gets, as Asterisk 22 decides it: 202 when an app is subscribed to the
+   * sender's endpoint or the endpoint's message context has an extension for `to`, else 404.
+   */
+  receiveMessage(msg: { endpoint: string; from: string; to: string; body: string }): 202 | 404 {
+    const ep = this.endpoints.get(msg.endpoint);
+    const scope = { endpoint: `PJSIP/${msg.endpoint}` };
+    const subscribed = [...this.apps.values()].some((app) => this.appWants(app, scope));
+    const routed = ep ? this.dialplan.findExtension(ep.messageContext, msg.to) !== undefined : false;
+    if (!subscribed && !routed) return 404;
+    const host = msg.endpoint === msg.from ? '127.0.0.1' : `${msg.endpoint}.example.net`;
+    const name = msg.endpoint === msg.from ? ep?.callerId.name : undefined;
+    const fromHeader = name ? `"${name}" <sip:${msg.from}@${host}>` : `<sip:${msg.from}@${host}>`;
+    const channelIds = [...this.channels.values()]
+      .filter((c) => c.tech === 'PJSIP' && c.resource === msg.endpoint)
+      .map((c) => c.id);
     this.publish(
       'TextMessageReceived',
       {
-        endpoint: { technology: 'PJSIP', resource: msg.from, state: 'online', channel_ids: [] },
+        endpoint: { technology: 'PJSIP', resource: msg.endpoint, state: 'online', channel_ids: channelIds },
         message: {
           from: fromHeader,
           to: `pjsip:${msg.to}@127.0.0.1`,
@@ -1233,7 +1258,7 @@ export class Pbx extends EventEmitter {
           variables: {
             PJSIP_RECVADDR: '127.0.0.1:5061',
             PJSIP_TRANSPORT: 'udp',
-            PJSIP_ENDPOINT: ep?.callerId.name ?? msg.from,
+            PJSIP_ENDPOINT: name ?? msg.endpoint,
             From: `${fromHeader};tag=${randomUUID().slice(0, 8)}`,
             To: `<sip:${msg.to}@127.0.0.1>`,
             'Content-Type': 'text/plain',
@@ -1241,9 +1266,10 @@ export class Pbx extends EventEmitter {
           },
         },
       },
-      { endpoint: `PJSIP/${msg.from}` },
+      scope,
     );
     this.emit('text-received', msg);
+    return 202;
   }
 
   // ---------------------------------------------------------------- lifecycle
@@ -1308,6 +1334,12 @@ function parseMessageDestination(to: string): string | undefined | 'bad-tech' {
   if (tech !== 'pjsip' && tech !== 'sip') return 'bad-tech';
   const rest = m[2]!.replace(/^sip:/, '');
   return rest.split('@')[0]?.split('/')[0];
+}
+
+/** The user part of `sip:user@host`, `pjsip:user@host`, `PJSIP/user` or `<sip:user@host>`. */
+function userOf(uri: string): string | undefined {
+  const m = /^<?(?:[a-z]+:|PJSIP\/)?([^@>;/]+)/i.exec(uri.trim());
+  return m?.[1];
 }
 
 /** Mean absolute amplitude of a µ-law frame, cheaply: distance of each byte from silence. */

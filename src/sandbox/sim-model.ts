@@ -104,6 +104,8 @@ export interface SimChannel {
   /** Extra keys for the externalMedia response (`UNICASTRTP_LOCAL_ADDRESS`, …). */
   channelvars?: Record<string, string>;
   muted: Set<'in' | 'out'>;
+  /** For a call placed through a trunk (`PJSIP/+15551234@pstn`): the number dialed. */
+  dialedNumber?: string;
   onHold: boolean;
   linkedId: string;
 }

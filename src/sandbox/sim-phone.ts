@@ -52,6 +52,11 @@ export class SimPhone implements ChannelAudioSink {
     return this.channel.name;
   }
 
+  /** The number this phone answered as: its endpoint, or the number dialed through a trunk. */
+  get number(): string {
+    return this.channel.dialedNumber ?? this.channel.resource;
+  }
+
   /** Whether the call has been answered. */
   get answered(): boolean {
     return this.channel.state === 'Up';

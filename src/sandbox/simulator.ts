@@ -91,6 +91,7 @@ export class Simulator extends EventEmitter {
   private readonly dialplanSeed: [string, string, number, string, string][] = [];
   private readonly options: SimulatorOptions;
   private closed = false;
+  private readonly consumedTexts = new WeakSet<SentText>();
   private uninstallAmi?: () => void;
 
   private constructor(options: SimulatorOptions) {
@@ -235,15 +236,41 @@ export class Simulator extends EventEmitter {
     );
   }
 
-  /** Sends a SIP MESSAGE from endpoint `from` to user `to`. */
-  async sendText(opts: { from: string; to: string; body: string }): Promise<void> {
-    if (!this.pbx.endpoints.has(opts.from)) throw new Error(`unknown simulator endpoint ${opts.from}`);
-    this.pbx.receiveMessage(opts);
+  /**
+   * Sends a SIP MESSAGE to user `to`, from endpoint `from`, or from a number arriving over the
+   * `pstn` trunk (or `via`). Resolves with the SIP status the sender got: 202 Accepted, or 404 Not
+   * Found when no app listens to the sender's endpoint and no dialplan handles `to` (as Asterisk 22).
+   */
+  async sendText(opts: { from: string; to: string; body: string; via?: string }): Promise<202 | 404> {
+    const endpoint = opts.via ?? (this.pbx.endpoints.has(opts.from) ? opts.from : 'pstn');
+    if (!this.pbx.endpoints.has(endpoint)) throw new Error(`unknown simulator endpoint ${endpoint}`);
+    return this.pbx.receiveMessage({ endpoint, from: opts.from, to: opts.to, body: opts.body });
   }
 
   /** Messages the PBX delivered to endpoints (AMI MessageSend, ARI sendMessage, AMI SendText). */
   sentTexts(): SentText[] {
     return [...this.pbx.sentTexts];
+  }
+
+  /**
+   * Resolves with the next delivered message (already delivered or future) that `match` accepts
+   * and that no earlier call returned: successive calls walk through the messages in order.
+   */
+  nextSentText(match: (text: SentText) => boolean = () => true): Promise<SentText> {
+    const found = this.pbx.sentTexts.find((t) => !this.consumedTexts.has(t) && match(t));
+    if (found) {
+      this.consumedTexts.add(found);
+      return Promise.resolve(found);
+    }
+    return new Promise((resolve) => {
+      const onSent = (text: SentText) => {
+        if (this.consumedTexts.has(text) || !match(text)) return;
+        this.pbx.off('text-sent', onSent);
+        this.consumedTexts.add(text);
+        resolve(text);
+      };
+      this.pbx.on('text-sent', onSent);
+    });
   }
 
   /** The phone of a live or ended call by channel id. */

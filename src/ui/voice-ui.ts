@@ -9,6 +9,7 @@ import type { CallEventSink } from './call-event-router.js';
 import { CallScope } from './call-scope.js';
 import type { ChoiceOptions, Conversation, MenuAction } from './conversation.js';
 import { DigitBuffer } from './digit-buffer.js';
+import { InputQueue } from './input-queue.js';
 import { KeyedWaiters } from './keyed-waiters.js';
 import { type GatherOptions, gather } from './verbs/gather.js';
 import { askYesNo, choose, menu, select } from './verbs/menu.js';
@@ -41,6 +42,8 @@ export type VoiceUIState = 'ringing' | 'up' | 'ended';
 /** Events of a VoiceUI. */
 export interface VoiceUIEvents {
   dtmf: (digit: string) => void;
+  /** A text the caller sent to this call's number during the call (see README: in-call text). */
+  text: (body: string) => void;
   ended: (reason: string) => void;
 }
 
@@ -56,6 +59,10 @@ export interface VoiceUIDeps {
   openAudio: (channelId: string, onBridge: (bridgeId: string) => void) => Promise<CallAudio>;
   /** Decodes a WAV buffer to 8 kHz PCM. */
   decodeWav: (wav: Buffer) => Int16Array;
+  /** Sends text into the call (an in-dialog SIP MESSAGE). */
+  sendText: (text: string) => Promise<void>;
+  /** For an outbound call: our number and the called party, which the channel does not carry. */
+  parties?: { localNumber: string; remoteNumber: string; remoteName?: string };
 }
 
 /**
@@ -91,8 +98,10 @@ export class VoiceUI implements CallEventSink {
   private readonly ctx: VoiceCallContext;
   private readonly listeners: { [K in keyof VoiceUIEvents]: Set<VoiceUIEvents[K]> } = {
     dtmf: new Set(),
+    text: new Set(),
     ended: new Set(),
   };
+  private readonly texts = new InputQueue<string>();
   private audioPath?: Promise<CallAudio>;
   private openedAudio?: CallAudio;
   private isAnswered: boolean;
@@ -107,9 +116,9 @@ export class VoiceUI implements CallEventSink {
     const c = deps.channel;
     this.channelId = c.id;
     this.channelName = c.name;
-    this.remoteNumber = c.caller.number;
-    this.remoteName = c.caller.name;
-    this.localNumber = c.dialplan.exten;
+    this.remoteNumber = deps.parties?.remoteNumber ?? c.caller.number;
+    this.remoteName = deps.parties?.remoteName ?? c.caller.name;
+    this.localNumber = deps.parties?.localNumber ?? c.dialplan.exten;
     this.isAnswered = c.state === 'Up';
     let resolveEnded!: (reason: string) => void;
     this.ended = new Promise((resolve) => {
@@ -138,6 +147,7 @@ export class VoiceUI implements CallEventSink {
       this.ctx.playbacks.rejectAll(hangup);
       this.ctx.recordings.rejectAll(hangup);
       this.digits.dispose();
+      this.texts.dispose();
     });
   }
 
@@ -360,7 +370,40 @@ export class VoiceUI implements CallEventSink {
     return record(this.ctx, options);
   }
 
-  /** Listens to events: `dtmf` for every key the caller presses, `ended` once. */
+  // ------------------------------------------------------------------ in-call text
+
+  /**
+   * Sends `text` to the caller inside the call (AMI SendText: an in-dialog SIP MESSAGE, shown by
+   * phones that support it). One line: AMI cannot carry a line break in it.
+   */
+  async sendText(text: string): Promise<void> {
+    this.scope.assertActive();
+    if (/[\r\n]/.test(text)) {
+      throw new InvalidInputError(
+        'In-call text cannot contain a line break (AMI SendText carries one line); send several texts',
+      );
+    }
+    await this.scope.race(this.deps.sendText(text));
+  }
+
+  /**
+   * Sends `question` as in-call text (unless empty) and resolves with the caller's next text to
+   * this number, or '' after `timeout` seconds (default 60).
+   */
+  async textPrompt(question: string, options: { timeout?: number } = {}): Promise<string> {
+    if (question) await this.sendText(question);
+    const reply = await this.scope.race(this.texts.next((options.timeout ?? 60) * 1000));
+    return reply ?? '';
+  }
+
+  /** @internal A text from the caller, routed to this call by the runtime. */
+  receiveText(body: string): void {
+    if (this.scope.ended) return;
+    this.texts.push(body);
+    for (const l of this.listeners.text) this.safely(() => l(body));
+  }
+
+  /** Listens to events: `dtmf` for every key the caller presses, `text` for texts, `ended` once. */
   on<K extends keyof VoiceUIEvents>(event: K, listener: VoiceUIEvents[K]): () => void {
     this.listeners[event].add(listener);
     return () => this.listeners[event].delete(listener);
@@ -454,6 +497,7 @@ export class VoiceUI implements CallEventSink {
     this.bridgeRoutes.clear();
     for (const l of this.listeners.ended) this.safely(() => l(reason));
     this.listeners.dtmf.clear();
+    this.listeners.text.clear();
     this.listeners.ended.clear();
     this.resolveEnded(reason);
   }

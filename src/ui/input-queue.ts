@@ -1,0 +1,72 @@
+/**
+ * Input of one call or conversation (keys pressed, texts received), in arrival order. Input that
+ * arrives before anyone asks is kept, so nothing typed ahead is lost.
+ */
+export class InputQueue<T> {
+  protected readonly items: T[] = [];
+  private waiter?: { resolve: (item: T | undefined) => void; timer?: NodeJS.Timeout };
+  private readonly pushListeners = new Set<(item: T) => void>();
+
+  /** Items waiting to be read. */
+  get size(): number {
+    return this.items.length;
+  }
+
+  /** Adds an item: to the pending reader if there is one, otherwise to the queue. */
+  push(item: T): void {
+    for (const listener of [...this.pushListeners]) listener(item);
+    const waiter = this.waiter;
+    if (waiter) {
+      this.waiter = undefined;
+      if (waiter.timer) clearTimeout(waiter.timer);
+      waiter.resolve(item);
+      return;
+    }
+    this.items.push(item);
+  }
+
+  /** Calls `listener` for every item pushed from now on; returns the unsubscribe function. */
+  onPush(listener: (item: T) => void): () => void {
+    this.pushListeners.add(listener);
+    return () => this.pushListeners.delete(listener);
+  }
+
+  /**
+   * The next item, waiting up to `timeoutMs` (undefined: forever). Resolves `undefined` on
+   * timeout. One reader at a time: a second concurrent read ends the first with `undefined`.
+   */
+  next(timeoutMs?: number): Promise<T | undefined> {
+    if (this.items.length > 0) return Promise.resolve(this.items.shift());
+    this.cancel();
+    return new Promise((resolve) => {
+      const waiter: { resolve: (item: T | undefined) => void; timer?: NodeJS.Timeout } = { resolve };
+      if (timeoutMs !== undefined) {
+        waiter.timer = setTimeout(() => {
+          if (this.waiter === waiter) this.waiter = undefined;
+          resolve(undefined);
+        }, timeoutMs);
+      }
+      this.waiter = waiter;
+    });
+  }
+
+  /** Ends a pending read with `undefined` and clears its timer. */
+  cancel(): void {
+    const waiter = this.waiter;
+    this.waiter = undefined;
+    if (waiter?.timer) clearTimeout(waiter.timer);
+    waiter?.resolve(undefined);
+  }
+
+  /** Drops queued items. */
+  clear(): void {
+    this.items.length = 0;
+  }
+
+  /** Cancels reads, drops items and listeners: the call or conversation is over. */
+  dispose(): void {
+    this.cancel();
+    this.clear();
+    this.pushListeners.clear();
+  }
+}
