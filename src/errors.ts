@@ -187,3 +187,17 @@ export class SpeechEngineError extends AsteramiskError {
     this.engine = engine;
   }
 }
+
+/** A SIP MESSAGE Asterisk refused to send (unknown endpoint, no contact, unknown technology…). */
+export class MessageSendError extends AsteramiskError {
+  /** Asterisk's reason, e.g. `Message failed to send.` */
+  readonly asteriskMessage: string;
+
+  constructor(destination: string, asteriskMessage: string, options?: { cause?: unknown }) {
+    super(`Sending a text to ${destination} failed: ${asteriskMessage}`, {
+      ...options,
+      code: 'MESSAGE_SEND',
+    });
+    this.asteriskMessage = asteriskMessage;
+  }
+}

@@ -8,7 +8,7 @@ export type * from './asterisk/ari-events.js';
 export type * from './asterisk/ari-types.js';
 export { AsteriskConnection } from './asterisk/asterisk-connection.js';
 export { type DialplanEntry, DialplanRegistrar } from './asterisk/dialplan-registrar.js';
-export { MessageSendError, type OutgoingMessage, sendMessage } from './asterisk/message-sender.js';
+export { type OutgoingMessage, sendMessage } from './asterisk/message-sender.js';
 export type { CallServicesOptions } from './call-services.js';
 export {
   Communicator,

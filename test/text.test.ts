@@ -1,6 +1,5 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { MessageSendError } from '../src/asterisk/message-sender.js';
-import { HangupError, InputTimeoutError, InvalidInputError } from '../src/errors.js';
+import { HangupError, InputTimeoutError, InvalidInputError, MessageSendError } from '../src/errors.js';
 import type { TextUI } from '../src/ui/text-ui.js';
 import type { VoiceUI } from '../src/ui/voice-ui.js';
 import { deferred, nextServerEvent, startVoiceHarness, type VoiceHarness } from './support/voice-harness.js';

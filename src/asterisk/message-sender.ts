@@ -1,19 +1,5 @@
-import { AmiActionError, AsteramiskError, InvalidInputError } from '../errors.js';
+import { AmiActionError, InvalidInputError, MessageSendError } from '../errors.js';
 import type { AmiClient } from './ami-client.js';
-
-/** A SIP MESSAGE Asterisk refused to send (unknown endpoint, no contact, unknown technology…). */
-export class MessageSendError extends AsteramiskError {
-  /** Asterisk's reason, e.g. `Message failed to send.` */
-  readonly asteriskMessage: string;
-
-  constructor(destination: string, asteriskMessage: string, options?: { cause?: unknown }) {
-    super(`Sending a text to ${destination} failed: ${asteriskMessage}`, {
-      ...options,
-      code: 'MESSAGE_SEND',
-    });
-    this.asteriskMessage = asteriskMessage;
-  }
-}
 
 /** An out-of-dialog text to send. */
 export interface OutgoingMessage {
