@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { AriEvent } from './asterisk/ari-events.js';
 import type { Channel } from './asterisk/ari-types.js';
+import { archivedStatus, type SpoolDirectories, spoolCallFile } from './asterisk/call-file.js';
 import { type Config, resolveConfig } from './config.js';
 import {
   AriHttpError,
@@ -35,6 +36,18 @@ export interface MakeCallOptions {
   signal?: AbortSignal;
 }
 
+/** Options of {@link Communicator.create}. */
+export interface CommunicatorOptions extends RuntimeOptions {
+  /**
+   * Place calls with call files instead of ARI originate, for deployments where the app may not
+   * originate: each call is written to `staging` and moved into Asterisk's outgoing spool (which
+   * this process must see, e.g. on a shared volume). An answered call still reaches this app
+   * (`Application: Stasis`); a failed one is reported from the archived file's Status
+   * (`Expired`, `Failed`) without a Q.850 cause, which call files do not give.
+   */
+  callFiles?: SpoolDirectories;
+}
+
 /** Options of {@link Communicator.makeText}. */
 export interface MakeTextOptions {
   /** Our number the texts come from. Default SYSTEM_PHONE_NUMBER. */
@@ -45,6 +58,9 @@ export interface MakeTextOptions {
 export type MakeConversationOptions =
   | ({ contactMethod: 'call' } & MakeCallOptions)
   | ({ contactMethod: 'text' } & MakeTextOptions);
+
+/** How often the call-file archive is checked for a failed call. */
+const CALL_FILE_POLL_MS = 250;
 
 const NUMBER = /^\+?[0-9A-Za-z*#._-]{1,64}$/;
 const DIAL_STRING = /^(PJSIP|SIP|IAX2|DAHDI|Local)\/[A-Za-z0-9_.+*#-]+(@[A-Za-z0-9_.-]+)?$/;
@@ -76,17 +92,19 @@ export class Communicator {
   /** This Communicator's own settings (caller ID, timeouts…), even when it shares a Server's connection. */
   private readonly defaults: Config;
   private readonly started = new Set<VoiceUI | TextUI>();
+  private readonly callFiles: SpoolDirectories | undefined;
   private closing?: Promise<void>;
 
-  private constructor(runtime: Runtime, defaults: Config) {
+  private constructor(runtime: Runtime, defaults: Config, callFiles: SpoolDirectories | undefined) {
     this.runtime = runtime;
     this.defaults = defaults;
+    this.callFiles = callFiles;
   }
 
   /** Resolves the configuration and connects, or joins the connection of a Server of this process. */
-  static async create(options: RuntimeOptions = {}): Promise<Communicator> {
+  static async create(options: CommunicatorOptions = {}): Promise<Communicator> {
     const defaults = resolveConfig(options);
-    return new Communicator(await Runtime.acquire(options, 'join'), defaults);
+    return new Communicator(await Runtime.acquire(options, 'join'), defaults, options.callFiles);
   }
 
   /**
@@ -200,28 +218,47 @@ export class Communicator {
         options.signal.addEventListener('abort', onAbort, { once: true });
         cleanups.push(() => options.signal?.removeEventListener('abort', onAbort));
       }
-      ari.channels
-        .originate({
-          endpoint,
-          app: this.runtime.config.appName,
-          appArgs: ['outbound', token],
-          callerId: callerIdName ? `"${callerIdName}" <${callerIdNumber}>` : callerIdNumber,
-          timeout: timeoutSeconds,
-          channelId,
-          ...(options.variables ? { variables: options.variables } : {}),
-        })
-        .catch((error: unknown) => {
-          const unreachable = error instanceof AriHttpError && error.status === 500;
-          finish(
-            {
-              error: new CallFailedError(
-                unreachable ? 'unreachable' : 'failed',
-                `Could not call ${number} through ${endpoint}: ${error instanceof Error ? error.message : String(error)}`,
+      const callerId = callerIdName ? `"${callerIdName}" <${callerIdNumber}>` : callerIdNumber;
+      const originated = this.callFiles
+        ? this.spool(this.callFiles, {
+            endpoint,
+            callerId,
+            timeoutSeconds,
+            appData: `${this.runtime.config.appName},outbound,${token}`,
+            ...(options.variables ? { variables: options.variables } : {}),
+            onFailed: (status) =>
+              finish(
+                {
+                  error: new CallFailedError(
+                    status === 'Expired' ? 'no-answer' : 'failed',
+                    `The call file to ${number} ended ${status}`,
+                  ),
+                },
+                false,
               ),
-            },
-            false,
-          );
-        });
+            isSettled: () => settled,
+          })
+        : ari.channels.originate({
+            endpoint,
+            app: this.runtime.config.appName,
+            appArgs: ['outbound', token],
+            callerId,
+            timeout: timeoutSeconds,
+            channelId,
+            ...(options.variables ? { variables: options.variables } : {}),
+          });
+      originated.catch((error: unknown) => {
+        const unreachable = error instanceof AriHttpError && error.status === 500;
+        finish(
+          {
+            error: new CallFailedError(
+              unreachable ? 'unreachable' : 'failed',
+              `Could not call ${number} through ${endpoint}: ${error instanceof Error ? error.message : String(error)}`,
+            ),
+          },
+          false,
+        );
+      });
     });
   }
 
@@ -271,6 +308,45 @@ export class Communicator {
       await this.runtime.release();
     })();
     return this.closing;
+  }
+
+  /**
+   * Places a call with a call file and watches the archive for its outcome until the call is
+   * settled (answered calls are settled by their StasisStart).
+   */
+  private async spool(
+    dirs: SpoolDirectories,
+    call: {
+      endpoint: string;
+      callerId: string;
+      timeoutSeconds: number;
+      appData: string;
+      variables?: Record<string, string>;
+      onFailed: (status: 'Expired' | 'Failed') => void;
+      isSettled: () => boolean;
+    },
+  ): Promise<void> {
+    const name = await spoolCallFile(dirs, {
+      channel: call.endpoint,
+      callerId: call.callerId,
+      waitTime: call.timeoutSeconds,
+      application: { name: 'Stasis', data: call.appData },
+      ...(call.variables ? { variables: call.variables } : {}),
+    });
+    // pbx_spool writes no event we can subscribe to; its archive is the only report of a failure.
+    const watch = setInterval(() => {
+      if (call.isSettled()) {
+        clearInterval(watch);
+        return;
+      }
+      void archivedStatus(dirs, name).then((status) => {
+        if (status === 'Expired' || status === 'Failed') {
+          clearInterval(watch);
+          call.onFailed(status);
+        }
+      });
+    }, CALL_FILE_POLL_MS);
+    watch.unref();
   }
 
   /** `PJSIP/<number>` for a configured endpoint, else the number through the PSTN endpoint. */

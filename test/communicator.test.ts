@@ -135,3 +135,41 @@ describe('Communicator alongside a Server', () => {
     await ui.hangup();
   });
 });
+
+describe('Communicator: call files', () => {
+  it('places a call through the outgoing spool and reports an unanswered one from the archive', async () => {
+    const { mkdtemp, readFile, readdir, rm } = await import('node:fs/promises');
+    const { join } = await import('node:path');
+    const { tmpdir } = await import('node:os');
+    const spool = await mkdtemp(join(tmpdir(), 'asteramisk-spool-'));
+    cleanups.push(() => rm(spool, { recursive: true, force: true }));
+    const sim = await Simulator.start({ timeScale: 0.02, spoolDirectory: spool });
+    cleanups.push(() => sim.close());
+    const c = await Communicator.create({
+      ...sim.connectionOptions(),
+      logger: silentLogger,
+      tts: false,
+      stt: false,
+      systemPhoneNumber: '5550100',
+      callFiles: { outgoing: join(spool, 'outgoing'), done: join(spool, 'outgoing_done') },
+    });
+    cleanups.push(() => c.close());
+
+    const calling = c.makeCall('bob', { timeout: 5 });
+    await sim.nextIncomingCall('bob');
+    const ui = await calling;
+    expect(ui.remoteNumber).toBe('bob');
+    const [archived] = await readdir(join(spool, 'outgoing_done'));
+    const file = await readFile(join(spool, 'outgoing_done', archived!), 'utf8');
+    expect(file).toMatch(/^Channel: PJSIP\/bob$/m);
+    expect(file).toMatch(/^Application: Stasis$/m);
+    expect(file).toMatch(/^Status: Completed$/m);
+    await ui.hangup();
+
+    sim.setEndpointBehaviour('bob', { onCall: 'busy' });
+    const failed = await c.makeCall('bob', { timeout: 5 }).catch((e: unknown) => e);
+    expect(failed).toBeInstanceOf(CallFailedError);
+    expect((failed as CallFailedError).reason).toBe('no-answer');
+    expect((await readdir(join(spool, 'outgoing'))).filter((n) => n.endsWith('.call'))).toEqual([]);
+  });
+});

@@ -2,6 +2,7 @@ import { EventEmitter } from 'node:events';
 import { installAmiActions } from './ami-actions.js';
 import { AmiServer } from './ami-server.js';
 import { AriServer } from './ari-server.js';
+import { CallFileSpool } from './call-file-spool.js';
 import { type EndpointBehaviour, Pbx, type SentText, type SimEndpoint } from './pbx.js';
 import type { SimChannel } from './sim-model.js';
 import { SimPhone } from './sim-phone.js';
@@ -46,6 +47,8 @@ export interface SimulatorOptions {
   sounds?: Record<string, number>;
   /** Delay before AMI answers a failed login (Asterisk: about 1 s). */
   amiLoginFailureDelayMs?: number;
+  /** A spool folder: call files moved into `<it>/outgoing` are placed, and archived in `<it>/outgoing_done`. */
+  spoolDirectory?: string;
 }
 
 /** Credentials of the simulator's ARI and AMI users. */
@@ -91,6 +94,7 @@ export class Simulator extends EventEmitter {
   private readonly dialplanSeed: [string, string, number, string, string][] = [];
   private readonly options: SimulatorOptions;
   private closed = false;
+  private spool?: CallFileSpool;
   private readonly consumedTexts = new WeakSet<SentText>();
   private uninstallAmi?: () => void;
 
@@ -136,6 +140,10 @@ export class Simulator extends EventEmitter {
   static async start(options: SimulatorOptions = {}): Promise<Simulator> {
     const sim = new Simulator(options);
     await sim.listen();
+    if (options.spoolDirectory) {
+      sim.spool = new CallFileSpool(sim.pbx, options.spoolDirectory);
+      await sim.spool.start();
+    }
     return sim;
   }
 
@@ -316,6 +324,7 @@ export class Simulator extends EventEmitter {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    this.spool?.close();
     this.pbx.reset(() => {});
     await Promise.all([this.ari.close(), this.ami.close()]);
   }
