@@ -12,6 +12,27 @@ export interface AriServerOptions {
 const JSON_HEADERS = { 'Content-type': 'application/json' };
 
 /**
+ * Test-facing observation hook: emitted on the {@link Pbx} as `'ari-request'` for every
+ * authenticated REST request that matched an ARI operation, just before the operation runs
+ * (`sim.pbx.on('ari-request', (r: AriRequestEvent) => …)`). Benchmarks use it to time the round
+ * trip from something the PBX did (a key press, a StasisStart) to the app's next request. Nothing
+ * is computed when no listener is attached; a listener runs synchronously and must not throw (the
+ * request would be answered 500). Not part of Asterisk's behaviour.
+ */
+export interface AriRequestEvent {
+  /** `GET`, `POST`, `DELETE`… */
+  method: string;
+  /** The path below `/ari`, e.g. `/channels/1700000000.3/play`. */
+  path: string;
+  /** The route's path parameters (`channelId`, `bridgeId`, `playbackId`…), decoded. */
+  params: Record<string, string>;
+  /** `params.channelId`, when the operation is on a channel. */
+  channelId?: string;
+  /** When the request reached the server (before its body was read), on the `performance.now()` clock. */
+  receivedAt: number;
+}
+
+/**
  * The simulator's ARI: REST under `/ari/…` and the events websocket `/ari/events`, answering the
  * way Asterisk 22's res_ari does (status codes, error bodies, headers).
  */
@@ -127,6 +148,7 @@ export class AriServer {
   }
 
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const receivedAt = performance.now();
     const url = new URL(req.url ?? '/', 'http://localhost');
     if ((!url.pathname.startsWith('/ari/') && url.pathname !== '/ari') || this.booting === 'http-only') {
       return this.sendHtml404(res);
@@ -175,6 +197,11 @@ export class AriServer {
     for (const [k, v] of Object.entries(body)) if (typeof v !== 'object') query[k] = String(v);
     for (const [k, v] of url.searchParams) query[k] = v;
     const request: AriRequest = { params: matchSegments(route.pattern, segments)!, query, body };
+    if (this.pbx.listenerCount('ari-request') > 0) {
+      const event: AriRequestEvent = { method: route.method, path, params: request.params, receivedAt };
+      if (request.params.channelId !== undefined) event.channelId = request.params.channelId;
+      this.pbx.emit('ari-request', event);
+    }
     let response: AriResponse;
     try {
       response = await route.handler(request);
