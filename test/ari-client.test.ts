@@ -20,6 +20,7 @@ import {
   TimeoutError,
 } from '../src/errors.js';
 import { Simulator } from '../src/sandbox/simulator.js';
+import { within } from './support/within.js';
 
 // ---------------------------------------------------------------------------------------------
 // Protocol fixture: a tiny HTTP + websocket server on 127.0.0.1 that answers like Asterisk's ARI
@@ -203,23 +204,6 @@ function stasisStart(id: string, args: string[] = ['1000']) {
 
 function dtmf(id: string, digit: string) {
   return { ...envelope('ChannelDtmfReceived'), digit, duration_ms: 280, channel: channel(id) };
-}
-
-/** Awaits `p`, failing the test if it has not settled within `ms`. */
-function within<T>(p: Promise<T>, ms = 5000, what = 'an event'): Promise<T> {
-  return new Promise<T>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms waiting for ${what}`)), ms);
-    p.then(
-      (v) => {
-        clearTimeout(timer);
-        resolve(v);
-      },
-      (e: unknown) => {
-        clearTimeout(timer);
-        reject(e);
-      },
-    );
-  });
 }
 
 async function catchError(p: Promise<unknown>): Promise<unknown> {

@@ -6,6 +6,7 @@ import { type WebSocket, WebSocketServer } from 'ws';
 import { AriClient, type AriClientEvents, type AriClientOptions } from '../src/asterisk/ari-client.js';
 import { AuthenticationError } from '../src/errors.js';
 import { Simulator } from '../src/sandbox/simulator.js';
+import { within } from './support/within.js';
 
 // ---------------------------------------------------------------------------------------------
 // Protocol fixture: an HTTP + websocket server on 127.0.0.1 that answers like Asterisk's ARI in
@@ -146,22 +147,6 @@ afterEach(async () => {
   await Promise.all(clients.splice(0).map((c) => c.close()));
   await Promise.all(fixtures.splice(0).map((f) => f.close()));
 });
-
-function within<T>(p: Promise<T>, ms = 5000, what = 'an event'): Promise<T> {
-  return new Promise<T>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms waiting for ${what}`)), ms);
-    p.then(
-      (v) => {
-        clearTimeout(timer);
-        resolve(v);
-      },
-      (e: unknown) => {
-        clearTimeout(timer);
-        reject(e);
-      },
-    );
-  });
-}
 
 function next<K extends keyof AriClientEvents>(
   c: AriClient,

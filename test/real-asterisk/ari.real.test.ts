@@ -5,6 +5,7 @@ import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AriClient, type AriClientEvents } from '../../src/asterisk/ari-client.js';
 import { AriNotFoundError, AriStateError, AuthenticationError } from '../../src/errors.js';
+import { within } from '../support/within.js';
 
 /**
  * The basic ARI client checks against a real Asterisk 22. They run only when ASTERISK_HOST is
@@ -22,22 +23,6 @@ const url = `http://${host ?? '127.0.0.1'}:${port}`;
 if (!host) {
   // Registered only when skipping, so the reason shows once in the report and never counts as a pass.
   it.skip('requires ASTERISK_HOST (plus ASTERISK_ARI_PORT/USER/PASS) pointing at a real Asterisk 22', () => {});
-}
-
-function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
-  return new Promise<T>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms waiting for ${what}`)), ms);
-    p.then(
-      (v) => {
-        clearTimeout(timer);
-        resolve(v);
-      },
-      (e: unknown) => {
-        clearTimeout(timer);
-        reject(e);
-      },
-    );
-  });
 }
 
 function next<K extends keyof AriClientEvents>(
