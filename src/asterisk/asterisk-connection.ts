@@ -4,14 +4,13 @@ import { AmiClient } from './ami-client.js';
 import { AriClient } from './ari-client.js';
 
 /**
- * The ARI and AMI connections of one process to one Asterisk, built from a {@link Config}. A
- * Server and a Communicator in the same process share one (one Stasis app, one AMI login).
+ * The ARI and AMI connections to one Asterisk, built from a {@link Config}. The Runtime shares one
+ * between a Server and the Communicators of a process (one Stasis app, one AMI login).
  */
 export class AsteriskConnection {
   readonly ari: AriClient;
   readonly ami: AmiClient;
   readonly config: Config;
-  private users = 0;
   private closing?: Promise<void>;
 
   private constructor(config: Config, logger: Logger) {
@@ -46,18 +45,6 @@ export class AsteriskConnection {
       throw error;
     }
     return connection;
-  }
-
-  /** Counts a user (Server, Communicator); {@link release} closes when the last one leaves. */
-  retain(): this {
-    this.users++;
-    return this;
-  }
-
-  /** Drops a user; closes both connections when none is left. */
-  async release(): Promise<void> {
-    this.users = Math.max(0, this.users - 1);
-    if (this.users === 0) await this.close();
   }
 
   /** Closes both connections. Idempotent. */
