@@ -1,9 +1,10 @@
 import type { StasisStartEvent, TextMessageReceivedEvent } from './asterisk/ari-events.js';
 import type { Channel } from './asterisk/ari-types.js';
 import { AsteriskConnection } from './asterisk/asterisk-connection.js';
-import { sendMessage } from './asterisk/message-sender.js';
+import { messageDestination, sendMessage } from './asterisk/message-sender.js';
 import { type CallServices, type CallServicesOptions, createCallServices } from './call-services.js';
 import { type Config, type ConfigOptions, redactConfig, resolveConfig } from './config.js';
+import { InvalidInputError } from './errors.js';
 import { childLogger, createDefaultLogger, type Logger } from './logger.js';
 import { CallEventRouter } from './ui/call-event-router.js';
 import { parseIncomingText, type TextPeer } from './ui/sip-address.js';
@@ -29,6 +30,9 @@ export interface RuntimeOptions extends ConfigOptions, CallServicesOptions {
   /** Over MAX_CONCURRENT_CONVERSATIONS: send a busy reply (default) or ignore the text. */
   textOverflow?: TextOverflow;
 }
+
+/** Longest in-call text: an AMI line is at most 1024 bytes with its CR LF, and `Message: ` takes 9. */
+const MAX_IN_CALL_TEXT_BYTES = 1013;
 
 /** A StasisStart this runtime did not originate: a call into `Stasis(<app>,call)`. */
 export type InboundCallListener = (event: StasisStartEvent) => void;
@@ -209,13 +213,12 @@ export class Runtime {
   }
 
   /**
-   * Sends one text from `localNumber` to `peer` over AMI MessageSend: to the peer's endpoint, with
-   * the peer's own URI as To when it is a number behind a trunk.
+   * Sends one text from `localNumber` to `peer` (ARI sendMessage): to the peer's endpoint, or to
+   * the peer's number through its trunk endpoint (the number is then the Request-URI user).
    */
-  private sendText(localNumber: string, peer: TextPeer, body: string): Promise<void> {
-    return sendMessage(this.connection.ami, {
-      destination: `pjsip:${peer.endpoint}`,
-      ...(peer.number !== peer.endpoint.toLowerCase() ? { to: peer.uri } : {}),
+  private async sendText(localNumber: string, peer: TextPeer, body: string): Promise<void> {
+    await sendMessage(this.connection.ari, {
+      destination: messageDestination(peer.number, peer.endpoint),
       from: `sip:${localNumber}@${this.config.asteriskHost}`,
       body,
     });
@@ -256,8 +259,17 @@ export class Runtime {
     return ui;
   }
 
-  /** In-call text to the phone: AMI SendText sends an in-dialog SIP MESSAGE. */
+  /**
+   * In-call text to the phone: AMI SendText sends an in-dialog SIP MESSAGE. Asterisk reads each AMI
+   * line into a 1024-byte buffer, so `Message: <text>` plus CR LF must fit in it.
+   */
   private async sendInCallText(channelName: string, text: string): Promise<void> {
+    const bytes = Buffer.byteLength(text);
+    if (bytes > MAX_IN_CALL_TEXT_BYTES) {
+      throw new InvalidInputError(
+        `In-call text is limited to ${MAX_IN_CALL_TEXT_BYTES} bytes (one AMI line); this one has ${bytes}: send several texts`,
+      );
+    }
     await this.connection.ami.action({
       Action: 'SendText',
       Channel: channelName,
@@ -285,6 +297,14 @@ export class Runtime {
     if (!text) {
       this.logger.warn({ to: event.message.to }, 'a SIP MESSAGE without a usable From/To was ignored');
       return;
+    }
+    const sentBytes = Number(event.message.variables?.['Content-Length'] ?? 0);
+    if (text.body === '' && sentBytes > 0) {
+      // res_pjsip_messaging copies the body into a 1024-byte buffer and passes on nothing when it does not fit.
+      this.logger.warn(
+        { to: text.to, from: text.peer.number, bytes: sentBytes },
+        'a text arrived empty: Asterisk passes on SIP MESSAGE bodies of at most 1023 bytes',
+      );
     }
     // A text from the caller to the number of their call belongs to that call (see README: in-call text).
     for (const ui of this.calls.values()) {

@@ -145,6 +145,9 @@ export function ulawMs(audio: Buffer): number {
 /** Mean absolute amplitude of a µ-law frame above which it counts as talking. */
 const TALK_THRESHOLD = 256;
 
+/** Longest SIP MESSAGE body Asterisk passes on (res_pjsip_messaging's 1024-byte buffer). */
+const MAX_INBOUND_TEXT_BYTES = 1023;
+
 /**
  * The state and behaviour of the simulated Asterisk: channels, bridges, playbacks, recordings,
  * dialplan, endpoints and Stasis apps. The ARI and AMI servers translate requests into calls on
@@ -1212,14 +1215,14 @@ export class Pbx extends EventEmitter {
     /** The To header when it differs from the destination (AMI Destination + To). */
     toHeader?: string;
   }): SentText {
-    const endpoint = parseMessageDestination(msg.to);
-    if (endpoint === 'bad-tech') throw new PbxError(404, 'Endpoint not found');
-    const ep = endpoint ? this.endpoints.get(endpoint) : undefined;
+    const destination = parseMessageDestination(msg.to);
+    if (destination === 'bad-tech') throw new PbxError(404, 'Endpoint not found');
+    const ep = destination ? this.endpoints.get(destination.endpoint) : undefined;
     if (!ep?.online) throw new PbxError(404, 'Endpoint not found');
     const sent: SentText = {
       endpoint: ep.resource,
       to: msg.to,
-      toUser: userOf(msg.toHeader ?? msg.to) ?? ep.resource,
+      toUser: (msg.toHeader ? userOf(msg.toHeader) : destination?.user) ?? ep.resource,
       from: msg.from || `<sip:${ep.resource}@127.0.0.1>`,
       body: msg.body,
       variables: { ...msg.variables },
@@ -1236,6 +1239,10 @@ export class Pbx extends EventEmitter {
    * sender's endpoint or the endpoint's message context has an extension for `to`, else 404.
    */
   receiveMessage(msg: { endpoint: string; from: string; to: string; body: string }): 202 | 404 {
+    const sentBytes = Buffer.byteLength(msg.body);
+    // res_pjsip_messaging copies the body into a 1024-byte buffer (nothing when it does not fit)
+    // and drops trailing CR/LF.
+    const body = sentBytes > MAX_INBOUND_TEXT_BYTES ? '' : msg.body.replace(/[\r\n]+$/, '');
     const ep = this.endpoints.get(msg.endpoint);
     const scope = { endpoint: `PJSIP/${msg.endpoint}` };
     const subscribed = [...this.apps.values()].some((app) => this.appWants(app, scope));
@@ -1254,7 +1261,7 @@ export class Pbx extends EventEmitter {
         message: {
           from: fromHeader,
           to: `pjsip:${msg.to}@127.0.0.1`,
-          body: msg.body,
+          body,
           variables: {
             PJSIP_RECVADDR: '127.0.0.1:5061',
             PJSIP_TRANSPORT: 'udp',
@@ -1262,7 +1269,7 @@ export class Pbx extends EventEmitter {
             From: `${fromHeader};tag=${randomUUID().slice(0, 8)}`,
             To: `<sip:${msg.to}@127.0.0.1>`,
             'Content-Type': 'text/plain',
-            'Content-Length': String(Buffer.byteLength(msg.body)),
+            'Content-Length': String(sentBytes),
           },
         },
       },
@@ -1326,14 +1333,26 @@ function splitTarget(uri: string): [string, string] {
   return [uri.slice(0, i), uri.slice(i + 1)];
 }
 
-/** `pjsip:bob`, `pjsip:bob@host`, `PJSIP/bob`, `sip:bob@host` → `bob`; another tech → 'bad-tech'. */
-function parseMessageDestination(to: string): string | undefined | 'bad-tech' {
+/**
+ * The endpoint of a message destination, and the Request-URI user when the destination names one:
+ * `pjsip:bob`, `pjsip:bob@domain`, `PJSIP/bob`, `pjsip:PJSIP/+15551234@pstn` (the number at the
+ * trunk's contact), `pjsip:pstn/sip:+15551234@host`, `sip:bob@host`. Another tech → 'bad-tech'.
+ */
+function parseMessageDestination(to: string): { endpoint: string; user?: string } | undefined | 'bad-tech' {
   const m = /^(\w+)[:/](.*)$/.exec(to);
   if (!m) return undefined;
   const tech = m[1]!.toLowerCase();
   if (tech !== 'pjsip' && tech !== 'sip') return 'bad-tech';
-  const rest = m[2]!.replace(/^sip:/, '');
-  return rest.split('@')[0]?.split('/')[0];
+  const rest = m[2]!;
+  const dial = /^PJSIP\/([^@]+)@(.+)$/.exec(rest);
+  if (dial) return { endpoint: dial[2]!, user: dial[1]! };
+  const slash = rest.indexOf('/');
+  if (slash > 0) {
+    const user = userOf(rest.slice(slash + 1));
+    return { endpoint: rest.slice(0, slash), ...(user ? { user } : {}) };
+  }
+  const endpoint = rest.replace(/^sip:/, '').split('@')[0];
+  return endpoint ? { endpoint } : undefined;
 }
 
 /** The user part of `sip:user@host`, `pjsip:user@host`, `PJSIP/user` or `<sip:user@host>`. */

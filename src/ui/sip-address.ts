@@ -17,7 +17,7 @@ export interface TextPeer {
   /** Normalised: phone numbers without spaces, dashes, dots or brackets; other users lower-cased. */
   number: string;
   name: string;
-  /** The raw URI, kept for replies (`sip:+15551234567@trunk.example.net`). */
+  /** The raw URI as it arrived (`sip:+15551234567@trunk.example.net`). */
   uri: string;
   /** The PJSIP endpoint the message came through (`alice`, or a trunk such as `pstn`). */
   endpoint: string;

@@ -60,7 +60,10 @@ export class TextUI {
   readonly remoteName: string;
   /** Our number in this conversation. */
   readonly localNumber: string;
-  /** The peer's address as it arrived (`sip:+15551234567@trunk.example.net`), used for replies. */
+  /**
+   * The peer's address as it arrived (`sip:+15551234567@trunk.example.net`). Replies do not use it:
+   * they go to {@link remoteNumber} through the endpoint the text came from.
+   */
   readonly remoteUri: string;
   /**
    * The text that opened an inbound conversation ('' for one we started). It is not an answer
