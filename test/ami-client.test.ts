@@ -864,9 +864,13 @@ describe('AmiServer wire format (as Asterisk 22)', () => {
     raw.send(Buffer.from([0, 255, 254, 13, 13, 10, 58, 58, 32, 10, 10]));
     raw.send(`X-Huge: ${'y'.repeat(200_000)}\r\n\r\n`);
     raw.send('Action: Ping\r\nActionID: after-garbage\r\n\r\n');
-    const replies = await raw.messages(2);
-    // The garbage line `::` is a request without Action; the huge request is dropped.
-    expect(replies.map((m) => m.get('Message'))).toEqual(['Missing action in request', 'Permission denied']);
+    const replies = await raw.messages(3);
+    // The garbage line `::` is a request without Action; the huge line gets Asterisk's parse error.
+    expect(replies.map((m) => m.get('Message'))).toEqual([
+      'Missing action in request',
+      'Failed to parse message: line too long',
+      'Permission denied',
+    ]);
 
     let finish!: () => void;
     const handlerDone = new Promise<void>((resolve) => {

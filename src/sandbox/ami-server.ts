@@ -150,7 +150,11 @@ export interface AmiServerOptions {
   cli?: AmiCliHandler;
   /** Call counters for CoreStatus. Default: zeros. */
   callCounts?: () => AmiCallCounts;
-  /** Longest accepted request line; longer ones drop their request (Asterisk drops them too). Default 64 KiB. */
+  /**
+   * Longest line the request parser keeps; longer ones drop their request. Default 64 KiB. Lines
+   * over Asterisk's own 1024 bytes never get that far: they are answered `Failed to parse message:
+   * line too long`, as Asterisk answers them.
+   */
   maxLineLength?: number;
 }
 
@@ -340,10 +344,48 @@ function sameSecret(given: string, expected: string): boolean {
   return timingSafeEqual(a, b);
 }
 
+/** Asterisk reads AMI input into a 1024-byte buffer: each line, with its CR LF, must fit in it. */
+const MAX_AMI_LINE_BYTES = 1024;
+/** Stands in for a line too long for Asterisk, so the rest of its request (ActionID) still parses. */
+const LINE_TOO_LONG_KEY = 'X-Simulator-Line-Too-Long';
+const LINE_TOO_LONG_LINE = Buffer.from(`${LINE_TOO_LONG_KEY}: 1\r\n`);
+
+/**
+ * Replaces each request line longer than Asterisk reads (counted in bytes, with its line end) by a
+ * marker line. Asterisk then answers that request `Failed to parse message: line too long`, with
+ * its ActionID, and runs nothing (main/manager.c get_input and do_message).
+ */
+class LineLimiter {
+  private pending: Buffer[] = [];
+  private pendingBytes = 0;
+  private overflowed = false;
+
+  push(chunk: Buffer): Buffer {
+    const out: Buffer[] = [];
+    let start = 0;
+    for (let nl = chunk.indexOf(0x0a, start); nl >= 0; nl = chunk.indexOf(0x0a, start)) {
+      const piece = chunk.subarray(start, nl + 1);
+      start = nl + 1;
+      const tooLong = this.overflowed || this.pendingBytes + piece.length > MAX_AMI_LINE_BYTES;
+      out.push(...(tooLong ? [LINE_TOO_LONG_LINE] : [...this.pending, piece]));
+      this.pending = [];
+      this.pendingBytes = 0;
+      this.overflowed = false;
+    }
+    if (start < chunk.length && !this.overflowed) {
+      this.pendingBytes += chunk.length - start;
+      this.overflowed = this.pendingBytes > MAX_AMI_LINE_BYTES;
+      this.pending = this.overflowed ? [] : [...this.pending, Buffer.from(chunk.subarray(start))];
+    }
+    return Buffer.concat(out);
+  }
+}
+
 class ServerSession implements AmiSessionContext {
   readonly sessionId: number;
   readonly socket: Socket;
   readonly parser: AmiParser;
+  readonly lineLimiter = new LineLimiter();
   readonly remoteAddress: string;
   readonly localAddress: string;
   readonly asteriskSessionId = `0x7f${randomBytes(5).toString('hex')}`;
@@ -652,7 +694,7 @@ export class AmiServer extends EventEmitter<AmiServerEventMap> {
     socket.on('data', (chunk: Buffer) => {
       this.stats.bytesReceived += chunk.length;
       try {
-        for (const msg of session.parser.push(chunk)) this.onRequest(session, msg);
+        for (const msg of session.parser.push(session.lineLimiter.push(chunk))) this.onRequest(session, msg);
       } catch (err) {
         // Nothing a client sends may take the server down; log our bug and keep serving.
         this.logger.error(
@@ -672,6 +714,10 @@ export class AmiServer extends EventEmitter<AmiServerEventMap> {
     if (session.closing || session.closed) return;
     this.stats.actionsReceived++;
     const req = makeRequest(msg);
+    if (msg.get(LINE_TOO_LONG_KEY) !== undefined) {
+      this.writeReply(session, req, amiError('Failed to parse message: line too long'));
+      return;
+    }
     this.emit('action', req, session);
     let result: AmiReply | null | Promise<AmiReply | null>;
     try {

@@ -11,6 +11,11 @@ export interface AriServerOptions {
 
 const JSON_HEADERS = { 'Content-type': 'application/json' };
 
+/** Longest request line Asterisk's HTTP server reads (a 4096-byte buffer with CR LF and NUL); longer: 400. */
+const MAX_REQUEST_LINE = 4093;
+/** Longest request body it reads (`MAX_CONTENT_LENGTH`); longer: 413 `Request body too large`. */
+const MAX_BODY_BYTES = 40_960;
+
 /**
  * Test-facing observation hook: emitted on the {@link Pbx} as `'ari-request'` for every
  * authenticated REST request that matched an ARI operation, just before the operation runs
@@ -134,6 +139,28 @@ export class AriServer {
     res.end(text);
   }
 
+  /** An error page the way Asterisk's HTTP server writes it (e.g. `400 Request line too long`). */
+  private sendHtml(
+    res: ServerResponse,
+    status: number,
+    title: string,
+    text: string,
+    headers: Record<string, string> = {},
+  ): void {
+    const html =
+      '<!DOCTYPE HTML PUBLIC "-//IETF//DTD HTML 2.0//EN">\r\n<html><head>\r\n' +
+      `<title>${status} ${title}</title>\r\n</head><body>\r\n<h1>${title}</h1>\r\n<p>${text}</p>\r\n<hr />\r\n` +
+      '<address>Asterisk</address>\r\n</body></html>\r\n';
+    res.writeHead(status, {
+      Server: 'Asterisk',
+      'Cache-Control': 'no-cache, no-store',
+      'Content-type': 'text/html',
+      'Content-Length': String(Buffer.byteLength(html)),
+      ...headers,
+    });
+    res.end(html);
+  }
+
   private sendHtml404(res: ServerResponse): void {
     const html =
       '<!DOCTYPE HTML PUBLIC "-//IETF//DTD HTML 2.0//EN">\r\n<html><head>\r\n<title>404 Not Found</title>\r\n' +
@@ -149,6 +176,9 @@ export class AriServer {
 
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const receivedAt = performance.now();
+    if (`${req.method} ${req.url} HTTP/${req.httpVersion}`.length > MAX_REQUEST_LINE) {
+      return this.sendHtml(res, 400, 'Bad Request', 'Request line too long', { Connection: 'close' });
+    }
     const url = new URL(req.url ?? '/', 'http://localhost');
     if ((!url.pathname.startsWith('/ari/') && url.pathname !== '/ari') || this.booting === 'http-only') {
       return this.sendHtml404(res);
@@ -171,6 +201,9 @@ export class AriServer {
       });
     }
     const raw = await readBody(req);
+    if (raw.length > MAX_BODY_BYTES) {
+      return this.send(res, 413, { message: 'Request body too large' }, { Connection: 'close' });
+    }
     let body: Record<string, unknown> = {};
     if (raw.length > 0) {
       try {
