@@ -481,6 +481,33 @@ describe('AriClient events websocket (fixture)', () => {
     expect(c.stasisChannelIds.size).toBe(0);
   });
 
+  it('delivers a frame Asterisk sends twice once (one copy per subscription), a new event again', async () => {
+    const f = await fixture();
+    const c = client(f.url);
+    const socket = f.nextSocket();
+    await c.connect();
+    await within(socket);
+    const digits: string[] = [];
+    c.on('ChannelDtmfReceived', (e) => {
+      digits.push(`${e.digit}@${e.timestamp}`);
+    });
+    const last = new Promise<void>((resolve) =>
+      c.on('ChannelDtmfReceived', (e) => e.digit === '#' && resolve()),
+    );
+    // Asterisk 22: a Stasis channel whose endpoint the app is also subscribed to (endpoint:PJSIP).
+    f.send(dtmf('1.1', '1'));
+    f.send(dtmf('1.1', '1'));
+    f.send({ ...dtmf('1.1', '1'), timestamp: '2026-11-23T09:23:42.351+0000' });
+    f.send(dtmf('1.1', '#'));
+    await within(last);
+    expect(digits).toEqual([
+      '1@2026-11-23T09:23:41.951+0000',
+      '1@2026-11-23T09:23:42.351+0000',
+      '#@2026-11-23T09:23:41.951+0000',
+    ]);
+    expect(c.duplicateEventsDropped).toBe(1);
+  });
+
   it('reports a malformed frame as an error, drops it and keeps delivering', async () => {
     const f = await fixture();
     const c = client(f.url);
@@ -829,6 +856,24 @@ describe('AriClient against the simulator', () => {
     await barrier(c, phone.channelId);
     expect(digits).toEqual(['1', '2', '#']);
     expect(viaEvent).toEqual(['1', '2', '#']);
+  });
+
+  it('delivers each key once to an app also subscribed to the caller’s endpoint (Asterisk sends two copies)', async () => {
+    const sim = await startSim();
+    const c = await appOn(sim);
+    await c.applications.subscribe(c.app, 'endpoint:PJSIP');
+    const started = next(c, 'StasisStart');
+    const phone = await sim.call({ from: 'alice', to: '1000' });
+    await started;
+    await c.channels.answer(phone.channelId);
+    const digits: string[] = [];
+    c.on('ChannelDtmfReceived', (e) => {
+      digits.push(e.digit);
+    });
+    await phone.press('11#');
+    await barrier(c, phone.channelId);
+    expect(digits).toEqual(['1', '1', '#']);
+    expect(c.duplicateEventsDropped).toBeGreaterThanOrEqual(3);
   });
 
   it('sets and gets channel variables; an unset variable is a 404', async () => {

@@ -505,6 +505,39 @@ describe('simulator ARI: recordings (scenario e)', () => {
   });
 });
 
+describe('simulator ARI: measured with a SIP phone (test/real-asterisk/voice.real.test.ts)', () => {
+  it('sends each channel event twice to an app subscribed to the channel’s endpoint while in Stasis', async () => {
+    // Asterisk 22.10.1, app with `endpoint:PJSIP` and the caller in its Stasis: ChannelStateChange,
+    // ChannelDtmfReceived, ChannelVarset, ChannelHangupRequest came twice, byte for byte; events
+    // before StasisStart and after StasisEnd (only the endpoint covers them) and StasisStart/End
+    // themselves came once. (Asterisk also sent a soft ChannelHangupRequest after StasisEnd, as to
+    // subscribeAll apps; the simulator leaves that one out.)
+    const { app, ari: a } = await freshApp();
+    await a.rest('POST', `/applications/${app}/subscription`, { eventSource: 'endpoint:PJSIP' });
+    const phone = await sim.call({ from: 'alice', to: `7${appSeq}` });
+    const id = ((await a.next('StasisStart')).channel as { id: string }).id;
+    await a.rest('POST', `/channels/${id}/answer`);
+    await phone.press('1');
+    await a.waitFor((e) => e.type === 'ChannelDtmfReceived');
+    await phone.hangup();
+    await a.waitFor((e) => e.type === 'ChannelDestroyed');
+    const ofCall = a.events.filter((e) => (e.channel as { id?: string } | undefined)?.id === id);
+    const count = (type: string) => ofCall.filter((e) => e.type === type).length;
+    expect(count('ChannelCreated')).toBe(1);
+    expect(count('StasisStart')).toBe(1);
+    expect(count('ChannelStateChange')).toBe(2);
+    expect(count('ChannelDtmfReceived')).toBe(2);
+    const [first, second] = ofCall.filter((e) => e.type === 'ChannelDtmfReceived');
+    expect(JSON.stringify(second)).toBe(JSON.stringify(first));
+    expect(count('ChannelHangupRequest')).toBe(2);
+    expect(count('StasisEnd')).toBe(1);
+    expect(count('ChannelDestroyed')).toBe(1);
+    // Not left to the websocket close: the next test needs nobody subscribed to alice's endpoint.
+    await a.rest('DELETE', `/applications/${app}/subscription`, { eventSource: 'endpoint:PJSIP' });
+    a.close();
+  });
+});
+
 describe('simulator ARI: SIP MESSAGE and subscriptions (scenario h)', () => {
   it('delivers TextMessageReceived only to apps subscribed to the sender endpoint', async () => {
     const a = await rawAri(sim.ariUrl, sim.credentials.ariUser, sim.credentials.ariPassword, 'msgapp');

@@ -111,6 +111,14 @@ type AnyListener = ((...args: unknown[]) => unknown) & { [ORIGINAL]?: AnyListene
 const RESYNC_ATTEMPTS = 3;
 
 /**
+ * How long a frame is remembered to recognise a second copy of it. Asterisk 22 sends an event once
+ * per subscription that covers it: a channel in this app's Stasis whose endpoint the app is also
+ * subscribed to (`endpoint:PJSIP`, needed for SIP MESSAGEs) has every channel event (DTMF, state,
+ * variables, hangup request) sent twice, byte for byte, one right after the other.
+ */
+const DUPLICATE_WINDOW_MS = 1000;
+
+/**
  * A client of one Asterisk's ARI for one Stasis application.
  *
  * ```ts
@@ -158,6 +166,9 @@ export class AriClient {
   #disconnectAnnounced = false;
   /** Bumped on each disconnect and on close, so a resync that outlived its socket stops. */
   #generation = 0;
+  /** Frames of the last {@link DUPLICATE_WINDOW_MS}, oldest first, with their arrival time. */
+  readonly #recentFrames = new Map<string, number>();
+  #duplicatesDropped = 0;
 
   constructor(options: AriClientOptions) {
     if (!options.app) throw new ConfigError('app', 'AriClient needs a Stasis app name (option `app`)');
@@ -224,6 +235,14 @@ export class AriClient {
     return this.#stream.state === 'open';
   }
 
+  /**
+   * Frames dropped as second copies of a frame just received (see {@link DUPLICATE_WINDOW_MS}):
+   * each event is delivered once, however many of the app's subscriptions cover it.
+   */
+  get duplicateEventsDropped(): number {
+    return this.#duplicatesDropped;
+  }
+
   /** Ids of the channels currently in this app (StasisStart seen, StasisEnd not yet). */
   get stasisChannelIds(): ReadonlySet<string> {
     return this.#stasisChannels;
@@ -243,6 +262,7 @@ export class AriClient {
   async close(): Promise<void> {
     this.#generation++;
     this.#stasisChannels.clear();
+    this.#recentFrames.clear();
     this.#disconnectAnnounced = false;
     await this.#stream.close();
     await this.#http.close();
@@ -327,6 +347,10 @@ export class AriClient {
   }
 
   #onFrame(text: string): void {
+    if (this.#isDuplicate(text)) {
+      this.#duplicatesDropped++;
+      return;
+    }
     const parsed = parseAriEvent(text);
     if (parsed.kind === 'malformed') {
       this.#logger.warn({ err: parsed.error.message }, 'Dropped a malformed ARI event');
@@ -350,6 +374,22 @@ export class AriClient {
     this.#emit('event', event);
     // The mapped type cannot follow `event.type` through the union; the key and payload match by construction.
     (this.#emit as (name: string, event: AriEvent) => void)(event.type, event);
+  }
+
+  /**
+   * True for a frame identical to one received within {@link DUPLICATE_WINDOW_MS}. Every event
+   * carries a millisecond timestamp and the full channel snapshot, so two distinct events are
+   * never the same text; a repeat is a second delivery of one event.
+   */
+  #isDuplicate(text: string): boolean {
+    const now = performance.now();
+    for (const [frame, at] of this.#recentFrames) {
+      if (now - at <= DUPLICATE_WINDOW_MS) break;
+      this.#recentFrames.delete(frame);
+    }
+    if (this.#recentFrames.has(text)) return true;
+    this.#recentFrames.set(text, now);
+    return false;
   }
 
   #track(event: AriEvent): void {

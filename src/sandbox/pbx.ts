@@ -77,14 +77,29 @@ interface StasisApp {
   send: (json: string) => void;
 }
 
-/** Which apps get an event. */
+/**
+ * Which apps get an event. Asterisk 22 sends an event once per subscription of the app that covers
+ * it: a channel event reaches an app through the channel (Stasis, or an explicit subscription) and
+ * again through the channel's endpoint when the app subscribed to `endpoint:PJSIP[/alice]`, so such
+ * an app gets the same frame twice. `subscribeAll` gets everything exactly once.
+ */
 interface EventScope {
   channels?: SimChannel[];
   bridge?: SimBridge;
   /** `PJSIP/alice`: apps subscribed to it (or to `PJSIP`). */
   endpoint?: string;
-  /** Only apps with subscribeAll get it. */
+  /** Not for the channel's subscribers (it is not in an app yet): subscribeAll, and `endpoint`. */
   allOnly?: boolean;
+}
+
+/** Events Asterisk sends to the app itself, not on the channel's topic: never via the endpoint. */
+const APP_ONLY_EVENTS = new Set(['StasisStart', 'StasisEnd', 'ApplicationMoveFailed']);
+
+/** The scope of an event published on a channel's topic: its subscribers, and its endpoint's. */
+function channelScope(channel: SimChannel, allOnly = false): EventScope {
+  const scope: EventScope = { channels: [channel], allOnly };
+  if (channel.tech === 'PJSIP' && channel.resource) scope.endpoint = `PJSIP/${channel.resource}`;
+  return scope;
 }
 
 export interface PlaybackState {
@@ -264,11 +279,13 @@ export class Pbx extends EventEmitter {
     return { type, timestamp: ariTimestamp(), ...fields, asterisk_id: this.asteriskId, application };
   }
 
-  /** Sends an ARI event to every app the scope selects. */
+  /** Sends an ARI event to every app the scope selects, once per subscription that covers it. */
   publish(type: string, fields: Record<string, unknown>, scope: EventScope): void {
     for (const app of this.apps.values()) {
-      if (!this.appWants(app, scope)) continue;
-      app.send(JSON.stringify(this.envelope(type, fields, app.name)));
+      const copies = this.deliveries(app, scope);
+      if (copies === 0) continue;
+      const frame = JSON.stringify(this.envelope(type, fields, app.name));
+      for (let i = 0; i < copies; i++) app.send(frame);
     }
   }
 
@@ -279,15 +296,23 @@ export class Pbx extends EventEmitter {
   }
 
   private appWants(app: StasisApp, scope: EventScope): boolean {
-    if (app.subscribeAll) return true;
-    if (scope.allOnly) return false;
-    if (scope.channels?.some((c) => c.subscribers.has(app.name))) return true;
-    if (scope.bridge?.subscribers.has(app.name)) return true;
+    return this.deliveries(app, scope) > 0;
+  }
+
+  /** How many copies of an event `app` gets: one per covering subscription (see {@link EventScope}). */
+  private deliveries(app: StasisApp, scope: EventScope): number {
+    if (app.subscribeAll) return 1;
+    let copies = 0;
+    if (
+      !scope.allOnly &&
+      (scope.channels?.some((c) => c.subscribers.has(app.name)) || scope.bridge?.subscribers.has(app.name))
+    )
+      copies++;
     if (scope.endpoint) {
       const tech = scope.endpoint.split('/')[0]!;
-      if (app.endpointSubscriptions.has(scope.endpoint) || app.endpointSubscriptions.has(tech)) return true;
+      if (app.endpointSubscriptions.has(scope.endpoint) || app.endpointSubscriptions.has(tech)) copies++;
     }
-    return false;
+    return copies;
   }
 
   /** Publishes an AMI event (fields in order; Privilege first). */
@@ -301,7 +326,10 @@ export class Pbx extends EventEmitter {
     extra: Record<string, unknown> = {},
     allOnly = false,
   ): void {
-    this.publish(type, { ...extra, channel: channelJson(channel) }, { channels: [channel], allOnly });
+    const scope = APP_ONLY_EVENTS.has(type)
+      ? { channels: [channel], allOnly }
+      : channelScope(channel, allOnly);
+    this.publish(type, { ...extra, channel: channelJson(channel) }, scope);
   }
 
   // ---------------------------------------------------------------- channels
@@ -353,7 +381,7 @@ export class Pbx extends EventEmitter {
     };
     this.channels.set(id, channel);
     this.ami('Newchannel', 'call,all', amiChannelFields(channel));
-    this.publish('ChannelCreated', { channel: channelJson(channel) }, { allOnly: true });
+    this.publish('ChannelCreated', { channel: channelJson(channel) }, channelScope(channel, true));
     return channel;
   }
 
@@ -418,7 +446,7 @@ export class Pbx extends EventEmitter {
           dialplan_app_data: channel.dialplan.app_data,
           channel: channelJson(channel),
         },
-        { channels: [channel], allOnly: true },
+        channelScope(channel, true),
       );
       const args = splitAppData(channel.dialplan.app_data);
       switch (step.app.toLowerCase()) {
@@ -478,10 +506,7 @@ export class Pbx extends EventEmitter {
     this.publish(
       'ChannelVarset',
       { variable: 'STASISSTATUS', value: 'SUCCESS', channel: channelJson(channel) },
-      {
-        channels: [channel],
-        allOnly: !channel.originated,
-      },
+      channelScope(channel, !channel.originated),
     );
     if (!channel.originated) channel.subscribers.delete(app);
   }
@@ -889,7 +914,7 @@ export class Pbx extends EventEmitter {
       return bridge ? { bridge } : {};
     }
     const channel = this.channels.get(id);
-    return channel ? { channels: [channel] } : {};
+    return channel ? channelScope(channel) : {};
   }
 
   private publishPlayback(type: string, p: PlaybackState, state = p.state): void {
@@ -1033,7 +1058,7 @@ export class Pbx extends EventEmitter {
     this.liveRecordings.set(rec.name, rec);
     if (opts.beep) this.emit('media-played', `channel:${channel.id}`, 'sound:beep');
     setImmediate(() =>
-      this.publish('RecordingStarted', { recording: this.recordingJson(rec) }, { channels: [channel] }),
+      this.publish('RecordingStarted', { recording: this.recordingJson(rec) }, channelScope(channel)),
     );
     const beepMs = opts.beep ? this.scaled(DEFAULT_SOUNDS.beep ?? 422) : 0;
     if (opts.maxDurationSeconds && opts.maxDurationSeconds > 0) {
@@ -1087,7 +1112,7 @@ export class Pbx extends EventEmitter {
     if (withEvent) {
       const channel = this.channels.get(rec.channelId);
       const fields = { recording: this.recordingJson(rec, true) };
-      if (channel) this.publish('RecordingFinished', fields, { channels: [channel] });
+      if (channel) this.publish('RecordingFinished', fields, channelScope(channel));
       else
         for (const app of this.lastKnownSubscribers.get(rec.channelId) ?? [])
           this.publishTo(app, 'RecordingFinished', fields);
