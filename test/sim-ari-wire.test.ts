@@ -536,6 +536,39 @@ describe('simulator ARI: measured with a SIP phone (test/real-asterisk/voice.rea
     await a.rest('DELETE', `/applications/${app}/subscription`, { eventSource: 'endpoint:PJSIP' });
     a.close();
   });
+
+  it('accepts recording a bridged channel (201), then fails it: RecordingFailed, nothing stored', async () => {
+    // Asterisk 22.10.1: not a 409. The app must take the caller out of its bridge to record it.
+    const { ari: a } = await freshApp();
+    const phone = await sim.call({ from: 'alice', to: `7${appSeq}` });
+    const id = ((await a.next('StasisStart')).channel as { id: string }).id;
+    await a.rest('POST', `/channels/${id}/answer`);
+    await a.rest('POST', '/bridges/rec-bridge', { type: 'mixing' });
+    await a.rest('POST', '/bridges/rec-bridge/addChannel', { channel: id });
+    const rec = await a.rest('POST', `/channels/${id}/record`, { name: 'rec-bridged', format: 'wav' });
+    expect([rec.status, rec.json]).toEqual([
+      201,
+      { name: 'rec-bridged', format: 'wav', state: 'queued', target_uri: `channel:${id}` },
+    ]);
+    expect((await a.next('RecordingFailed')).recording).toEqual({
+      name: 'rec-bridged',
+      format: 'wav',
+      state: 'failed',
+      target_uri: `channel:${id}`,
+      cause: 'Cannot record channel while in bridge',
+    });
+    expect(a.events.some((e) => e.type === 'RecordingStarted')).toBe(false);
+    expect((await a.rest('GET', '/recordings/stored/rec-bridged')).status).toBe(404);
+    // Out of the bridge, the same name records.
+    await a.rest('POST', '/bridges/rec-bridge/removeChannel', { channel: id });
+    const again = await a.rest('POST', `/channels/${id}/record`, { name: 'rec-bridged', format: 'wav' });
+    expect(again.status).toBe(201);
+    expect(((await a.next('RecordingStarted')).recording as { name: string }).name).toBe('rec-bridged');
+    await a.rest('DELETE', '/recordings/live/rec-bridged');
+    await a.rest('DELETE', '/bridges/rec-bridge');
+    await phone.hangup();
+    a.close();
+  });
 });
 
 describe('simulator ARI: SIP MESSAGE and subscriptions (scenario h)', () => {

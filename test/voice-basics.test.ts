@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { HangupError, InputTimeoutError } from '../src/errors.js';
+import { AsteramiskError, HangupError, InputTimeoutError } from '../src/errors.js';
 import { ScriptedSttEngine } from '../src/stt/scripted-stt-engine.js';
 import type { VoiceUI } from '../src/ui/voice-ui.js';
 import { deferred, nextServerEvent, startVoiceHarness, type VoiceHarness } from './support/voice-harness.js';
@@ -189,6 +189,33 @@ describe('VoiceUI through the simulator', () => {
     expect(h.server.activeCalls).toBe(0);
     expect(h.sim.pbx.channels.size).toBe(0);
     expect(h.sim.pbx.bridges.size).toBe(0);
+  });
+
+  it('record rejects with RECORDING_FAILED when Asterisk fails the recording (caller in a bridge)', async () => {
+    h = await startVoiceHarness();
+    const bridged = deferred<void>();
+    const error = deferred<unknown>();
+    await h.server.registerExtension('1000', {
+      voice: async (ui) => {
+        await ui.answer();
+        await bridged.promise;
+        try {
+          await ui.record({ timeout: 0, maxLength: 5 });
+        } catch (e) {
+          error.resolve(e);
+        }
+      },
+    });
+    const phone = await h.sim.call({ from: 'alice', to: '1000' });
+    // Someone else's bridge: Asterisk 22 accepts the record request, then sends RecordingFailed.
+    const bridge = h.sim.pbx.createBridge({ type: 'mixing' });
+    h.sim.pbx.addToBridge(bridge, h.sim.pbx.getChannel(phone.channelId));
+    bridged.resolve();
+    const e = await error.promise;
+    expect(e).toBeInstanceOf(AsteramiskError);
+    expect(e).toMatchObject({ code: 'RECORDING_FAILED' });
+    expect((e as Error).message).toContain('Cannot record channel while in bridge');
+    expect(h.sim.pbx.storedRecordings.size).toBe(0);
   });
 
   it('prompt: speech during the question interrupts it and is transcribed', async () => {

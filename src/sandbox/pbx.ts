@@ -1043,7 +1043,7 @@ export class Pbx extends EventEmitter {
       format: opts.format,
       targetUri: `channel:${channel.id}`,
       channelId: channel.id,
-      state: 'recording',
+      state: channel.bridgeId ? 'failed' : 'recording',
       startedAt: Date.now(),
       frames: [],
       terminateOn,
@@ -1055,6 +1055,13 @@ export class Pbx extends EventEmitter {
     };
     if (opts.maxSilenceSeconds !== undefined && opts.maxSilenceSeconds > 0)
       rec.maxSilenceSeconds = opts.maxSilenceSeconds;
+    if (rec.state === 'failed') {
+      // Asterisk 22 accepts the request (201, "queued") and then fails it: nothing is recorded or
+      // stored, no RecordingStarted.
+      const recording = { ...this.recordingJson(rec), cause: 'Cannot record channel while in bridge' };
+      setImmediate(() => this.publish('RecordingFailed', { recording }, channelScope(channel)));
+      return rec;
+    }
     this.liveRecordings.set(rec.name, rec);
     if (opts.beep) this.emit('media-played', `channel:${channel.id}`, 'sound:beep');
     setImmediate(() =>

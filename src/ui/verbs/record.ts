@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { HangupError, InvalidInputError } from '../../errors.js';
+import { AsteramiskError, HangupError, InvalidInputError } from '../../errors.js';
 import type { VoiceCallContext } from '../voice-call-context.js';
 
 /** Options of `record`. */
@@ -45,7 +45,11 @@ export class RecordingHangupError extends HangupError {
 
 /**
  * Records the caller through an ARI live recording. While it records, the caller leaves the media
- * bridge (Asterisk refuses to record a bridged channel) and rejoins it afterwards.
+ * bridge and rejoins it afterwards: Asterisk 22 accepts recording a bridged channel (201) and
+ * then fails it (RecordingFailed, "Cannot record channel while in bridge").
+ *
+ * @throws {AsteramiskError} code `RECORDING_FAILED` when Asterisk fails the recording.
+ * @throws {RecordingHangupError} when the caller hangs up while recording.
  */
 export async function record(ctx: VoiceCallContext, options: RecordOptions = {}): Promise<Recording> {
   ctx.scope.assertActive();
@@ -89,6 +93,14 @@ export async function record(ctx: VoiceCallContext, options: RecordOptions = {})
       }),
     );
     const event = await ctx.scope.race(finished);
+    if (event.recording.state === 'failed') {
+      // Asterisk accepts a recording it cannot make (201) and then fails it, e.g. "Cannot record
+      // channel while in bridge": nothing was recorded.
+      throw new AsteramiskError(
+        `Asterisk could not record the call: ${event.recording.cause ?? 'no reason given'}`,
+        { code: 'RECORDING_FAILED' },
+      );
+    }
     // The terminating key is input for this recording, not for a later gather.
     if (lastDigit !== undefined) ctx.digits.clear();
     return make(event.recording.duration ?? 0);
