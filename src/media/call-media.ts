@@ -282,7 +282,7 @@ export class CallMedia {
     this.#endReason = reason;
     this.#unwatch();
     this.#player.close();
-    this.#logger.debug({ reason }, 'Call media closing');
+    this.#logger.debug({ reason, rtp: this.stats }, 'Call media closing');
     this.#closing = runCleanups(
       [
         () => this.#session.close(),
