@@ -268,6 +268,7 @@ export class Communicator {
    */
   async makeText(number: string, options: MakeTextOptions = {}): Promise<TextUI> {
     this.assertOpen();
+    await this.runtime.enableTextIntake();
     if (!NUMBER.test(number))
       throw new InvalidInputError(`Not a phone number or endpoint name: ${JSON.stringify(number)}`);
     const from = options.from ?? this.defaults.systemPhoneNumber;

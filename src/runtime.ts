@@ -106,7 +106,9 @@ export class Runtime {
     const onStasisStart = (event: StasisStartEvent) => this.onStasisStart(event);
     const onLost = (channelId: string) => this.router.channelLost(channelId);
     const onText = (event: TextMessageReceivedEvent) => this.onText(event);
-    const onReconnected = () => void this.subscribeToTexts();
+    const onReconnected = () => {
+      if (this.textIntake) void this.subscribeToTexts().catch(() => {});
+    };
     ari.on('event', onEvent);
     ari.on('StasisStart', onStasisStart);
     ari.on('channelLost', onLost);
@@ -141,12 +143,6 @@ export class Runtime {
     const services = await createCallServices(config, options, logger);
     const connection = await AsteriskConnection.open(config, logger);
     const runtime = new Runtime(config, connection, services, logger, options);
-    try {
-      await runtime.subscribeToTexts();
-    } catch (error) {
-      await runtime.close();
-      throw error;
-    }
     logger.info({ config: redactConfig(config) }, 'asteramisk connected');
     runtime.users = 1;
     Runtime.live.add(runtime);
@@ -182,10 +178,24 @@ export class Runtime {
   }
 
   /**
-   * SIP MESSAGEs reach an ARI app only for endpoints it subscribed to; subscribing to the whole
-   * PJSIP technology covers every endpoint, including ones configured later. Subscriptions live
-   * with the websocket, so this runs again after every reconnect.
+   * Starts receiving SIP MESSAGEs (idempotent): the first text handler, outbound conversation or
+   * in-call text listener calls it. SIP MESSAGEs reach an ARI app only for endpoints it subscribed
+   * to; subscribing to the whole PJSIP technology covers every endpoint, including ones configured
+   * later. The price, measured on Asterisk 22: the app then also receives every event of every
+   * PJSIP channel (the client drops the duplicates this causes for its own calls), so it is not
+   * paid by voice-only deployments. Subscriptions live with the websocket, so this runs again
+   * after every reconnect.
    */
+  enableTextIntake(): Promise<void> {
+    this.textIntake ??= this.subscribeToTexts().catch((error: unknown) => {
+      this.textIntake = undefined;
+      throw error;
+    });
+    return this.textIntake;
+  }
+
+  private textIntake?: Promise<void>;
+
   private async subscribeToTexts(): Promise<void> {
     try {
       await this.connection.ari.applications.subscribe(this.config.appName, 'endpoint:PJSIP');
@@ -247,6 +257,7 @@ export class Runtime {
       openAudio: (channelId, onBridge) => this.services.openAudio(ari, channelId, onBridge, log),
       decodeWav: this.services.decodeWav,
       sendText: (text) => this.sendInCallText(channel.name, text),
+      enableTextIntake: () => this.enableTextIntake(),
       ...(parties ? { parties } : {}),
     });
     ui.routeBridge = (bridgeId) => this.router.addBridge(bridgeId, ui);

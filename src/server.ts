@@ -135,6 +135,7 @@ export class Server extends EventEmitter<ServerEvents> {
       throw new InvalidInputError(`Not a dialable number: ${JSON.stringify(number)}`);
     if (!handlers.voice && !handlers.text)
       throw new InvalidInputError('registerExtension needs a voice or a text handler');
+    if (handlers.text) await this.runtime.enableTextIntake();
     this.extensions.set(number, handlers);
     if (this.mode === 'register' && handlers.voice) {
       const entry = await this.registrar.add(

@@ -1,4 +1,4 @@
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { Communicator } from '../src/communicator.js';
 import { CallFailedError, InvalidInputError } from '../src/errors.js';
 import { silentLogger } from '../src/logger.js';
@@ -159,11 +159,16 @@ describe('Communicator: call files', () => {
     await sim.nextIncomingCall('bob');
     const ui = await calling;
     expect(ui.remoteNumber).toBe('bob');
-    const [archived] = await readdir(join(spool, 'outgoing_done'));
-    const file = await readFile(join(spool, 'outgoing_done', archived!), 'utf8');
+    // pbx_spool moves the file into outgoing_done first and appends its Status afterwards; the
+    // file system offers no event for the append, so this polls (vi.waitFor) for it.
+    const file = await vi.waitFor(async () => {
+      const [archived] = await readdir(join(spool, 'outgoing_done'));
+      const text = await readFile(join(spool, 'outgoing_done', archived!), 'utf8');
+      expect(text).toMatch(/^Status: Completed$/m);
+      return text;
+    });
     expect(file).toMatch(/^Channel: PJSIP\/bob$/m);
     expect(file).toMatch(/^Application: Stasis$/m);
-    expect(file).toMatch(/^Status: Completed$/m);
     await ui.hangup();
 
     sim.setEndpointBehaviour('bob', { onCall: 'busy' });

@@ -176,3 +176,15 @@ describe('DialplanRegistrar', () => {
     expect(dialplanOf(h.sim, '3000')).toEqual([{ priority: 1, appData: 'x,call' }]);
   });
 });
+
+describe('text intake', () => {
+  it('subscribes to PJSIP endpoints only once a number has a text handler', async () => {
+    const h = await harness();
+    await h.server.registerExtension('1000', { voice: async () => {} });
+    expect(h.sim.pbx.applicationJson(h.server.appName).endpoint_ids).toEqual([]);
+    expect(await h.sim.sendText({ from: 'alice', to: '1000', body: 'hi' })).toBe(404);
+    await h.server.registerExtension('2000', { text: async () => {} });
+    expect(h.sim.pbx.applicationJson(h.server.appName).endpoint_ids).toEqual(['PJSIP']);
+    expect(await h.sim.sendText({ from: 'alice', to: '2000', body: 'hi' })).toBe(202);
+  });
+});

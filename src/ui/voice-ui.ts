@@ -61,6 +61,8 @@ export interface VoiceUIDeps {
   decodeWav: (wav: Buffer) => Int16Array;
   /** Sends text into the call (an in-dialog SIP MESSAGE). */
   sendText: (text: string) => Promise<void>;
+  /** Starts the delivery of texts (the first in-call text listener needs it). */
+  enableTextIntake: () => Promise<void>;
   /** For an outbound call: our number and the called party, which the channel does not carry. */
   parties?: { localNumber: string; remoteNumber: string; remoteName?: string };
 }
@@ -391,6 +393,7 @@ export class VoiceUI implements CallEventSink {
    * this number, or '' after `timeout` seconds (default 60).
    */
   async textPrompt(question: string, options: { timeout?: number } = {}): Promise<string> {
+    await this.scope.race(this.deps.enableTextIntake());
     if (question) await this.sendText(question);
     const reply = await this.scope.race(this.texts.next((options.timeout ?? 60) * 1000));
     return reply ?? '';
@@ -405,6 +408,11 @@ export class VoiceUI implements CallEventSink {
 
   /** Listens to events: `dtmf` for every key the caller presses, `text` for texts, `ended` once. */
   on<K extends keyof VoiceUIEvents>(event: K, listener: VoiceUIEvents[K]): () => void {
+    if (event === 'text') {
+      this.deps
+        .enableTextIntake()
+        .catch((error: unknown) => this.deps.logger.error({ err: String(error) }, 'text intake failed'));
+    }
     this.listeners[event].add(listener);
     return () => this.listeners[event].delete(listener);
   }
