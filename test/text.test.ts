@@ -214,6 +214,47 @@ describe('inbound text conversations over SIP MESSAGE', () => {
   });
 });
 
+describe('bridged text conversations', () => {
+  it('relays texts both ways until one side ends', async () => {
+    h = await startVoiceHarness({ server: fast });
+    const agent = deferred<TextUI>();
+    const bridged = deferred<void>();
+    await h.server.registerExtension('2000', {
+      text: async (ui) => {
+        agent.resolve(ui);
+        await ui.ended;
+      },
+    });
+    await h.server.registerExtension('1000', {
+      text: async (ui) => {
+        const other = await agent.promise;
+        await ui.bridge(other);
+        bridged.resolve();
+        await ui.ended;
+      },
+    });
+    await h.sim.sendText({ from: 'bob', to: '2000', body: 'agent here' });
+    await agent.promise;
+    await h.sim.sendText({ from: 'alice', to: '1000', body: 'customer here' });
+    await bridged.promise;
+    await h.sim.sendText({ from: 'alice', to: '1000', body: 'I need help' });
+    expect(await h.sim.nextSentText((t) => t.toUser === 'bob')).toMatchObject({ body: 'I need help' });
+    await h.sim.sendText({ from: 'bob', to: '2000', body: 'How can I help?' });
+    expect(await h.sim.nextSentText((t) => t.toUser === 'alice')).toMatchObject({ body: 'How can I help?' });
+    const agentUi = await agent.promise;
+    await agentUi.hangup();
+    // After the agent's side ended, the customer's texts are no longer relayed.
+    const customer = h.server as unknown as {
+      runtime: { conversations: { find(a: string, b: string): TextUI | undefined } };
+    };
+    const customerUi = customer.runtime.conversations.find('1000', 'alice')!;
+    const delivered = new Promise<void>((resolve) => customerUi.on('message', () => resolve()));
+    await h.sim.sendText({ from: 'alice', to: '1000', body: 'hello?' });
+    await delivered;
+    expect(h.sim.sentTexts().filter((t) => t.toUser === 'bob')).toHaveLength(1);
+  });
+});
+
 describe('in-call text', () => {
   it('sends text into a call and receives the caller’s texts to the call’s number', async () => {
     h = await startVoiceHarness({ server: fast });

@@ -306,4 +306,34 @@ describe('VoiceUI through the simulator', () => {
     expect(h.sim.pbx.bridges.size).toBe(0);
     expect(h.sim.pbx.channels.size).toBe(0);
   });
+
+  it('inputStream yields one transcript per utterance; on(dtmf) sees every key; play takes WAV buffers', async () => {
+    const stt = new ScriptedSttEngine(['first thing', 'second thing']);
+    h = await startVoiceHarness({ stt });
+    const heard: string[] = [];
+    const keys: string[] = [];
+    const done = deferred<void>();
+    const { encodeWav } = await import('../src/media/wav.js');
+    await h.server.registerExtension('1000', {
+      voice: async (ui) => {
+        await ui.answer();
+        ui.on('dtmf', (d) => keys.push(d));
+        await ui.play(encodeWav(tone(100)));
+        for await (const text of ui.inputStream()) {
+          heard.push(text);
+          if (heard.length === 2) break;
+        }
+        done.resolve();
+      },
+    });
+    const phone = await h.sim.call({ from: 'alice', to: '1000' });
+    await phone.waitForAudio(100);
+    await phone.press('7');
+    await phone.speak(tone(300));
+    await phone.speak(new Int16Array(8 * 900));
+    await phone.speak(tone(300));
+    await done.promise;
+    expect(heard).toEqual(['first thing', 'second thing']);
+    expect(keys).toEqual(['7']);
+  });
 });
