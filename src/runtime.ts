@@ -258,9 +258,9 @@ export class Runtime {
       decodeWav: this.services.decodeWav,
       sendText: (text) => this.sendInCallText(channel.name, text),
       enableTextIntake: () => this.enableTextIntake(),
+      routeBridge: (bridgeId, owner) => this.router.addBridge(bridgeId, owner),
       ...(parties ? { parties } : {}),
     });
-    ui.routeBridge = (bridgeId) => this.router.addBridge(bridgeId, ui);
     const unroute = this.router.addChannel(channel.id, ui);
     this.calls.set(channel.id, ui);
     void ui.ended.then(() => {

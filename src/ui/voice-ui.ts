@@ -61,6 +61,8 @@ export interface VoiceUIDeps {
   decodeWav: (wav: Buffer) => Int16Array;
   /** Sends text into the call (an in-dialog SIP MESSAGE). */
   sendText: (text: string) => Promise<void>;
+  /** Routes the ARI events of a bridge (its playbacks and recordings) to this call; returns the undo. */
+  routeBridge: (bridgeId: string, ui: VoiceUI) => () => void;
   /** Starts the delivery of texts (the first in-call text listener needs it). */
   enableTextIntake: () => Promise<void>;
   /** For an outbound call: our number and the called party, which the channel does not carry. */
@@ -109,8 +111,6 @@ export class VoiceUI implements CallEventSink {
   private isAnswered: boolean;
   private readonly speaking = new Set<Promise<unknown>>();
   private readonly bridgeRoutes = new Map<string, () => void>();
-  /** @internal set by the Server: routes bridge events of this call. */
-  routeBridge?: (bridgeId: string) => () => void;
 
   /** @internal */
   constructor(deps: VoiceUIDeps) {
@@ -550,7 +550,7 @@ export class VoiceUI implements CallEventSink {
     this.scope.assertActive();
     this.audioPath ??= this.deps
       .openAudio(this.channelId, (bridgeId) => {
-        if (this.routeBridge) this.bridgeRoutes.set(bridgeId, this.routeBridge(bridgeId));
+        this.bridgeRoutes.set(bridgeId, this.deps.routeBridge(bridgeId, this));
       })
       .then((audio) => {
         this.openedAudio = audio;
