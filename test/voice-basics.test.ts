@@ -319,6 +319,12 @@ describe('VoiceUI through the simulator', () => {
         await ui.answer();
         ui.on('dtmf', (d) => keys.push(d));
         await ui.play(encodeWav(tone(100)));
+        const { writeFile, mkdtemp } = await import('node:fs/promises');
+        const { join } = await import('node:path');
+        const { tmpdir } = await import('node:os');
+        const file = join(await mkdtemp(join(tmpdir(), 'wav-')), 'prompt.wav');
+        await writeFile(file, encodeWav(tone(60)));
+        await ui.play(file);
         for await (const text of ui.inputStream()) {
           heard.push(text);
           if (heard.length === 2) break;
@@ -327,7 +333,7 @@ describe('VoiceUI through the simulator', () => {
       },
     });
     const phone = await h.sim.call({ from: 'alice', to: '1000' });
-    await phone.waitForAudio(100);
+    await phone.waitForAudio(160);
     await phone.press('7');
     await phone.speak(tone(300));
     await phone.speak(new Int16Array(8 * 900));

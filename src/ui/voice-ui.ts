@@ -1,3 +1,4 @@
+import { readFile } from 'node:fs/promises';
 import type { AriClient } from '../asterisk/ari-client.js';
 import type { AriEvent, PlaybackFinishedEvent, RecordingFinishedEvent } from '../asterisk/ari-events.js';
 import type { Channel } from '../asterisk/ari-types.js';
@@ -28,8 +29,14 @@ export interface SayOptions {
   interruptible?: boolean;
 }
 
-/** What {@link VoiceUI.play} accepts: Asterisk media URIs, 8 kHz PCM, or WAV files (as Buffers). */
+/**
+ * What {@link VoiceUI.play} accepts: Asterisk media URIs (`sound:hello-world`), a path to a WAV file
+ * of this process (`./prompts/welcome.wav`, no scheme), 8 kHz PCM, or a WAV file's bytes.
+ */
 export type PlayableMedia = string | Int16Array | Buffer;
+
+/** A local WAV file rather than a media URI: no `scheme:` prefix, ends in .wav. */
+const WAV_PATH = /^(?![a-z][a-z0-9+.-]*:)[^\r\n]*\.wav$/i;
 
 /** Where {@link VoiceUI.transfer} sends the call. */
 export type TransferDestination =
@@ -277,7 +284,8 @@ export class VoiceUI implements CallEventSink {
 
   /**
    * Plays media: Asterisk URIs (`sound:hello-world`, `digits:123`, `recording:msg`, `tone:ring`…)
-   * through ARI, or audio (8 kHz PCM, or a WAV buffer) through the call's media path.
+   * through ARI, or audio (a local WAV file path, a WAV buffer, or 8 kHz PCM) through the call's
+   * media path, so the WAV need not be on the Asterisk host.
    */
   async play(
     media: PlayableMedia | readonly PlayableMedia[],
@@ -286,7 +294,7 @@ export class VoiceUI implements CallEventSink {
     const items = Array.isArray(media) ? (media as readonly PlayableMedia[]) : [media as PlayableMedia];
     await this.track(
       (async () => {
-        for (const output of this.outputs(items)) {
+        for (const output of await this.scope.race(this.outputs(items))) {
           const result = await playOutput(this.ctx, output, {
             interruptible: options.interruptible ?? false,
           });
@@ -533,10 +541,12 @@ export class VoiceUI implements CallEventSink {
     };
   }
 
-  private outputs(items: readonly PlayableMedia[]): VoiceOutput[] {
+  private async outputs(items: readonly PlayableMedia[]): Promise<VoiceOutput[]> {
     const out: VoiceOutput[] = [];
     for (const item of items) {
-      if (typeof item === 'string') {
+      if (typeof item === 'string' && WAV_PATH.test(item)) {
+        out.push({ kind: 'pcm', pcm: this.deps.decodeWav(await readFile(item)) });
+      } else if (typeof item === 'string') {
         const last = out.at(-1);
         if (last?.kind === 'uris') last.uris.push(item);
         else out.push({ kind: 'uris', uris: [item] });
