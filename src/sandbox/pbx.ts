@@ -1,58 +1,32 @@
 import { randomUUID } from 'node:crypto';
 import { EventEmitter } from 'node:events';
+import { Bridges } from './bridges.js';
 import { Dialplan, type DialplanLocation } from './dialplan.js';
-import { DEFAULT_SOUNDS, mediaOutcome } from './media-catalog.js';
+import { channelScope, type EventScope } from './event-scope.js';
+import { DEFAULT_SOUNDS } from './media-catalog.js';
+import { type DialRequest, dial, type OriginateRequest, originate } from './originate.js';
+import { PbxError } from './pbx-error.js';
+import { type PlaybackState, Playbacks, playbackJson } from './playbacks.js';
+import {
+  type LiveRecording,
+  Recordings,
+  type RecordOptions,
+  recordingJson,
+  type StoredRecording,
+} from './recordings.js';
 import {
   amiChannelFields,
   ariTimestamp,
-  bridgeJson,
-  type CallerId,
+  type ChannelInit,
   causeText,
   channelJson,
   type SimBridge,
   type SimChannel,
   type SimChannelState,
+  type SimEndpoint,
 } from './sim-model.js';
 
-/**
- * An error the simulated PBX answers a request with: the HTTP status and body ARI would send.
- * The AMI layer maps it to `Response: Error` with the same message.
- */
-export class PbxError extends Error {
-  constructor(
-    readonly status: number,
-    message: string,
-    /** ARI puts a few errors under `error` instead of `message` (`Allocation failed`). */
-    readonly key: 'message' | 'error' = 'message',
-  ) {
-    super(message);
-  }
-
-  body(): Record<string, string> {
-    return { [this.key]: this.message };
-  }
-}
-
-/** How a simulated SIP endpoint behaves when it is called. */
-export interface EndpointBehaviour {
-  /** `answer`: rings then answers; `busy`: 486; `no-answer`: rings until the timeout; `reject`: 603. */
-  onCall: 'answer' | 'busy' | 'no-answer' | 'reject';
-  /** How long it rings before answering. */
-  ringMs: number;
-}
-
-/** A simulated PJSIP endpoint (a configured phone). */
-export interface SimEndpoint {
-  resource: string;
-  callerId: CallerId;
-  /** Dialplan context of calls from this endpoint. */
-  context: string;
-  /** Dialplan context of SIP MESSAGEs from this endpoint. */
-  messageContext: string;
-  /** An endpoint without a contact is "offline": calls to it fail to allocate. */
-  online: boolean;
-  behaviour: EndpointBehaviour;
-}
+export { PbxError } from './pbx-error.js';
 
 /** A message the PBX sent out (AMI MessageSend, ARI sendMessage). */
 export interface SentText {
@@ -77,68 +51,8 @@ interface StasisApp {
   send: (json: string) => void;
 }
 
-/**
- * Which apps get an event. Asterisk 22 sends an event once per subscription of the app that covers
- * it: a channel event reaches an app through the channel (Stasis, or an explicit subscription) and
- * again through the channel's endpoint when the app subscribed to `endpoint:PJSIP[/alice]`, so such
- * an app gets the same frame twice. `subscribeAll` gets everything exactly once.
- */
-interface EventScope {
-  channels?: SimChannel[];
-  bridge?: SimBridge;
-  /** `PJSIP/alice`: apps subscribed to it (or to `PJSIP`). */
-  endpoint?: string;
-  /** Not for the channel's subscribers (it is not in an app yet): subscribeAll, and `endpoint`. */
-  allOnly?: boolean;
-}
-
 /** Events Asterisk sends to the app itself, not on the channel's topic: never via the endpoint. */
 const APP_ONLY_EVENTS = new Set(['StasisStart', 'StasisEnd', 'ApplicationMoveFailed']);
-
-/** The scope of an event published on a channel's topic: its subscribers, and its endpoint's. */
-function channelScope(channel: SimChannel, allOnly = false): EventScope {
-  const scope: EventScope = { channels: [channel], allOnly };
-  if (channel.tech === 'PJSIP' && channel.resource) scope.endpoint = `PJSIP/${channel.resource}`;
-  return scope;
-}
-
-export interface PlaybackState {
-  id: string;
-  mediaUris: string[];
-  index: number;
-  targetUri: string;
-  language: string;
-  state: 'queued' | 'playing' | 'paused' | 'done' | 'failed' | 'continuing';
-  timer?: NodeJS.Timeout;
-  /** ms left of the current item when paused. */
-  remainingMs?: number;
-  startedAt: number;
-  currentMs: number;
-}
-
-export interface LiveRecording {
-  name: string;
-  format: string;
-  targetUri: string;
-  channelId: string;
-  state: 'queued' | 'recording' | 'paused' | 'done' | 'failed';
-  startedAt: number;
-  frames: Buffer[];
-  maxSilenceSeconds?: number;
-  terminateOn: string;
-  talkingMs: number;
-  silenceMs: number;
-  lastTalkAt: number;
-  muted: boolean;
-  timers: NodeJS.Timeout[];
-}
-
-export interface StoredRecording {
-  name: string;
-  format: string;
-  /** 8 kHz µ-law samples of what was recorded. */
-  audio: Buffer;
-}
 
 /** Options of the simulated PBX. */
 export interface PbxOptions {
@@ -151,11 +65,6 @@ export interface PbxOptions {
 const EXTEN_VARIABLE = ['$', '{EXTEN}'].join('');
 
 const QOS_VARS = ['RTPAUDIOQOS', 'RTPAUDIOQOSJITTER', 'RTPAUDIOQOSLOSS', 'RTPAUDIOQOSRTT', 'RTPAUDIOQOSMES'];
-
-/** ms of µ-law audio in a buffer. */
-export function ulawMs(audio: Buffer): number {
-  return audio.length / 8;
-}
 
 /** Mean absolute amplitude of a µ-law frame above which it counts as talking. */
 const TALK_THRESHOLD = 256;
@@ -174,17 +83,21 @@ export class Pbx extends EventEmitter {
   readonly asteriskId = '02:fc:00:00:00:01';
   readonly dialplan = new Dialplan();
   readonly channels = new Map<string, SimChannel>();
-  readonly bridges = new Map<string, SimBridge>();
-  readonly playbacks = new Map<string, PlaybackState>();
-  readonly liveRecordings = new Map<string, LiveRecording>();
-  readonly storedRecordings = new Map<string, StoredRecording>();
+  readonly bridges: Map<string, SimBridge>;
+  readonly playbacks: Map<string, PlaybackState>;
+  readonly liveRecordings: Map<string, LiveRecording>;
+  readonly storedRecordings: Map<string, StoredRecording>;
   readonly endpoints = new Map<string, SimEndpoint>();
   readonly globals = new Map<string, string>();
   readonly sentTexts: SentText[] = [];
   private readonly apps = new Map<string, StasisApp>();
   private counter = 0;
   private readonly techCounters = new Map<string, number>();
-  private readonly playbackQueues = new Map<string, PlaybackState[]>();
+  /** Subscribers of channels being torn down, so their last playback and recording events reach them. */
+  private readonly lastKnownSubscribers = new Map<string, Set<string>>();
+  private readonly player: Playbacks;
+  private readonly recorder: Recordings;
+  private readonly bridging: Bridges;
   startedAt = Date.now();
   reloadedAt = Date.now();
   readonly options: PbxOptions;
@@ -192,6 +105,35 @@ export class Pbx extends EventEmitter {
   constructor(options: Partial<PbxOptions> = {}) {
     super();
     this.options = { timeScale: options.timeScale ?? 1, sounds: { ...DEFAULT_SOUNDS, ...options.sounds } };
+    // Playbacks, recordings and bridges live in their own modules; each sees only this much of the
+    // PBX (its event outlets, its channels, the time scale), not its private state.
+    const outlet = {
+      publish: (type: string, fields: Record<string, unknown>, scope: EventScope) =>
+        this.publish(type, fields, scope),
+      publishToFormerSubscribers: (channelId: string, type: string, fields: Record<string, unknown>) => {
+        for (const app of this.lastKnownSubscribers.get(channelId) ?? []) this.publishTo(app, type, fields);
+      },
+      channel: (id: string) => this.channels.get(id),
+      mediaPlayed: (targetUri: string, mediaUri: string) => this.emit('media-played', targetUri, mediaUri),
+      scaled: (ms: number) => this.scaled(ms),
+    };
+    this.recorder = new Recordings(outlet);
+    this.player = new Playbacks({
+      ...outlet,
+      bridge: (id) => this.bridges.get(id),
+      sounds: () => this.options.sounds,
+      recordingMs: (name) => this.recorder.storedMs(name),
+    });
+    this.bridging = new Bridges({
+      ...outlet,
+      ami: (event, privilege, fields) => this.ami(event, privilege, fields),
+      channelEvent: (type, channel, extra) => this.channelEvent(type, channel, extra),
+      finishPlaybacksOn: (bridgeId) => this.player.finishOnBridge(bridgeId),
+    });
+    this.bridges = this.bridging.byId;
+    this.playbacks = this.player.byId;
+    this.liveRecordings = this.recorder.live;
+    this.storedRecordings = this.recorder.stored;
   }
 
   /** Scales a simulated duration. */
@@ -320,7 +262,8 @@ export class Pbx extends EventEmitter {
     this.emit('ami', [['Event', event], ['Privilege', privilege], ...fields] as [string, string][]);
   }
 
-  private channelEvent(
+  /** Publishes an ARI event on a channel's topic (or to its app only, for Stasis events). */
+  channelEvent(
     type: string,
     channel: SimChannel,
     extra: Record<string, unknown> = {},
@@ -345,18 +288,7 @@ export class Pbx extends EventEmitter {
   }
 
   /** Creates a channel record (no events). */
-  createChannel(init: {
-    tech: string;
-    resource: string;
-    name?: string;
-    id?: string;
-    state: SimChannelState;
-    caller: CallerId;
-    connected?: CallerId;
-    dialplan: SimChannel['dialplan'];
-    protocolId?: string;
-    originated: boolean;
-  }): SimChannel {
+  createChannel(init: ChannelInit): SimChannel {
     const id = init.id ?? this.nextId();
     if (this.channels.has(id)) throw new PbxError(409, 'Channel with given unique ID already exists');
     const channel: SimChannel = {
@@ -584,19 +516,8 @@ export class Pbx extends EventEmitter {
   }
 
   private stopChannelMedia(channel: SimChannel, withEvents: boolean): void {
-    const queue = this.playbackQueues.get(`channel:${channel.id}`) ?? [];
-    this.playbackQueues.delete(`channel:${channel.id}`);
-    for (const p of queue) {
-      if (p.timer) clearTimeout(p.timer);
-      this.playbacks.delete(p.id);
-      if (withEvents && p.state !== 'queued') {
-        p.state = 'failed';
-        this.publishPlayback('PlaybackFinished', p);
-      }
-    }
-    for (const rec of this.liveRecordings.values()) {
-      if (rec.channelId === channel.id) this.finishRecording(rec, withEvents, true);
-    }
+    this.player.stopOnChannel(channel.id, withEvents);
+    this.recorder.stopOnChannel(channel.id, withEvents);
   }
 
   // ---------------------------------------------------------------- originate
@@ -605,146 +526,13 @@ export class Pbx extends EventEmitter {
    * `POST /channels` and AMI Originate. Resolves the outcome asynchronously; the returned channel
    * is the not-yet-answered outbound leg.
    */
-  originate(req: {
-    endpoint: string;
-    app?: string;
-    appArgs?: string[];
-    location?: DialplanLocation;
-    callerId?: CallerId;
-    timeoutSec?: number;
-    channelId?: string;
-    variables?: Record<string, string>;
-    /** `/channels/create`: enters Stasis at once, dials later. */
-    createOnly?: boolean;
-    onOutcome?: (
-      outcome: 'answered' | 'busy' | 'no-answer' | 'rejected' | 'failed',
-      channel: SimChannel,
-    ) => void;
-  }): SimChannel {
-    const slash = req.endpoint.indexOf('/');
-    const tech = req.endpoint.slice(0, slash);
-    // `PJSIP/+15551234@pstn` dials a number through the endpoint `pstn` (a trunk).
-    const [first, trunk] = req.endpoint.slice(slash + 1).split('@');
-    const resource = trunk ?? first ?? '';
-    const dialedNumber = trunk ? first : undefined;
-    const endpoint = tech.toUpperCase() === 'PJSIP' ? this.endpoints.get(resource) : undefined;
-    if (slash < 0 || !endpoint || !endpoint.online) throw new PbxError(500, 'Allocation failed', 'error');
-    if (req.channelId && this.channels.has(req.channelId)) {
-      throw new PbxError(409, 'Channel with given unique ID already exists');
-    }
-    const variables = { ...req.variables };
-    const callerName = variables['CALLERID(name)'] ?? req.callerId?.name ?? endpoint.callerId.name;
-    const callerNumber = variables['CALLERID(num)'] ?? req.callerId?.number ?? endpoint.callerId.number;
-    const channel = this.createChannel({
-      tech: 'PJSIP',
-      resource,
-      ...(req.channelId ? { id: req.channelId } : {}),
-      state: 'Down',
-      caller: { name: callerName, number: callerNumber },
-      connected: req.callerId ? { ...req.callerId } : { name: '', number: '' },
-      dialplan: {
-        context: endpoint.context,
-        exten: 's',
-        priority: 1,
-        app_name: 'AppDial2',
-        app_data: '(Outgoing Line)',
-      },
-      protocolId: randomUUID(),
-      originated: true,
-    });
-    if (dialedNumber) channel.dialedNumber = dialedNumber;
-    for (const [k, v] of Object.entries(variables)) {
-      if (!k.startsWith('CALLERID(')) channel.variables.set(k, v);
-    }
-    if (req.app) channel.subscribers.add(req.app);
-    if (req.createOnly) {
-      setImmediate(() => {
-        channel.dialplan = {
-          ...channel.dialplan,
-          app_name: 'Stasis',
-          app_data: [req.app, ...(req.appArgs ?? [])].join(','),
-        };
-        this.publish(
-          'ChannelDialplan',
-          {
-            dialplan_app: 'Stasis',
-            dialplan_app_data: channel.dialplan.app_data,
-            channel: channelJson(channel),
-          },
-          { channels: [channel] },
-        );
-        if (req.app) this.enterStasis(channel, req.app, req.appArgs ?? []);
-      });
-      return channel;
-    }
-    setImmediate(() => this.dial(channel, endpoint, req));
-    return channel;
+  originate(req: OriginateRequest): SimChannel {
+    return originate(this, req);
   }
 
   /** Rings the endpoint of an outbound channel and applies its behaviour. */
-  dial(
-    channel: SimChannel,
-    endpoint: SimEndpoint,
-    req: {
-      app?: string;
-      appArgs?: string[];
-      location?: DialplanLocation;
-      timeoutSec?: number;
-      onOutcome?: (o: 'answered' | 'busy' | 'no-answer' | 'rejected' | 'failed', c: SimChannel) => void;
-    },
-  ): void {
-    if (channel.hungUp) return;
-    const dialEvent = (status: string) =>
-      this.publish(
-        'Dial',
-        { dialstatus: status, forward: '', dialstring: endpoint.resource, peer: channelJson(channel) },
-        { channels: [channel] },
-      );
-    dialEvent('');
-    this.ami('DialBegin', 'call,all', [...amiChannelFields(channel), ['DialString', endpoint.resource]]);
-    const b = endpoint.behaviour;
-    if (b.onCall === 'busy' || b.onCall === 'reject') {
-      const cause = b.onCall === 'busy' ? 17 : 21;
-      const techCause = b.onCall === 'busy' ? 486 : 603;
-      const t = setTimeout(() => {
-        this.channelEvent('ChannelHangupRequest', channel, { cause, tech_cause: techCause });
-        dialEvent(b.onCall === 'busy' ? 'BUSY' : 'CONGESTION');
-        this.ami('DialEnd', 'call,all', [
-          ...amiChannelFields(channel),
-          ['DialStatus', b.onCall === 'busy' ? 'BUSY' : 'CONGESTION'],
-        ]);
-        this.hangup(channel, { initiator: 'dialplan', cause, techCause });
-        req.onOutcome?.(b.onCall === 'busy' ? 'busy' : 'rejected', channel);
-      }, this.scaled(20));
-      t.unref?.();
-      return;
-    }
-    this.setState(channel, 'Ringing');
-    dialEvent('RINGING');
-    this.emit('ringing', channel, endpoint);
-    const timeoutMs = (req.timeoutSec && req.timeoutSec > 0 ? req.timeoutSec : 30) * 1000;
-    const noAnswer = setTimeout(() => {
-      if (channel.hungUp) return;
-      this.ami('DialEnd', 'call,all', [...amiChannelFields(channel), ['DialStatus', 'NOANSWER']]);
-      this.hangup(channel, { initiator: 'dialplan', cause: 19, techCause: 480 });
-      req.onOutcome?.('no-answer', channel);
-    }, timeoutMs);
-    if (b.onCall !== 'answer') return;
-    setTimeout(() => {
-      if (channel.hungUp) return;
-      clearTimeout(noAnswer);
-      this.setState(channel, 'Up');
-      dialEvent('ANSWER');
-      this.ami('DialEnd', 'call,all', [...amiChannelFields(channel), ['DialStatus', 'ANSWER']]);
-      this.emit('answered', channel, endpoint);
-      req.onOutcome?.('answered', channel);
-      if (req.app) {
-        if (!this.enterStasis(channel, req.app, req.appArgs ?? []))
-          this.hangup(channel, { initiator: 'dialplan' });
-      } else if (req.location) {
-        this.runDialplan(channel, req.location);
-      }
-    }, this.scaled(b.ringMs));
+  dial(channel: SimChannel, endpoint: SimEndpoint, req: DialRequest): void {
+    dial(this, channel, endpoint, req);
   }
 
   // ---------------------------------------------------------------- DTMF, variables, talk detection
@@ -761,11 +549,7 @@ export class Pbx extends EventEmitter {
       ['Direction', 'Received'],
     ]);
     this.channelEvent('ChannelDtmfReceived', channel, { digit, duration_ms: durationMs });
-    for (const rec of this.liveRecordings.values()) {
-      if (rec.channelId !== channel.id || rec.state !== 'recording') continue;
-      if (rec.terminateOn === 'any' || rec.terminateOn.includes(digit))
-        this.finishRecording(rec, true, false);
-    }
+    this.recorder.dtmf(channel.id, digit);
   }
 
   getVariable(channel: SimChannel | undefined, name: string): string {
@@ -827,14 +611,7 @@ export class Pbx extends EventEmitter {
     if (channel.hungUp || channel.muted.has('in')) return;
     const talking = frameEnergy(frame) > TALK_THRESHOLD;
     this.detectTalk(channel, talking);
-    for (const rec of this.liveRecordings.values()) {
-      if (rec.channelId !== channel.id || rec.state !== 'recording') continue;
-      rec.frames.push(rec.muted ? Buffer.alloc(frame.length, 0xff) : Buffer.from(frame));
-      if (talking) {
-        rec.talkingMs += ulawMs(frame);
-        rec.lastTalkAt = Date.now();
-      } else rec.silenceMs += ulawMs(frame);
-    }
+    this.recorder.hear(channel.id, frame, talking);
     if (!channel.bridgeId) return;
     const bridge = this.bridges.get(channel.bridgeId);
     if (!bridge) return;
@@ -867,373 +644,78 @@ export class Pbx extends EventEmitter {
     }
   }
 
-  // ---------------------------------------------------------------- playbacks
+  // ---------------------------------------------------------------- playbacks (playbacks.ts)
 
   /** Queues a playback of `mediaUris` (played in order as one playback) on a channel or bridge. */
   play(targetUri: string, mediaUris: string[], language: string, playbackId?: string): PlaybackState {
-    if (mediaUris.length === 0 || mediaUris.some((m) => m === '')) {
-      throw new PbxError(500, 'Failed to queue media for playback');
-    }
-    const id = playbackId ?? randomUUID();
-    if (this.playbacks.has(id)) throw new PbxError(409, 'Playback with given ID already exists');
-    const playback: PlaybackState = {
-      id,
-      mediaUris,
-      index: 0,
-      targetUri,
-      language,
-      state: 'queued',
-      startedAt: 0,
-      currentMs: 0,
-    };
-    this.playbacks.set(id, playback);
-    const queue = this.playbackQueues.get(targetUri) ?? [];
-    this.playbackQueues.set(targetUri, queue);
-    queue.push(playback);
-    if (queue.length === 1) setImmediate(() => this.startItem(playback));
-    return playback;
+    return this.player.play(targetUri, mediaUris, language, playbackId);
   }
 
   playbackJson(p: PlaybackState, state = p.state): Record<string, unknown> {
-    const json: Record<string, unknown> = {
-      id: p.id,
-      media_uri: p.mediaUris[p.index],
-      target_uri: p.targetUri,
-      language: p.language,
-      state,
-    };
-    const next = p.mediaUris[p.index + 1];
-    if (next !== undefined) json.next_media_uri = next;
-    return json;
-  }
-
-  private playbackScope(p: PlaybackState): EventScope {
-    const [kind, id] = splitTarget(p.targetUri);
-    if (kind === 'bridge') {
-      const bridge = this.bridges.get(id);
-      return bridge ? { bridge } : {};
-    }
-    const channel = this.channels.get(id);
-    return channel ? channelScope(channel) : {};
-  }
-
-  private publishPlayback(type: string, p: PlaybackState, state = p.state): void {
-    const scope = this.playbackScope(p);
-    // After a hangup the channel is gone from the map; its subscribers still hear of the playback.
-    if (!scope.channels && !scope.bridge) {
-      const [, id] = splitTarget(p.targetUri);
-      const stale = this.lastKnownSubscribers.get(id);
-      if (stale)
-        for (const app of stale) this.publishTo(app, type, { playback: this.playbackJson(p, state) });
-      return;
-    }
-    this.publish(type, { playback: this.playbackJson(p, state) }, scope);
-  }
-
-  /** Subscribers of channels being torn down, so their last playback events still reach them. */
-  private readonly lastKnownSubscribers = new Map<string, Set<string>>();
-
-  private startItem(p: PlaybackState): void {
-    if (!this.playbacks.has(p.id)) return;
-    const uri = p.mediaUris[p.index]!;
-    p.state = 'playing';
-    p.startedAt = Date.now();
-    this.publishPlayback('PlaybackStarted', p);
-    this.emit('media-played', p.targetUri, uri);
-    const outcome = mediaOutcome(uri, this.options.sounds, (name) => {
-      const rec = this.storedRecordings.get(name);
-      return rec ? ulawMs(rec.audio) : undefined;
-    });
-    if (outcome.kind === 'stuck' || outcome.kind === 'endless') return;
-    if (outcome.kind === 'missing') {
-      if (p.index < p.mediaUris.length - 1) this.advance(p);
-      else this.finishPlayback(p, 'failed');
-      return;
-    }
-    this.schedule(p, this.scaled(outcome.ms));
-  }
-
-  private schedule(p: PlaybackState, ms: number): void {
-    p.currentMs = ms;
-    p.startedAt = Date.now();
-    p.timer = setTimeout(() => {
-      p.timer = undefined;
-      if (p.index < p.mediaUris.length - 1) this.advance(p);
-      else this.finishPlayback(p, 'done');
-    }, ms);
-  }
-
-  private advance(p: PlaybackState): void {
-    this.publishPlayback('PlaybackContinuing', p, 'continuing');
-    p.index++;
-    this.startItem(p);
+    return playbackJson(p, state);
   }
 
   /** Ends a playback (also `DELETE /playbacks/{id}`, which finishes with state `done`). */
   finishPlayback(p: PlaybackState, state: 'done' | 'failed'): void {
-    if (p.timer) clearTimeout(p.timer);
-    if (!this.playbacks.delete(p.id)) return;
-    const wasQueued = p.state === 'queued';
-    p.state = state;
-    const queue = this.playbackQueues.get(p.targetUri) ?? [];
-    const i = queue.indexOf(p);
-    if (i >= 0) queue.splice(i, 1);
-    if (!wasQueued) this.publishPlayback('PlaybackFinished', p);
-    if (i === 0 && queue[0]) this.startItem(queue[0]);
-    if (queue.length === 0) this.playbackQueues.delete(p.targetUri);
+    this.player.finish(p, state);
   }
 
   getPlayback(id: string): PlaybackState {
-    const p = this.playbacks.get(id);
-    if (!p) throw new PbxError(404, 'Playback not found');
-    return p;
+    return this.player.get(id);
   }
 
   controlPlayback(p: PlaybackState, operation: string): void {
-    switch (operation) {
-      case 'pause':
-        if (p.state === 'playing' && p.timer) {
-          clearTimeout(p.timer);
-          p.timer = undefined;
-          p.remainingMs = Math.max(0, p.currentMs - (Date.now() - p.startedAt));
-        }
-        p.state = 'paused';
-        return;
-      case 'unpause':
-        if (p.state === 'paused') {
-          p.state = 'playing';
-          this.publishPlayback('PlaybackStarted', p);
-          if (p.remainingMs !== undefined) this.schedule(p, p.remainingMs);
-        }
-        return;
-      case 'restart':
-      case 'reverse':
-      case 'forward':
-        return;
-      default:
-        throw new PbxError(400, `Invalid operation ${operation}`);
-    }
+    this.player.control(p, operation);
   }
 
-  // ---------------------------------------------------------------- recordings
+  // ---------------------------------------------------------------- recordings (recordings.ts)
 
-  record(
-    channel: SimChannel,
-    opts: {
-      name: string;
-      format: string;
-      maxDurationSeconds?: number;
-      maxSilenceSeconds?: number;
-      beep?: boolean;
-      terminateOn?: string;
-      ifExists?: string;
-    },
-  ): LiveRecording {
-    if (!['wav', 'gsm', 'ulaw', 'alaw', 'sln', 'wav49'].includes(opts.format)) {
-      throw new PbxError(422, 'specified format is unknown on this system');
-    }
-    const terminateOn = opts.terminateOn ?? 'none';
-    if (!/^(none|any|[0-9*#]+)$/.test(terminateOn)) throw new PbxError(400, 'terminateOn invalid');
-    const ifExists = opts.ifExists ?? 'fail';
-    if ((this.storedRecordings.has(opts.name) || this.liveRecordings.has(opts.name)) && ifExists === 'fail') {
-      throw new PbxError(409, `Recording '${opts.name}' already exists and can not be overwritten`);
-    }
-    const rec: LiveRecording = {
-      name: opts.name,
-      format: opts.format,
-      targetUri: `channel:${channel.id}`,
-      channelId: channel.id,
-      state: channel.bridgeId ? 'failed' : 'recording',
-      startedAt: Date.now(),
-      frames: [],
-      terminateOn,
-      talkingMs: 0,
-      silenceMs: 0,
-      lastTalkAt: Date.now(),
-      muted: false,
-      timers: [],
-    };
-    if (opts.maxSilenceSeconds !== undefined && opts.maxSilenceSeconds > 0)
-      rec.maxSilenceSeconds = opts.maxSilenceSeconds;
-    if (rec.state === 'failed') {
-      // Asterisk 22 accepts the request (201, "queued") and then fails it: nothing is recorded or
-      // stored, no RecordingStarted.
-      const recording = { ...this.recordingJson(rec), cause: 'Cannot record channel while in bridge' };
-      setImmediate(() => this.publish('RecordingFailed', { recording }, channelScope(channel)));
-      return rec;
-    }
-    this.liveRecordings.set(rec.name, rec);
-    if (opts.beep) this.emit('media-played', `channel:${channel.id}`, 'sound:beep');
-    setImmediate(() =>
-      this.publish('RecordingStarted', { recording: this.recordingJson(rec) }, channelScope(channel)),
-    );
-    const beepMs = opts.beep ? this.scaled(DEFAULT_SOUNDS.beep ?? 422) : 0;
-    if (opts.maxDurationSeconds && opts.maxDurationSeconds > 0) {
-      rec.timers.push(
-        setTimeout(() => this.finishRecording(rec, true, false), beepMs + opts.maxDurationSeconds * 1000),
-      );
-    }
-    if (rec.maxSilenceSeconds) {
-      const limit = rec.maxSilenceSeconds * 1000;
-      const check = setInterval(() => {
-        if (rec.state === 'recording' && Date.now() - rec.lastTalkAt >= limit)
-          this.finishRecording(rec, true, false);
-      }, 50);
-      rec.timers.push(check);
-    }
-    return rec;
+  record(channel: SimChannel, opts: RecordOptions): LiveRecording {
+    return this.recorder.record(channel, opts);
   }
 
   recordingJson(rec: LiveRecording, final = false): Record<string, unknown> {
-    const json: Record<string, unknown> = {
-      name: rec.name,
-      format: rec.format,
-      state: rec.state,
-      target_uri: rec.targetUri,
-    };
-    if (final) {
-      json.duration = Math.floor((Date.now() - rec.startedAt) / 1000);
-      if (rec.maxSilenceSeconds !== undefined) {
-        json.talking_duration = Math.floor(rec.talkingMs / 1000);
-        json.silence_duration = Math.floor(rec.silenceMs / 1000);
-      }
-    }
-    return json;
+    return recordingJson(rec, final);
   }
 
   /** Ends a live recording: keeps it as a stored recording unless `discard` (cancel). */
   finishRecording(rec: LiveRecording, withEvent: boolean, discard: boolean): void {
-    if (!this.liveRecordings.delete(rec.name)) return;
-    for (const t of rec.timers) clearTimeout(t);
-    rec.state = 'done';
-    if (!discard || withEvent) {
-      // A hangup still keeps what was recorded, as Asterisk does.
-      if (!discard || this.channels.get(rec.channelId)?.hungUp !== false) {
-        this.storedRecordings.set(rec.name, {
-          name: rec.name,
-          format: rec.format,
-          audio: Buffer.concat(rec.frames),
-        });
-      }
-    }
-    if (withEvent) {
-      const channel = this.channels.get(rec.channelId);
-      const fields = { recording: this.recordingJson(rec, true) };
-      if (channel) this.publish('RecordingFinished', fields, channelScope(channel));
-      else
-        for (const app of this.lastKnownSubscribers.get(rec.channelId) ?? [])
-          this.publishTo(app, 'RecordingFinished', fields);
-    }
+    this.recorder.finish(rec, withEvent, discard);
   }
 
   /** `DELETE /recordings/live/{name}`: stops and discards. */
   cancelRecording(rec: LiveRecording): void {
-    this.finishRecording(rec, true, true);
-    this.storedRecordings.delete(rec.name);
+    this.recorder.cancel(rec);
   }
 
   getLiveRecording(name: string): LiveRecording {
-    const rec = this.liveRecordings.get(name);
-    if (!rec) throw new PbxError(404, 'Recording not found');
-    return rec;
+    return this.recorder.getLive(name);
   }
 
   getStoredRecording(name: string): StoredRecording {
-    const rec = this.storedRecordings.get(name);
-    if (!rec) throw new PbxError(404, 'Recording not found');
-    return rec;
+    return this.recorder.getStored(name);
   }
 
-  // ---------------------------------------------------------------- bridges
+  // ---------------------------------------------------------------- bridges (bridges.ts)
 
   createBridge(opts: { id?: string; type?: string; name?: string; app?: string }): SimBridge {
-    const id = opts.id ?? randomUUID();
-    if (this.bridges.has(id)) throw new PbxError(409, `Bridge with id '${id}' already exists`);
-    const types = (opts.type ?? 'mixing').split(',');
-    if (
-      !types.every((t) =>
-        [
-          'mixing',
-          'holding',
-          'dtmf_events',
-          'proxy_media',
-          'video_sfu',
-          'video_single',
-          'sdp_label',
-        ].includes(t),
-      )
-    ) {
-      throw new PbxError(500, "Unable to create bridge. Possible duplicate bridge id '(null)'");
-    }
-    const bridge: SimBridge = {
-      id,
-      name: opts.name ?? '',
-      bridgeType: types.includes('holding') ? 'holding' : 'mixing',
-      channels: [],
-      creationtime: ariTimestamp(),
-      subscribers: new Set(opts.app ? [opts.app] : []),
-    };
-    this.bridges.set(id, bridge);
-    this.publish('BridgeCreated', { bridge: bridgeJson(bridge) }, { bridge });
-    return bridge;
+    return this.bridging.create(opts);
   }
 
   getBridge(id: string): SimBridge {
-    const b = this.bridges.get(id);
-    if (!b) throw new PbxError(404, 'Bridge not found');
-    return b;
+    return this.bridging.get(id);
   }
 
   addToBridge(bridge: SimBridge, channel: SimChannel): void {
-    if (channel.bridgeId === bridge.id) {
-      this.removeFromBridge(bridge, channel, true);
-    } else if (channel.bridgeId) {
-      const other = this.bridges.get(channel.bridgeId);
-      if (other) this.removeFromBridge(other, channel, true);
-    }
-    bridge.channels.push(channel.id);
-    channel.bridgeId = bridge.id;
-    this.publish(
-      'ChannelEnteredBridge',
-      { bridge: bridgeJson(bridge), channel: channelJson(channel) },
-      { bridge, channels: [channel] },
-    );
-    this.ami('BridgeEnter', 'call,all', [['BridgeUniqueid', bridge.id], ...amiChannelFields(channel)]);
-    const members = bridge.channels.map((id) => this.channels.get(id)).filter((c): c is SimChannel => !!c);
-    if (members.length === 2) {
-      const [a, b] = members as [SimChannel, SimChannel];
-      this.channelEvent('ChannelVarset', a, { variable: 'BRIDGEPEER', value: b.name });
-      this.channelEvent('ChannelVarset', b, { variable: 'BRIDGEPEER', value: a.name });
-      if (!b.connected.number && a.caller.number) {
-        b.connected = { ...a.caller };
-        this.channelEvent('ChannelConnectedLine', b);
-      }
-    }
+    this.bridging.add(bridge, channel);
   }
 
   removeFromBridge(bridge: SimBridge, channel: SimChannel, withEvents: boolean): void {
-    const i = bridge.channels.indexOf(channel.id);
-    if (i < 0) throw new PbxError(422, 'Channel not in this bridge');
-    bridge.channels.splice(i, 1);
-    channel.bridgeId = undefined;
-    if (withEvents) {
-      this.publish(
-        'ChannelLeftBridge',
-        { bridge: bridgeJson(bridge), channel: channelJson(channel) },
-        { bridge, channels: [channel] },
-      );
-      this.ami('BridgeLeave', 'call,all', [['BridgeUniqueid', bridge.id], ...amiChannelFields(channel)]);
-    }
+    this.bridging.remove(bridge, channel, withEvents);
   }
 
   destroyBridge(bridge: SimBridge): void {
-    for (const id of [...bridge.channels]) {
-      const c = this.channels.get(id);
-      if (c) this.removeFromBridge(bridge, c, true);
-    }
-    for (const p of this.playbackQueues.get(`bridge:${bridge.id}`) ?? []) this.finishPlayback(p, 'done');
-    this.bridges.delete(bridge.id);
-    this.publish('BridgeDestroyed', { bridge: bridgeJson(bridge) }, { bridge });
+    this.bridging.destroy(bridge);
   }
 
   // ---------------------------------------------------------------- messages
@@ -1313,7 +795,7 @@ export class Pbx extends EventEmitter {
 
   // ---------------------------------------------------------------- lifecycle
 
-  /** Remembers who hears about a channel before it is torn down (see publishPlayback). */
+  /** Remembers who hears about a channel before it is torn down (see publishToFormerSubscribers). */
   rememberSubscribers(channel: SimChannel): void {
     this.lastKnownSubscribers.set(channel.id, new Set(channel.subscribers));
   }
@@ -1331,11 +813,8 @@ export class Pbx extends EventEmitter {
   /** Drops all state, as a restart does. Channels end without ARI events (the sockets are gone). */
   reset(initialDialplan: () => void): void {
     for (const c of [...this.channels.values()]) this.hangup(c, { initiator: 'system' });
-    for (const p of this.playbacks.values()) if (p.timer) clearTimeout(p.timer);
-    for (const r of this.liveRecordings.values()) for (const t of r.timers) clearTimeout(t);
-    this.playbacks.clear();
-    this.playbackQueues.clear();
-    this.liveRecordings.clear();
+    this.player.clear();
+    this.recorder.clearLive();
     this.bridges.clear();
     this.apps.clear();
     this.globals.clear();
@@ -1358,11 +837,6 @@ function parseGoto(args: string[], from: DialplanLocation): DialplanLocation {
   if (args.length >= 3) return { context: args[0]!, exten: args[1]!, priority: Number(args[2]) || 1 };
   if (args.length === 2) return { context: from.context, exten: args[0]!, priority: Number(args[1]) || 1 };
   return { ...from, priority: Number(args[0]) || 1 };
-}
-
-function splitTarget(uri: string): [string, string] {
-  const i = uri.indexOf(':');
-  return [uri.slice(0, i), uri.slice(i + 1)];
 }
 
 /**

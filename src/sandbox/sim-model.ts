@@ -110,6 +110,41 @@ export interface SimChannel {
   linkedId: string;
 }
 
+/** What a new channel starts with (`Pbx.createChannel`); the rest is filled in. */
+export interface ChannelInit {
+  tech: string;
+  resource: string;
+  name?: string;
+  id?: string;
+  state: SimChannelState;
+  caller: CallerId;
+  connected?: CallerId;
+  dialplan: SimChannel['dialplan'];
+  protocolId?: string;
+  originated: boolean;
+}
+
+/** How a simulated SIP endpoint behaves when it is called. */
+export interface EndpointBehaviour {
+  /** `answer`: rings then answers; `busy`: 486; `no-answer`: rings until the timeout; `reject`: 603. */
+  onCall: 'answer' | 'busy' | 'no-answer' | 'reject';
+  /** How long it rings before answering. */
+  ringMs: number;
+}
+
+/** A simulated PJSIP endpoint (a configured phone). */
+export interface SimEndpoint {
+  resource: string;
+  callerId: CallerId;
+  /** Dialplan context of calls from this endpoint. */
+  context: string;
+  /** Dialplan context of SIP MESSAGEs from this endpoint. */
+  messageContext: string;
+  /** An endpoint without a contact is "offline": calls to it fail to allocate. */
+  online: boolean;
+  behaviour: EndpointBehaviour;
+}
+
 export interface SimBridge {
   id: string;
   name: string;

@@ -3,8 +3,9 @@ import { installAmiActions } from './ami-actions.js';
 import { AmiServer } from './ami-server.js';
 import { AriServer } from './ari-server.js';
 import { CallFileSpool } from './call-file-spool.js';
-import { type EndpointBehaviour, Pbx, type SentText, type SimEndpoint } from './pbx.js';
-import type { SimChannel } from './sim-model.js';
+import { Pbx, type SentText } from './pbx.js';
+import { splitTarget } from './playbacks.js';
+import type { EndpointBehaviour, SimChannel, SimEndpoint } from './sim-model.js';
 import { SimPhone } from './sim-phone.js';
 
 /** A simulated PJSIP endpoint: a phone or a trunk. */
@@ -331,10 +332,7 @@ export class Simulator extends EventEmitter {
 
   private wirePhones(): void {
     const phonesOfTarget = (targetUri: string): SimPhone[] => {
-      const [kind, id] = [
-        targetUri.slice(0, targetUri.indexOf(':')),
-        targetUri.slice(targetUri.indexOf(':') + 1),
-      ];
+      const [kind, id] = splitTarget(targetUri);
       if (kind === 'channel') {
         const p = this.phones.get(id);
         return p ? [p] : [];
