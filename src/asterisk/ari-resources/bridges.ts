@@ -1,6 +1,6 @@
 import { type AriRequestFn, seg } from '../ari-http.js';
 import type { Bridge, LiveRecording, Playback } from '../ari-types.js';
-import type { MediaUri, PlayOptions, RecordOptions } from './channels.js';
+import { type MediaUri, type PlayOptions, playQuery, type RecordOptions, recordQuery } from './channels.js';
 
 /** Bridge type attributes `POST /bridges?type=` accepts (a comma-separated list on the wire). */
 export type BridgeTypeAttribute =
@@ -106,30 +106,14 @@ export class BridgesResource {
     options: BridgePlayOptions = {},
   ): Promise<Playback> {
     return this.#request('POST', `/bridges/${seg(bridgeId)}/play`, {
-      query: {
-        media,
-        lang: options.lang,
-        playbackId: options.playbackId,
-        skipms: options.skipms,
-        offsetms: options.offsetms,
-        announcer_format: options.announcerFormat,
-      },
+      query: { ...playQuery(media, options), announcer_format: options.announcerFormat },
     });
   }
 
   /** Records the bridge's mixed audio. */
   record(bridgeId: string, options: BridgeRecordOptions): Promise<LiveRecording> {
     return this.#request('POST', `/bridges/${seg(bridgeId)}/record`, {
-      query: {
-        name: options.name,
-        format: options.format,
-        maxDurationSeconds: options.maxDurationSeconds,
-        maxSilenceSeconds: options.maxSilenceSeconds,
-        ifExists: options.ifExists,
-        beep: options.beep,
-        terminateOn: options.terminateOn,
-        recorder_format: options.recorderFormat,
-      },
+      query: { ...recordQuery(options), recorder_format: options.recorderFormat },
     });
   }
 

@@ -1,4 +1,4 @@
-import { type AriRequestFn, seg } from '../ari-http.js';
+import { type AriQueryValue, type AriRequestFn, seg } from '../ari-http.js';
 import type { AriVariables, Channel, LiveRecording, Playback, RTPstat, Variable } from '../ari-types.js';
 
 /** Reasons `DELETE /channels/{id}?reason=` accepts (api-docs); each maps to a Q.850 cause. */
@@ -55,6 +55,33 @@ export interface RecordOptions {
   beep?: boolean;
   /** A DTMF digit that stops the recording. Default `none`. */
   terminateOn?: 'none' | 'any' | '*' | '#';
+}
+
+/** The query of a play request, shared by channels and bridges. */
+export function playQuery(
+  media: MediaUri | readonly MediaUri[],
+  options: PlayOptions,
+): Record<string, AriQueryValue> {
+  return {
+    media,
+    lang: options.lang,
+    playbackId: options.playbackId,
+    skipms: options.skipms,
+    offsetms: options.offsetms,
+  };
+}
+
+/** The query of a record request, shared by channels and bridges. */
+export function recordQuery(options: RecordOptions): Record<string, AriQueryValue> {
+  return {
+    name: options.name,
+    format: options.format,
+    maxDurationSeconds: options.maxDurationSeconds,
+    maxSilenceSeconds: options.maxSilenceSeconds,
+    ifExists: options.ifExists,
+    beep: options.beep,
+    terminateOn: options.terminateOn,
+  };
 }
 
 /** Options of {@link ChannelsResource.externalMedia}. */
@@ -204,30 +231,12 @@ export class ChannelsResource {
     media: MediaUri | readonly MediaUri[],
     options: PlayOptions = {},
   ): Promise<Playback> {
-    return this.#request('POST', `/channels/${seg(channelId)}/play`, {
-      query: {
-        media,
-        lang: options.lang,
-        playbackId: options.playbackId,
-        skipms: options.skipms,
-        offsetms: options.offsetms,
-      },
-    });
+    return this.#request('POST', `/channels/${seg(channelId)}/play`, { query: playQuery(media, options) });
   }
 
   /** Starts recording the channel; RecordingFinished tells when it ends. */
   record(channelId: string, options: RecordOptions): Promise<LiveRecording> {
-    return this.#request('POST', `/channels/${seg(channelId)}/record`, {
-      query: {
-        name: options.name,
-        format: options.format,
-        maxDurationSeconds: options.maxDurationSeconds,
-        maxSilenceSeconds: options.maxSilenceSeconds,
-        ifExists: options.ifExists,
-        beep: options.beep,
-        terminateOn: options.terminateOn,
-      },
-    });
+    return this.#request('POST', `/channels/${seg(channelId)}/record`, { query: recordQuery(options) });
   }
 
   /**
