@@ -1,10 +1,6 @@
 import { once } from 'node:events';
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
-import type { Duplex } from 'node:stream';
 import { afterEach, describe, expect, it } from 'vitest';
-import { type WebSocket, WebSocketServer } from 'ws';
-import { AriClient, type AriClientEvents } from '../src/asterisk/ari-client.js';
+import { AriClient } from '../src/asterisk/ari-client.js';
 import type { AriEvent } from '../src/asterisk/ari-events.js';
 import { isAriEvent, parseAriEvent } from '../src/asterisk/ari-events.js';
 import { AriHttp, encodeQuery } from '../src/asterisk/ari-http.js';
@@ -20,124 +16,16 @@ import {
   TimeoutError,
 } from '../src/errors.js';
 import { Simulator } from '../src/sandbox/simulator.js';
-import { within } from './support/within.js';
-
-// ---------------------------------------------------------------------------------------------
-// Protocol fixture: a tiny HTTP + websocket server on 127.0.0.1 that answers like Asterisk's ARI
-// in the ways a test scripts (status codes and bodies copied from the Asterisk 22 wire reference).
-// ---------------------------------------------------------------------------------------------
-
-interface RecordedRequest {
-  method: string;
-  url: string;
-  headers: IncomingMessage['headers'];
-  body: string;
-}
-
-interface Reply {
-  status: number;
-  body?: string | Buffer;
-  contentType?: string;
-  delayMs?: number;
-}
-
-type UpgradeDecision = 'accept' | 'hang' | Reply;
-
-class AriFixture {
-  readonly requests: RecordedRequest[] = [];
-  readonly upgrades: RecordedRequest[] = [];
-  readonly sockets = new Set<WebSocket>();
-  onRequest: (req: RecordedRequest) => Reply | Promise<Reply> = () => ({ status: 204 });
-  onUpgrade: (req: RecordedRequest) => UpgradeDecision = () => 'accept';
-  readonly wss = new WebSocketServer({ noServer: true });
-  #server: Server;
-  /** Upgrade requests left unanswered; the HTTP server no longer tracks them. */
-  readonly #hanging: Duplex[] = [];
-  port = 0;
-
-  private constructor() {
-    this.#server = createServer((req, res) => void this.#handle(req, res));
-    this.#server.on('upgrade', (req, socket, head) => {
-      // The client may reset a refused upgrade (close() during a reconnect attempt).
-      socket.on('error', () => {});
-      const recorded: RecordedRequest = {
-        method: req.method ?? '',
-        url: req.url ?? '',
-        headers: req.headers,
-        body: '',
-      };
-      this.upgrades.push(recorded);
-      const decision = this.onUpgrade(recorded);
-      if (decision === 'hang') {
-        this.#hanging.push(socket);
-        return;
-      }
-      if (decision === 'accept') {
-        this.wss.handleUpgrade(req, socket, head, (ws) => {
-          this.sockets.add(ws);
-          ws.on('close', () => this.sockets.delete(ws));
-          this.wss.emit('connection', ws, req);
-        });
-        return;
-      }
-      const body = decision.body ?? '';
-      socket.end(
-        `HTTP/1.1 ${decision.status} X\r\nServer: Asterisk\r\nContent-Type: ${decision.contentType ?? 'application/json'}\r\n` +
-          `Content-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
-      );
-    });
-  }
-
-  static async start(): Promise<AriFixture> {
-    const fixture = new AriFixture();
-    fixture.#server.listen(0, '127.0.0.1');
-    await once(fixture.#server, 'listening');
-    fixture.port = (fixture.#server.address() as AddressInfo).port;
-    return fixture;
-  }
-
-  get url(): string {
-    return `http://127.0.0.1:${this.port}`;
-  }
-
-  /** Resolves with the next accepted websocket. */
-  nextSocket(): Promise<WebSocket> {
-    return once(this.wss, 'connection').then(([ws]) => ws as WebSocket);
-  }
-
-  /** Sends an event object (or raw text) to every open socket. */
-  send(event: object | string): void {
-    const text = typeof event === 'string' ? event : JSON.stringify(event);
-    for (const ws of this.sockets) ws.send(text);
-  }
-
-  async close(): Promise<void> {
-    for (const ws of this.sockets) ws.terminate();
-    for (const socket of this.#hanging) socket.destroy();
-    this.wss.close();
-    this.#server.closeAllConnections();
-    await new Promise<void>((resolve) => this.#server.close(() => resolve()));
-  }
-
-  async #handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const chunks: Buffer[] = [];
-    for await (const chunk of req) chunks.push(chunk as Buffer);
-    const recorded: RecordedRequest = {
-      method: req.method ?? '',
-      url: req.url ?? '',
-      headers: req.headers,
-      body: Buffer.concat(chunks).toString('utf8'),
-    };
-    this.requests.push(recorded);
-    const reply = await this.onRequest(recorded);
-    if (reply.delayMs) await new Promise((r) => setTimeout(r, reply.delayMs));
-    if (res.destroyed) return;
-    const headers: Record<string, string> = { Server: 'Asterisk', 'Cache-Control': 'no-cache, no-store' };
-    if (reply.body !== undefined) headers['Content-type'] = reply.contentType ?? 'application/json';
-    res.writeHead(reply.status, headers);
-    res.end(reply.body);
-  }
-}
+import {
+  AriFixture,
+  channel,
+  connected,
+  dtmf,
+  envelope,
+  nextClientEvent,
+  stasisStart,
+} from './support/ari-fixture.js';
+import { catchError, within } from './support/within.js';
 
 const fixtures: AriFixture[] = [];
 const clients: AriClient[] = [];
@@ -159,61 +47,7 @@ afterEach(async () => {
   await Promise.all(fixtures.splice(0).map((f) => f.close()));
 });
 
-/** Resolves with the arguments of the next emission of `name`, or rejects after `ms`. */
-function next<K extends keyof AriClientEvents>(
-  c: AriClient,
-  name: K,
-  ms = 5000,
-): Promise<AriClientEvents[K]> {
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`timed out waiting for '${name}'`)), ms);
-    c.once(name, (...args) => {
-      clearTimeout(timer);
-      resolve(args);
-    });
-  });
-}
-
-function channel(id: string) {
-  return {
-    id,
-    name: `PJSIP/alice-0000000${id.slice(-1)}`,
-    state: 'Ring',
-    protocol_id: '1-1@127.0.0.1',
-    caller: { name: 'Alice', number: 'alice' },
-    connected: { name: '', number: '' },
-    accountcode: '',
-    dialplan: { context: 'from-sip', exten: '1000', priority: 2, app_name: 'Stasis', app_data: 'test,1000' },
-    creationtime: '2026-11-23T09:23:41.950+0000',
-    language: 'en',
-  };
-}
-
-function envelope(type: string) {
-  return {
-    type,
-    timestamp: '2026-11-23T09:23:41.951+0000',
-    asterisk_id: '02:fc:00:00:00:01',
-    application: 'test',
-  };
-}
-
-function stasisStart(id: string, args: string[] = ['1000']) {
-  return { ...envelope('StasisStart'), args, channel: channel(id) };
-}
-
-function dtmf(id: string, digit: string) {
-  return { ...envelope('ChannelDtmfReceived'), digit, duration_ms: 280, channel: channel(id) };
-}
-
-async function catchError(p: Promise<unknown>): Promise<unknown> {
-  try {
-    await p;
-  } catch (e) {
-    return e;
-  }
-  throw new Error('expected a rejection');
-}
+const next = nextClientEvent;
 
 // ---------------------------------------------------------------------------------------------
 
@@ -450,9 +284,7 @@ describe('AriClient events websocket (fixture)', () => {
   it('connects with a Basic header (no credentials in the URL) and delivers typed events', async () => {
     const f = await fixture();
     const c = client(f.url, { subscribeAll: true });
-    const socket = f.nextSocket();
-    await c.connect();
-    await within(socket);
+    await connected(f, c);
     expect(c.connected).toBe(true);
     const upgrade = f.upgrades[0];
     expect(upgrade?.url).toBe('/ari/events?app=test&subscribeAll=true');
@@ -484,9 +316,7 @@ describe('AriClient events websocket (fixture)', () => {
   it('delivers a frame Asterisk sends twice once (one copy per subscription), a new event again', async () => {
     const f = await fixture();
     const c = client(f.url);
-    const socket = f.nextSocket();
-    await c.connect();
-    await within(socket);
+    await connected(f, c);
     const digits: string[] = [];
     c.on('ChannelDtmfReceived', (e) => {
       digits.push(`${e.digit}@${e.timestamp}`);
@@ -511,9 +341,7 @@ describe('AriClient events websocket (fixture)', () => {
   it('reports a malformed frame as an error, drops it and keeps delivering', async () => {
     const f = await fixture();
     const c = client(f.url);
-    const socket = f.nextSocket();
-    await c.connect();
-    await within(socket);
+    await connected(f, c);
     const error = next(c, 'error');
     const unknown = next(c, 'unknownEvent');
     const digit = next(c, 'ChannelDtmfReceived');
@@ -529,9 +357,7 @@ describe('AriClient events websocket (fixture)', () => {
   it('survives throwing and rejecting listeners and reports them as errors', async () => {
     const f = await fixture();
     const c = client(f.url);
-    const socket = f.nextSocket();
-    await c.connect();
-    await within(socket);
+    await connected(f, c);
     const errors: Error[] = [];
     const seen: string[] = [];
     c.on('ChannelDtmfReceived', () => {
@@ -574,9 +400,7 @@ describe('AriClient events websocket (fixture)', () => {
   it('does not crash when an error occurs with no error listener, nor when an error listener throws', async () => {
     const f = await fixture();
     const c = client(f.url);
-    const socket = f.nextSocket();
-    await c.connect();
-    await within(socket);
+    await connected(f, c);
     f.send('not json at all');
     c.on('error', () => {
       throw new Error('bad error listener');
@@ -590,9 +414,7 @@ describe('AriClient events websocket (fixture)', () => {
   it('once() listeners fire once; off() removes', async () => {
     const f = await fixture();
     const c = client(f.url);
-    const socket = f.nextSocket();
-    await c.connect();
-    await within(socket);
+    await connected(f, c);
     let onceCount = 0;
     let offCount = 0;
     const off = (): void => {

@@ -1,131 +1,27 @@
 import { once } from 'node:events';
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
-import { type WebSocket, WebSocketServer } from 'ws';
-import { AriClient, type AriClientEvents, type AriClientOptions } from '../src/asterisk/ari-client.js';
+import { AriClient, type AriClientOptions } from '../src/asterisk/ari-client.js';
 import { AuthenticationError } from '../src/errors.js';
 import { Simulator } from '../src/sandbox/simulator.js';
+import {
+  AriFixture,
+  channel,
+  connected,
+  dtmf,
+  envelope,
+  HTML_404,
+  nextClientEvent,
+  stasisStart,
+} from './support/ari-fixture.js';
 import { within } from './support/within.js';
-
-// ---------------------------------------------------------------------------------------------
-// Protocol fixture: an HTTP + websocket server on 127.0.0.1 that answers like Asterisk's ARI in
-// the ways a test scripts, including the restart sequence of the wire reference (socket dropped
-// without a close frame, then HTML 404, then 503 `Asterisk not booted`, then 101).
-// ---------------------------------------------------------------------------------------------
-
-interface RecordedRequest {
-  method: string;
-  url: string;
-  headers: IncomingMessage['headers'];
-}
-
-interface Reply {
-  status: number;
-  body?: string;
-  contentType?: string;
-}
-
-type UpgradeDecision = 'accept' | Reply;
-
-const HTML_404 =
-  '<!DOCTYPE HTML PUBLIC "-//IETF//DTD HTML 2.0//EN">\r\n<html><head>\r\n<title>404 Not Found</title>\r\n</head><body>\r\n' +
-  '<h1>Not Found</h1>\r\n<p>The requested URL was not found on this server.</p>\r\n<hr />\r\n<address>Asterisk</address>\r\n</body></html>\r\n';
-
-class AriFixture {
-  readonly requests: RecordedRequest[] = [];
-  readonly upgrades: RecordedRequest[] = [];
-  readonly sockets = new Set<WebSocket>();
-  /** Most sockets open at the same time. */
-  maxConcurrent = 0;
-  onRequest: (req: RecordedRequest) => Reply | Promise<Reply> = () => ({ status: 200, body: '[]' });
-  onUpgrade: (req: RecordedRequest) => UpgradeDecision = () => 'accept';
-  readonly wss: WebSocketServer;
-  #server: Server;
-  port = 0;
-
-  private constructor(autoPong: boolean) {
-    this.wss = new WebSocketServer({ noServer: true, autoPong });
-    this.#server = createServer((req, res) => void this.#handle(req, res));
-    this.#server.on('upgrade', (req, socket, head) => {
-      // The client may reset a refused upgrade (close() during a reconnect attempt).
-      socket.on('error', () => {});
-      const recorded: RecordedRequest = {
-        method: req.method ?? '',
-        url: req.url ?? '',
-        headers: req.headers,
-      };
-      this.upgrades.push(recorded);
-      const decision = this.onUpgrade(recorded);
-      if (decision === 'accept') {
-        this.wss.handleUpgrade(req, socket, head, (ws) => {
-          this.sockets.add(ws);
-          this.maxConcurrent = Math.max(this.maxConcurrent, this.sockets.size);
-          ws.on('close', () => this.sockets.delete(ws));
-          this.wss.emit('connection', ws, req);
-        });
-        return;
-      }
-      const body = decision.body ?? '';
-      socket.end(
-        `HTTP/1.1 ${decision.status} X\r\nServer: Asterisk\r\nContent-Type: ${decision.contentType ?? 'application/json'}\r\n` +
-          `Content-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
-      );
-    });
-  }
-
-  static async start(options: { autoPong?: boolean } = {}): Promise<AriFixture> {
-    const fixture = new AriFixture(options.autoPong ?? true);
-    fixture.#server.listen(0, '127.0.0.1');
-    await once(fixture.#server, 'listening');
-    fixture.port = (fixture.#server.address() as AddressInfo).port;
-    return fixture;
-  }
-
-  get url(): string {
-    return `http://127.0.0.1:${this.port}`;
-  }
-
-  nextSocket(): Promise<WebSocket> {
-    return once(this.wss, 'connection').then(([ws]) => ws as WebSocket);
-  }
-
-  send(event: object): void {
-    for (const ws of this.sockets) ws.send(JSON.stringify(event));
-  }
-
-  /** Drops every socket without a close frame, as `core restart now` does (client sees 1006). */
-  dropAll(): void {
-    for (const ws of this.sockets) ws.terminate();
-  }
-
-  async close(): Promise<void> {
-    this.dropAll();
-    this.wss.close();
-    this.#server.closeAllConnections();
-    await new Promise<void>((resolve) => this.#server.close(() => resolve()));
-  }
-
-  async #handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    for await (const _ of req) {
-      // drain
-    }
-    const recorded: RecordedRequest = { method: req.method ?? '', url: req.url ?? '', headers: req.headers };
-    this.requests.push(recorded);
-    const reply = await this.onRequest(recorded);
-    if (res.destroyed) return;
-    const headers: Record<string, string> = { Server: 'Asterisk' };
-    if (reply.body !== undefined) headers['Content-type'] = reply.contentType ?? 'application/json';
-    res.writeHead(reply.status, headers);
-    res.end(reply.body);
-  }
-}
 
 const fixtures: AriFixture[] = [];
 const clients: AriClient[] = [];
 
 async function fixture(options?: { autoPong?: boolean }): Promise<AriFixture> {
   const f = await AriFixture.start(options);
+  // After a reconnect the client lists channels: answer with none unless a test says otherwise.
+  f.onRequest = () => ({ status: 200, body: '[]' });
   fixtures.push(f);
   return f;
 }
@@ -148,13 +44,7 @@ afterEach(async () => {
   await Promise.all(fixtures.splice(0).map((f) => f.close()));
 });
 
-function next<K extends keyof AriClientEvents>(
-  c: AriClient,
-  name: K,
-  ms = 5000,
-): Promise<AriClientEvents[K]> {
-  return within(new Promise((resolve) => c.once(name, (...args) => resolve(args))), ms, `'${name}'`);
-}
+const next = nextClientEvent;
 
 /** Records the order of the client's lifecycle emissions. */
 function timeline(c: AriClient): string[] {
@@ -172,36 +62,6 @@ function timeline(c: AriClient): string[] {
     log.push(`error:${e.name}`);
   });
   return log;
-}
-
-function channel(id: string) {
-  return {
-    id,
-    name: `PJSIP/alice-${id}`,
-    state: 'Up',
-    protocol_id: '',
-    caller: { name: '', number: '' },
-    connected: { name: '', number: '' },
-    accountcode: '',
-    dialplan: { context: 'from-sip', exten: '1000', priority: 2, app_name: 'Stasis', app_data: 'test,1000' },
-    creationtime: '2026-11-23T09:23:41.950+0000',
-    language: 'en',
-  };
-}
-
-const envelope = (type: string) => ({ type, timestamp: '2026-11-23T09:23:41.951+0000', application: 'test' });
-const stasisStart = (id: string) => ({ ...envelope('StasisStart'), args: [], channel: channel(id) });
-const dtmf = (id: string, digit: string) => ({
-  ...envelope('ChannelDtmfReceived'),
-  digit,
-  duration_ms: 100,
-  channel: channel(id),
-});
-
-async function connected(f: AriFixture, c: AriClient): Promise<WebSocket> {
-  const socket = f.nextSocket();
-  await c.connect();
-  return within(socket, 5000, 'the server-side socket');
 }
 
 // ---------------------------------------------------------------------------------------------

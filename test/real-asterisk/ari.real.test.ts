@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AriClient, type AriClientEvents } from '../../src/asterisk/ari-client.js';
 import { AriNotFoundError, AriStateError, AuthenticationError } from '../../src/errors.js';
 import { realAsteriskAvailable } from '../support/real-asterisk.js';
-import { within } from '../support/within.js';
+import { catchError, within } from '../support/within.js';
 
 /**
  * The basic ARI client checks against a real Asterisk 22. They run only when ASTERISK_HOST is
@@ -88,15 +88,6 @@ class CuttableRelay {
   resume(): Promise<void> {
     return this.start();
   }
-}
-
-async function catchError(p: Promise<unknown>): Promise<unknown> {
-  try {
-    await p;
-  } catch (e) {
-    return e;
-  }
-  throw new Error('expected a rejection');
 }
 
 describe.skipIf(!host)(

@@ -14,3 +14,13 @@ export function within<T>(p: Promise<T>, ms = 5000, what = 'an event'): Promise<
     );
   });
 }
+
+/** Resolves with what `p` rejected with; fails the test when it resolves instead. */
+export async function catchError(p: Promise<unknown>): Promise<unknown> {
+  try {
+    await p;
+  } catch (e) {
+    return e;
+  }
+  throw new Error('expected a rejection');
+}
