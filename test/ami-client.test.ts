@@ -571,6 +571,7 @@ describe('AmiClient against AmiServer (real TCP)', () => {
     expect(await firstError).toBeInstanceOf(AuthenticationError);
     expect(await waiting).toBeInstanceOf(AuthenticationError);
     expect(client.state).toBe('failed');
+    // Proving an absence needs time: no second error and no further login within several backoffs.
     await delay(300);
     expect(errors).toHaveLength(1);
     expect(server2.stats.loginAttempts).toBe(1);

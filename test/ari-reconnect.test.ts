@@ -187,6 +187,7 @@ describe('AriClient reconnection (fixture)', () => {
     await c.close();
     expect(c.state).toBe('closed');
     const after = f.upgrades.length;
+    // Proving an absence needs time: several backoff periods (20–100 ms) pass without a retry.
     await new Promise((r) => setTimeout(r, 300));
     expect(f.upgrades.length).toBe(after);
   });
