@@ -20,8 +20,3 @@ export function samplesToMs(samples: number): number {
 export function msToSamples(ms: number): number {
   return Math.round((ms * SAMPLE_RATE) / 1000);
 }
-
-/** Number of 20 ms frames needed to carry `samples` samples (the last one padded). */
-export function frameCount(samples: number): number {
-  return Math.ceil(samples / FRAME_SAMPLES);
-}

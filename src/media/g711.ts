@@ -83,6 +83,3 @@ export function encodeAlaw(samples: Int16Array): Buffer {
   for (let i = 0; i < samples.length; i++) out[i] = linearToAlaw(samples[i]!);
   return out;
 }
-
-/** µ-law digital silence, as Asterisk sends it. */
-export const MULAW_SILENCE = 0xff;
