@@ -3,6 +3,7 @@ import { AriClient } from '../src/asterisk/ari-client.js';
 import type { StasisStartEvent } from '../src/asterisk/ari-events.js';
 import { HangupError, MediaSetupError } from '../src/errors.js';
 import { CallMedia, type CallMediaOptions } from '../src/media/call-media.js';
+import { decodeMulaw, encodeMulaw } from '../src/media/g711.js';
 import { PortAllocator } from '../src/media/port-allocator.js';
 import { tone } from '../src/media/tone.js';
 import type { SimPhone } from '../src/sandbox/sim-phone.js';
@@ -127,6 +128,42 @@ describe('CallMedia through the simulated Asterisk', () => {
     expect(frequency(middle(heard, 300))).toBeGreaterThan(420);
     expect(frequency(middle(heard, 300))).toBeLessThan(460);
     expect(media.stats).toMatchObject({ received: 25, droppedForeign: 0, late: 0, concealed: 0 });
+  });
+
+  it('µ-law both ways: onPayload gets the caller undecoded, playUlaw and streamUlaw reach the phone', async () => {
+    const h = await answeredCall();
+    const media = await openMedia(h);
+    const frames: Uint8Array[] = [];
+    const enough = new Promise<void>((resolve) => {
+      media.onPayload((ulaw) => {
+        frames.push(Uint8Array.from(ulaw));
+        if (frames.length === 25) resolve();
+      });
+    });
+    await h.phone.speak(tone(440, 500));
+    await enough;
+    const heard = decodeMulaw(Buffer.concat(frames));
+    expect(frequency(middle(heard, 300))).toBeGreaterThan(420);
+    expect(frequency(middle(heard, 300))).toBeLessThan(460);
+    expect(media.stats.decodedFrames).toBe(0); // no PCM listener: nothing was decoded
+
+    const firstPackets: number[] = [];
+    media.onFirstPacket((info) => firstPackets.push(info.latencyMs));
+    const prompt = encodeMulaw(tone(1000, 600));
+    const stream = media.streamUlaw();
+    stream.write(prompt.subarray(0, 2400));
+    const tail = media.playUlaw(encodeMulaw(tone(1000, 200))); // queued behind the stream
+    stream.write(prompt.subarray(2400));
+    stream.end();
+    expect(await stream.done).toBe('finished');
+    expect(stream.sentSamples).toBe(prompt.length);
+    expect(await tail).toBe('finished');
+    await h.phone.waitForAudio(760);
+    const played = h.phone.heard().audio;
+    expect(frequency(middle(played, 600))).toBeGreaterThan(950);
+    expect(frequency(middle(played, 600))).toBeLessThan(1050);
+    expect(media.stats.framesPlayed).toBe(40);
+    expect(firstPackets.length).toBe(2); // one per playback
   });
 
   it('(c) close() leaves no bridge, no externalMedia channel and frees the port', async () => {

@@ -1,10 +1,13 @@
 import { describe, expect, it } from 'vitest';
 import { JitterBuffer } from '../src/media/jitter-buffer.js';
 
-/** A frame whose samples all carry `id`, so the output order can be read back. */
-function frame(id: number): Int16Array {
-  return new Int16Array(160).fill(id);
+/** A µ-law frame whose bytes all carry `id`, so the output order can be read back. */
+function frame(id: number): Uint8Array {
+  return new Uint8Array(160).fill(id);
 }
+
+/** What a concealed frame carries: µ-law silence. */
+const SILENCE = 0xff;
 
 function collector(depth = 3, maxWaitMs?: number) {
   const out: number[] = [];
@@ -12,8 +15,8 @@ function collector(depth = 3, maxWaitMs?: number) {
   const buffer = new JitterBuffer({
     depth,
     ...(maxWaitMs === undefined ? {} : { maxWaitMs }),
-    onFrame: (pcm) => {
-      out.push(pcm[0]!);
+    onFrame: (ulaw) => {
+      out.push(ulaw[0]!);
       if (waiter && out.length >= waiter.count) waiter.resolve();
     },
   });
@@ -73,7 +76,7 @@ describe('JitterBuffer', () => {
     buffer.push(4, frame(4));
     expect(out).toEqual([1]);
     buffer.push(5, frame(5));
-    expect(out).toEqual([1, 0, 3, 4, 5]);
+    expect(out).toEqual([1, SILENCE, 3, 4, 5]);
     expect(buffer.push(2, frame(2))).toBe('late');
     expect(buffer.stats).toMatchObject({ concealed: 1, late: 1 });
   });
@@ -84,8 +87,37 @@ describe('JitterBuffer', () => {
     buffer.push(3, frame(3));
     expect(out).toEqual([1]);
     await waitFor(3);
-    expect(out).toEqual([1, 0, 3]);
+    expect(out).toEqual([1, SILENCE, 3]);
     buffer.close();
+  });
+
+  it('keeps the payloads it is given, and conceals with whole frames of µ-law silence', () => {
+    const frames: Uint8Array[] = [];
+    const buffer = new JitterBuffer({ depth: 1, onFrame: (ulaw) => frames.push(ulaw) });
+    const a = frame(1);
+    const c = frame(3);
+    buffer.push(1, a);
+    buffer.push(3, c);
+    expect(frames.length).toBe(3);
+    expect(frames[0]).toBe(a);
+    expect(frames[2]).toBe(c);
+    expect(frames[1]!.length).toBe(160);
+    expect(frames[1]!.every((byte) => byte === SILENCE)).toBe(true);
+  });
+
+  it('reports, for each released frame, the arrival time of the packet that released it', () => {
+    const released: [number, number][] = [];
+    const buffer = new JitterBuffer({ onFrame: (ulaw, arrivedAt) => released.push([ulaw[0]!, arrivedAt]) });
+    buffer.push(1, frame(1), 100);
+    buffer.push(3, frame(3), 120);
+    buffer.push(2, frame(2), 135); // releases 2 and the queued 3
+    buffer.push(4, frame(4), 150);
+    expect(released).toEqual([
+      [1, 100],
+      [2, 135],
+      [3, 135],
+      [4, 150],
+    ]);
   });
 
   it('never inserts silence while the sender is merely quiet', () => {

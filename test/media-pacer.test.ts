@@ -1,42 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { type PacedStream, Pacer, type PacerClock, type TickInfo } from '../src/media/pacer.js';
-
-/**
- * A simulated clock: timers fire in time order, each `lateness()` ms after it was due (as a busy
- * event loop would fire them), and time only moves when a timer fires.
- */
-class SimulatedClock implements PacerClock {
-  time = 1000;
-  #timers: { at: number; fn: () => void; id: number }[] = [];
-  #ids = 0;
-  constructor(private readonly lateness: () => number) {}
-  now(): number {
-    return this.time;
-  }
-  setTimer(fn: () => void, delayMs: number): unknown {
-    const id = ++this.#ids;
-    this.#timers.push({ at: this.time + delayMs + this.lateness(), fn, id });
-    return id;
-  }
-  clearTimer(handle: unknown): void {
-    this.#timers = this.#timers.filter((t) => t.id !== handle);
-  }
-  /** Runs timers until `until` (simulated ms). */
-  runUntil(until: number): void {
-    for (;;) {
-      this.#timers.sort((a, b) => a.at - b.at);
-      const next = this.#timers[0];
-      if (!next || next.at > until) break;
-      this.#timers.shift();
-      this.time = Math.max(this.time, next.at);
-      next.fn();
-    }
-    this.time = until;
-  }
-  get pending(): number {
-    return this.#timers.length;
-  }
-}
+import { type PacedStream, Pacer, type TickInfo } from '../src/media/pacer.js';
+import { SimulatedClock } from './support/simulated-clock.js';
 
 /** A deterministic pseudo-random sequence (mulberry32), so a failure can be replayed. */
 function random(seed: number): () => number {
@@ -102,6 +66,21 @@ describe('Pacer', () => {
     pacer.remove(stream);
     expect(pacer.running).toBe(false);
     expect(clock.pending).toBe(0);
+  });
+
+  it('tells each stream when its tick was due, on the clock now() reads', () => {
+    // Timers fire 3 ms late: `dueAt` is still the ideal time, never the late one.
+    const clock = new SimulatedClock(() => 3);
+    const pacer = new Pacer({ clock });
+    expect(pacer.now()).toBe(clock.time);
+    const start = clock.time;
+    const seen: { dueAt: number; now: number }[] = [];
+    const stream: PacedStream = { onTick: (_tick, dueAt) => seen.push({ dueAt, now: pacer.now() }) };
+    pacer.add(stream);
+    clock.runUntil(start + 65);
+    pacer.remove(stream);
+    expect(seen.map((s) => s.dueAt - start)).toEqual([0, 20, 40, 60]);
+    for (const s of seen) expect(s.now - s.dueAt).toBe(3);
   });
 
   it('a stream that unregisters inside its tick is called no more, and the clock stops', () => {

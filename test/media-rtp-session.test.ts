@@ -1,8 +1,8 @@
 import { createSocket, type Socket } from 'node:dgram';
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { mulawToLinear } from '../src/media/g711.js';
+import { alawToLinear, decodeMulaw, linearToMulaw, mulawToLinear } from '../src/media/g711.js';
 import { PortAllocator } from '../src/media/port-allocator.js';
-import { decodeRtp, encodeRtp, PT_PCMU, type RtpPacket } from '../src/media/rtp-packet.js';
+import { decodeRtp, encodeRtp, PT_PCMA, PT_PCMU, type RtpPacket } from '../src/media/rtp-packet.js';
 import { RtpSession } from '../src/media/rtp-session.js';
 
 const base = 20000 + Math.floor(Math.random() * 10000);
@@ -66,6 +66,28 @@ function frames(s: RtpSession) {
         ? Promise.resolve()
         : new Promise<void>((resolve) => waiters.push({ count, resolve })),
   };
+}
+
+/** Collects inbound frames as µ-law (with their arrival times) and waits for a count. */
+function payloads(s: RtpSession) {
+  const out: { ulaw: Uint8Array; arrivedAt: number }[] = [];
+  const waiters: { count: number; resolve: () => void }[] = [];
+  s.onPayload((ulaw, arrivedAt) => {
+    out.push({ ulaw: Uint8Array.from(ulaw), arrivedAt });
+    for (const w of [...waiters]) if (out.length >= w.count) w.resolve();
+  });
+  return {
+    out,
+    waitFor: (count: number) =>
+      out.length >= count
+        ? Promise.resolve()
+        : new Promise<void>((resolve) => waiters.push({ count, resolve })),
+  };
+}
+
+/** 160 bytes that differ from one another and from packet to packet. */
+function pattern(seed: number): Buffer {
+  return Buffer.from(Array.from({ length: 160 }, (_, i) => (seed * 31 + i * 7) & 0xff));
 }
 
 describe('RtpSession inbound', () => {
@@ -146,6 +168,93 @@ describe('RtpSession inbound', () => {
   });
 });
 
+describe('RtpSession inbound µ-law', () => {
+  it('hands onPayload the exact bytes in sequence order, conceals with 0xFF and decodes nothing', async () => {
+    const s = await session();
+    const asterisk = await peer();
+    s.setRemote('127.0.0.1', asterisk.port);
+    const got = payloads(s);
+    const sentAt = performance.now();
+    // 11 is lost: with 13, 14 and 15 queued behind it (depth 3) it is given up as silence.
+    for (const sequence of [10, 12, 13, 15, 14]) {
+      await asterisk.send(s.localPort, sequence, 0, { payload: pattern(sequence) });
+    }
+    await got.waitFor(6);
+    expect(got.out.map((f) => Buffer.from(f.ulaw))).toEqual([
+      pattern(10),
+      Buffer.alloc(160, 0xff),
+      pattern(12),
+      pattern(13),
+      pattern(14),
+      pattern(15),
+    ]);
+    for (const { arrivedAt } of got.out) {
+      expect(arrivedAt).toBeGreaterThanOrEqual(sentAt);
+      expect(arrivedAt).toBeLessThanOrEqual(performance.now());
+    }
+    // 15 waited for 14: both were released by 14's datagram, so they report the same arrival.
+    expect(got.out[5]!.arrivedAt).toBe(got.out[4]!.arrivedAt);
+    expect(s.stats).toMatchObject({ received: 5, reordered: 1, concealed: 1, decodedFrames: 0 });
+  });
+
+  it('decodes each frame once for all onAudio listeners, and only while there is one', async () => {
+    const s = await session();
+    const asterisk = await peer();
+    s.setRemote('127.0.0.1', asterisk.port);
+    const got = payloads(s);
+    await asterisk.send(s.localPort, 1, 0, { payload: pattern(1) });
+    await got.waitFor(1);
+    expect(s.stats.decodedFrames).toBe(0);
+
+    const a: Int16Array[] = [];
+    const b: Int16Array[] = [];
+    const offA = s.onAudio((pcm) => a.push(pcm));
+    const offB = s.onAudio((pcm) => b.push(pcm));
+    await asterisk.send(s.localPort, 2, 0, { payload: pattern(2) });
+    await asterisk.send(s.localPort, 3, 0, { payload: pattern(3) });
+    await got.waitFor(3);
+    expect(s.stats.decodedFrames).toBe(2);
+    expect(a.length).toBe(2);
+    expect(b[0]).toBe(a[0]); // one decoded array, shared
+    expect(b[1]).toBe(a[1]);
+    expect(Array.from(a[0]!)).toEqual(Array.from(decodeMulaw(pattern(2))));
+    expect(Array.from(a[1]!)).toEqual(Array.from(Int16Array.from(pattern(3), (byte) => mulawToLinear(byte))));
+
+    offA();
+    offB();
+    await asterisk.send(s.localPort, 4, 0, { payload: pattern(4) });
+    await got.waitFor(4);
+    expect(s.stats.decodedFrames).toBe(2);
+    expect(a.length).toBe(2);
+  });
+
+  it('transcodes PCMA payloads to µ-law, so listeners get one encoding', async () => {
+    const s = await session();
+    const asterisk = await peer();
+    s.setRemote('127.0.0.1', asterisk.port);
+    const got = payloads(s);
+    const pcm: Int16Array[] = [];
+    s.onAudio((frame) => pcm.push(frame));
+    // Every A-law byte value, over two packets.
+    const alaw = [
+      Buffer.from(Array.from({ length: 160 }, (_, i) => i)),
+      Buffer.from(Array.from({ length: 160 }, (_, i) => 96 + i)),
+    ];
+    await asterisk.send(s.localPort, 1, 0, { payloadType: PT_PCMA, payload: alaw[0]! });
+    await asterisk.send(s.localPort, 2, 0, { payloadType: PT_PCMA, payload: alaw[1]! });
+    await got.waitFor(2);
+    for (const [i, frame] of got.out.entries()) {
+      expect(Array.from(frame.ulaw)).toEqual(
+        Array.from(alaw[i]!, (byte) => linearToMulaw(alawToLinear(byte))),
+      );
+    }
+    expect(Array.from(pcm[0]!)).toEqual(
+      Array.from(Int16Array.from(got.out[0]!.ulaw, (byte) => mulawToLinear(byte))),
+    );
+    expect(s.stats).toMatchObject({ received: 2, unsupportedPayload: 0 });
+  });
+});
+
 describe('RtpSession outbound', () => {
   it('owns the header: one random SSRC, +1 sequence, +160 timestamp, marker on a talkspurt start', async () => {
     const s = await session();
@@ -165,6 +274,20 @@ describe('RtpSession outbound', () => {
     expect((b.timestamp - a.timestamp) >>> 0).toBe(160);
     expect(a.payload.length).toBe(160);
     expect(a.payloadType).toBe(PT_PCMU);
+  });
+
+  it('sendPayload sends a Uint8Array view as it is, header included', async () => {
+    const s = await session();
+    const asterisk = await peer();
+    s.setRemote('127.0.0.1', asterisk.port);
+    const backing = new Uint8Array(400).map((_, i) => (i * 13) & 0xff);
+    const view = backing.subarray(100, 260); // not a Buffer, not at offset 0
+    expect(s.sendPayload(view, true)).toBe(true);
+    while (asterisk.received.length < 1)
+      await new Promise((resolve) => asterisk.socket.once('message', resolve));
+    const packet = asterisk.received[0]!;
+    expect(Array.from(packet.payload)).toEqual(Array.from(view));
+    expect(packet).toMatchObject({ payloadType: PT_PCMU, marker: true, ssrc: s.ssrc });
   });
 
   it('sends nothing without a remote or after close, and gives the port back on close', async () => {

@@ -1,14 +1,20 @@
 import { type Logger, silentLogger } from '../logger.js';
 import { FRAME_SAMPLES } from './audio-frame.js';
+import { MULAW_SILENCE } from './g711.js';
 import { type PacedStream, Pacer } from './pacer.js';
 
 /** How a play ended: every frame was sent, or it was stopped (stop(), close, hangup). */
 export type PlayResult = 'finished' | 'stopped';
 
+/** The samples of a playback: 16-bit PCM, or µ-law bytes (one byte per sample); 8 kHz mono either way. */
+export type PlaybackSamples = Int16Array | Uint8Array;
+
 /** Where the player's frames go; {@link RtpSession} is one. */
 export interface FrameSink {
-  /** Sends one frame; `startsTalkspurt` is true for the first frame after a pause. */
+  /** Sends one PCM frame; `startsTalkspurt` is true for the first frame after a pause. */
   sendFrame(pcm: Int16Array, startsTalkspurt: boolean): boolean;
+  /** Sends one frame already in µ-law, as it is (no encoding); same `startsTalkspurt` rule. */
+  sendPayload(ulaw: Uint8Array, startsTalkspurt: boolean): boolean;
 }
 
 /** What {@link AudioPlayer.onFirstPacket} reports for each play: its start-up latency. */
@@ -22,20 +28,28 @@ export interface FirstPacketInfo {
 }
 
 /**
- * A playback fed piece by piece (streaming TTS): frames go out as soon as 160 samples are there.
- * Obtained from {@link AudioPlayer.stream}.
+ * A playback fed piece by piece (streaming TTS, a realtime model's audio deltas): frames go out as
+ * soon as 160 samples are there. Obtained from {@link AudioPlayer.stream} (PCM, `Int16Array`) or
+ * {@link AudioPlayer.streamUlaw} (µ-law, `Uint8Array`).
  */
-export interface PlaybackStream {
+export interface PlaybackStream<T extends PlaybackSamples = Int16Array> {
   /**
-   * Appends 8 kHz PCM (not copied: do not modify it afterwards). Returns false, and drops the
+   * Appends 8 kHz samples (not copied: do not modify them afterwards). Returns false, and drops the
    * audio, once the stream ended, was stopped or the player closed: a writer of a stopped
    * generation cannot refill the queue.
    */
-  write(pcm: Int16Array): boolean;
+  write(samples: T): boolean;
   /** No more audio: the stream finishes once what was written has been sent. */
   end(): void;
   /** Settles when the last frame was sent ('finished') or the stream was stopped. Never rejects. */
   readonly done: Promise<PlayResult>;
+  /**
+   * Samples of this playback handed to the sink so far (the padding of a short last frame not
+   * counted; a frame the sink refused, e.g. before the peer is known, counts: it had its time
+   * slot). It stops growing the moment {@link AudioPlayer.stop} is called, so right after stop()
+   * it is exactly what went out: `sentSamples / 8` ms (e.g. a realtime model's `audio_end_ms`).
+   */
+  readonly sentSamples: number;
 }
 
 /** Options of {@link AudioPlayer}. */
@@ -53,14 +67,34 @@ export interface AudioPlayerStats {
   stopped: number;
 }
 
-/** One play or stream in the queue. */
-interface QueuedPlayback {
+/** How the frames of one encoding are padded and sent. */
+interface Encoding<T extends PlaybackSamples> {
+  /** A silent frame of FRAME_SAMPLES samples, to pad the last frame of a playback. */
+  silentFrame(): T;
+  send(sink: FrameSink, frame: T, startsTalkspurt: boolean): boolean;
+}
+
+const PCM: Encoding<Int16Array> = {
+  silentFrame: () => new Int16Array(FRAME_SAMPLES),
+  send: (sink, frame, startsTalkspurt) => sink.sendFrame(frame, startsTalkspurt),
+};
+
+const ULAW: Encoding<Uint8Array> = {
+  silentFrame: () => new Uint8Array(FRAME_SAMPLES).fill(MULAW_SILENCE),
+  send: (sink, frame, startsTalkspurt) => sink.sendPayload(frame, startsTalkspurt),
+};
+
+/** One play or stream in the queue; its chunks are all in its encoding. */
+interface QueuedPlayback<T extends PlaybackSamples = PlaybackSamples> {
+  encoding: Encoding<T>;
   generation: number;
-  chunks: Int16Array[];
+  chunks: T[];
   /** Offset into chunks[0]. */
   offset: number;
   /** Samples written and not yet sent. */
   available: number;
+  /** Samples taken for the sink so far (padding excluded). */
+  sentSamples: number;
   ended: boolean;
   started: boolean;
   requestedAt: number;
@@ -68,14 +102,35 @@ interface QueuedPlayback {
 }
 
 /**
- * The outbound audio of one call. `play()` queues 8 kHz PCM; the shared {@link Pacer} takes one
- * 160-sample frame per 20 ms tick and hands it to the sink (the call's RTP session). Plays queued
- * back to back form one continuous talkspurt.
+ * The shortest time between two frames of one player when one of them leaves off the clock (the
+ * first frame sent at once, see {@link AudioPlayer}): half a frame, so the far end never receives
+ * two frames of a call back to back.
+ */
+const MIN_FRAME_GAP_MS = 10;
+
+/**
+ * The outbound audio of one call. `play()` / `stream()` queue 8 kHz PCM, `playUlaw()` /
+ * `streamUlaw()` 8 kHz µ-law (sent as it is, no encoding: a realtime model speaking
+ * `audio/pcmu` goes to the wire untouched). The shared {@link Pacer} takes one 160-sample frame
+ * per 20 ms tick and hands it to the sink (the call's RTP session). Plays queued back to back,
+ * whatever their encoding, form one continuous talkspurt.
+ *
+ * **The first frame goes out at once.** On the shared clock a play that starts while other calls
+ * keep the pacer running would wait up to 20 ms for the next tick: latency a conversational agent
+ * cannot spare. So when a playback's first frame becomes ready (160 samples written, or a shorter
+ * playback ended) while this player is idle — not on the clock (no talkspurt continuing), nothing
+ * queued in front of it, and its last frame at least {@link MIN_FRAME_GAP_MS} (10 ms) ago — that
+ * frame is sent synchronously from the write()/end()/play() call; the rest follows on the shared
+ * pacer. A tick due less than 10 ms after the player's last frame sends nothing for this player
+ * (the talkspurt carries on at the next tick), so the gap after the immediate frame is 10–30 ms
+ * and two frames of one call are never closer than 10 ms (the pacer's catch-up after an event-loop
+ * stall aside): the far end's jitter buffer sees at worst a frame 10 ms early or late, never a
+ * burst. The pacer stays one timer for all calls.
  *
  * `stop()` bumps a generation counter: at the next tick every queued or half-sent play of an
  * older generation is dropped and resolves 'stopped' (no frame of it is sent after `stop()`), and
  * their streams refuse further writes. A play started after `stop()` belongs to the new
- * generation and plays normally.
+ * generation and plays normally (on the clock while the stopped plays are still queued).
  */
 export class AudioPlayer implements PacedStream {
   readonly #sink: FrameSink;
@@ -85,8 +140,12 @@ export class AudioPlayer implements PacedStream {
   readonly #stopWaiters: (() => void)[] = [];
   readonly #firstPacketListeners = new Set<(info: FirstPacketInfo) => void>();
   #generation = 0;
-  /** A frame went out on the previous tick: the next one continues the talkspurt. */
+  /** A frame went out on the previous tick (or at once): the next one continues the talkspurt. */
   #continuing = false;
+  /** When this player's last frame was taken for the sink, on the pacer's clock. */
+  #lastFrameAt = Number.NEGATIVE_INFINITY;
+  /** Ticks due before this time send no frame of this player (set when it joins the clock). */
+  #holdUntil = Number.NEGATIVE_INFINITY;
   #closed = false;
   readonly #stats: AudioPlayerStats = { framesSent: 0, finished: 0, stopped: 0 };
 
@@ -120,23 +179,36 @@ export class AudioPlayer implements PacedStream {
    * last frame was sent, 'stopped' if {@link stop} or {@link close} came first. Never rejects.
    */
   play(pcm: Int16Array): Promise<PlayResult> {
-    const stream = this.stream();
-    stream.write(pcm);
-    stream.end();
-    return stream.done;
+    return playAll(this.stream(), pcm);
   }
 
-  /** Opens a playback that is fed by {@link PlaybackStream.write} (e.g. TTS audio as it arrives). */
-  stream(): PlaybackStream {
+  /** Like {@link play}, for 8 kHz µ-law bytes, sent as they are (the last frame padded with 0xFF). */
+  playUlaw(ulaw: Uint8Array): Promise<PlayResult> {
+    return playAll(this.streamUlaw(), ulaw);
+  }
+
+  /** Opens a PCM playback fed by {@link PlaybackStream.write} (e.g. TTS audio as it arrives). */
+  stream(): PlaybackStream<Int16Array> {
+    return this.#open(PCM);
+  }
+
+  /** Opens a µ-law playback fed by {@link PlaybackStream.write} (e.g. a realtime model's audio/pcmu deltas). */
+  streamUlaw(): PlaybackStream<Uint8Array> {
+    return this.#open(ULAW);
+  }
+
+  #open<T extends PlaybackSamples>(encoding: Encoding<T>): PlaybackStream<T> {
     let settle!: (result: PlayResult) => void;
     const done = new Promise<PlayResult>((resolve) => {
       settle = resolve;
     });
-    const playback: QueuedPlayback = {
+    const playback: QueuedPlayback<T> = {
+      encoding,
       generation: this.#generation,
       chunks: [],
       offset: 0,
       available: 0,
+      sentSamples: 0,
       ended: false,
       started: false,
       requestedAt: performance.now(),
@@ -151,11 +223,14 @@ export class AudioPlayer implements PacedStream {
       !this.#closed && !playback.ended && playback.generation === this.#generation;
     return {
       done,
-      write: (pcm) => {
+      get sentSamples() {
+        return playback.sentSamples;
+      },
+      write: (samples) => {
         if (!accepts()) return false;
-        if (pcm.length > 0) {
-          playback.chunks.push(pcm);
-          playback.available += pcm.length;
+        if (samples.length > 0) {
+          playback.chunks.push(samples);
+          playback.available += samples.length;
           this.#schedule();
         }
         return true;
@@ -199,12 +274,13 @@ export class AudioPlayer implements PacedStream {
   }
 
   /** @internal Called by the pacer once per tick. */
-  onTick(): void {
+  onTick(_tick: number, dueAt: number): void {
     if (this.#closed) return;
     this.#dropStoppedGeneration();
     this.#settleDrained();
-    const sent = this.#sendOneFrame();
-    this.#continuing = sent;
+    // A tick too close after the last frame (one sent at once) sends nothing: the talkspurt, if
+    // any, carries on at the next tick.
+    if (dueAt >= this.#holdUntil) this.#continuing = this.#sendHeadFrame();
     this.#settleDrained();
     if (!this.#hasWork()) {
       this.#pacer.remove(this);
@@ -212,11 +288,32 @@ export class AudioPlayer implements PacedStream {
     }
   }
 
-  /** Registers with the pacer when a frame (or a stop) is waiting; settles finished empty plays. */
+  /**
+   * After a write, an end or a stop: settles finished empty plays, sends the first frame of an
+   * idle player at once, and joins the clock when a frame (or a stop) is waiting.
+   */
   #schedule(): void {
     if (this.#closed) return;
     this.#settleDrained();
-    if (this.#hasWork()) this.#pacer.add(this);
+    this.#sendFirstFrameAtOnce();
+    if (this.#hasWork() && !this.#pacer.has(this)) {
+      // Coming back to the clock: its next tick may be due any moment (tick 0 of an idle pacer is
+      // due at once), so ticks due within MIN_FRAME_GAP_MS of the last frame are passed over.
+      this.#holdUntil = this.#lastFrameAt + MIN_FRAME_GAP_MS;
+      this.#pacer.add(this);
+    }
+  }
+
+  /** The immediate first frame (see the class comment): sent when the player is idle. */
+  #sendFirstFrameAtOnce(): void {
+    const head = this.#queue[0];
+    if (!head || head.sentSamples > 0 || head.generation !== this.#generation || !hasFrame(head)) return;
+    if (this.#continuing || this.#pacer.has(this)) return;
+    if (this.#pacer.now() - this.#lastFrameAt < MIN_FRAME_GAP_MS) return;
+    this.#sendHeadFrame();
+    this.#settleDrained();
+    // With more frames ready the pacer takes over and they continue this talkspurt.
+    this.#continuing = this.#hasWork();
   }
 
   /** True when the next tick has something to do. */
@@ -224,7 +321,7 @@ export class AudioPlayer implements PacedStream {
     if (this.#stopWaiters.length > 0) return true;
     const head = this.#queue[0];
     if (!head) return false;
-    return head.generation !== this.#generation || head.available >= FRAME_SAMPLES || head.ended;
+    return head.generation !== this.#generation || hasFrame(head);
   }
 
   #dropStoppedGeneration(): void {
@@ -248,16 +345,17 @@ export class AudioPlayer implements PacedStream {
   }
 
   /**
-   * Sends the next frame of the head play, if one is ready. A frame the sink cannot send (no peer
-   * yet) is still consumed: audio plays in real time whether or not anyone listens.
+   * Sends the next frame of the head play, if one is ready; returns whether a frame was taken. A
+   * frame the sink cannot send (no peer yet) is still consumed: audio plays in real time whether
+   * or not anyone listens.
    */
-  #sendOneFrame(): boolean {
+  #sendHeadFrame(): boolean {
     const head = this.#queue[0];
-    if (!head) return false;
-    if (head.available < FRAME_SAMPLES && !(head.ended && head.available > 0)) return false;
-    const frame = takeFrame(head);
+    if (!head || !hasFrame(head)) return false;
     const startsTalkspurt = !this.#continuing;
-    if (!this.#sink.sendFrame(frame, startsTalkspurt)) return true;
+    const frame = takeFrame(head);
+    this.#lastFrameAt = this.#pacer.now();
+    if (!head.encoding.send(this.#sink, frame, startsTalkspurt)) return true;
     this.#stats.framesSent++;
     if (!head.started) {
       head.started = true;
@@ -283,23 +381,37 @@ export class AudioPlayer implements PacedStream {
   }
 }
 
+/** Writes all of `samples` to a new stream and ends it. */
+function playAll<T extends PlaybackSamples>(stream: PlaybackStream<T>, samples: T): Promise<PlayResult> {
+  stream.write(samples);
+  stream.end();
+  return stream.done;
+}
+
+/** Whether a frame can be taken: 160 samples, or the rest of an ended playback. */
+function hasFrame(playback: QueuedPlayback): boolean {
+  return playback.available >= FRAME_SAMPLES || (playback.ended && playback.available > 0);
+}
+
 /**
- * Removes the next 160 samples from a playback: a view into its chunk when they lie in one chunk,
- * a copy otherwise; the last, short frame of an ended playback is padded with silence.
+ * Removes the next 160 samples from a playback (and counts them in its `sentSamples`): a view into
+ * its chunk when they lie in one chunk, a copy otherwise; the last, short frame of an ended
+ * playback is padded with silence of its encoding.
  */
-function takeFrame(playback: QueuedPlayback): Int16Array {
+function takeFrame<T extends PlaybackSamples>(playback: QueuedPlayback<T>): T {
   const first = playback.chunks[0]!;
   if (first.length - playback.offset >= FRAME_SAMPLES) {
-    const view = first.subarray(playback.offset, playback.offset + FRAME_SAMPLES);
+    const view = first.subarray(playback.offset, playback.offset + FRAME_SAMPLES) as T;
     playback.offset += FRAME_SAMPLES;
     playback.available -= FRAME_SAMPLES;
+    playback.sentSamples += FRAME_SAMPLES;
     if (playback.offset === first.length) {
       playback.chunks.shift();
       playback.offset = 0;
     }
     return view;
   }
-  const frame = new Int16Array(FRAME_SAMPLES);
+  const frame = playback.encoding.silentFrame();
   let filled = 0;
   while (filled < FRAME_SAMPLES && playback.chunks.length > 0) {
     const chunk = playback.chunks[0]!;
@@ -313,5 +425,6 @@ function takeFrame(playback: QueuedPlayback): Int16Array {
     }
   }
   playback.available -= filled;
+  playback.sentSamples += filled;
   return frame;
 }

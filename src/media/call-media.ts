@@ -12,10 +12,10 @@ import {
   TimeoutError,
 } from '../errors.js';
 import { childLogger, type Logger, silentLogger } from '../logger.js';
-import { AudioPlayer, type PlaybackStream, type PlayResult } from './audio-player.js';
+import { AudioPlayer, type FirstPacketInfo, type PlaybackStream, type PlayResult } from './audio-player.js';
 import type { Pacer } from './pacer.js';
 import type { PortAllocator } from './port-allocator.js';
-import { type AudioListener, RtpSession, type RtpSessionStats } from './rtp-session.js';
+import { type AudioListener, type PayloadListener, RtpSession, type RtpSessionStats } from './rtp-session.js';
 
 /** Options of {@link CallMedia.open}. */
 export interface CallMediaOptions {
@@ -61,7 +61,9 @@ async function tolerateNotFound(request: Promise<unknown>): Promise<boolean> {
 /**
  * The media path of one call over ARI: a mixing bridge holding the caller and an externalMedia
  * (UnicastRTP) channel whose RTP comes to a socket of this process. What the caller says arrives
- * as 20 ms PCM frames at {@link onAudio} listeners; {@link play} sends PCM to the caller, paced.
+ * as 20 ms PCM frames at {@link onAudio} listeners, or as the µ-law bytes of the wire at
+ * {@link onPayload} listeners; {@link play} sends PCM to the caller, paced, {@link playUlaw} and
+ * {@link streamUlaw} µ-law as it is (no codec work either way for a µ-law consumer).
  *
  * ```ts
  * const media = await CallMedia.open({ ari, channelId, allocator, bindAddress, advertiseHost });
@@ -253,9 +255,27 @@ export class CallMedia {
     return this.#player.play(pcm);
   }
 
-  /** A playback fed piece by piece (streaming TTS). */
-  stream(): PlaybackStream {
+  /** Like {@link play}, for 8 kHz µ-law bytes, sent as they are. */
+  playUlaw(ulaw: Uint8Array): Promise<PlayResult> {
+    return this.#player.playUlaw(ulaw);
+  }
+
+  /** A PCM playback fed piece by piece (streaming TTS). */
+  stream(): PlaybackStream<Int16Array> {
     return this.#player.stream();
+  }
+
+  /** A µ-law playback fed piece by piece (a realtime model's audio/pcmu deltas), sent as it is. */
+  streamUlaw(): PlaybackStream<Uint8Array> {
+    return this.#player.streamUlaw();
+  }
+
+  /**
+   * Reports each playback's first frame on the wire (see {@link AudioPlayer.onFirstPacket});
+   * returns the remover.
+   */
+  onFirstPacket(listener: (info: FirstPacketInfo) => void): () => void {
+    return this.#player.onFirstPacket(listener);
   }
 
   /** Stops all playback at the next 20 ms tick (barge-in); resolves then. */
@@ -266,6 +286,14 @@ export class CallMedia {
   /** Adds a listener of the caller's audio (20 ms frames of 8 kHz PCM); returns its remover. */
   onAudio(listener: AudioListener): () => void {
     return this.#session.onAudio(listener);
+  }
+
+  /**
+   * Adds a listener of the caller's audio as it came (20 ms frames of 8 kHz µ-law, not decoded)
+   * with the time its datagram arrived (performance.now()); returns its remover.
+   */
+  onPayload(listener: PayloadListener): () => void {
+    return this.#session.onPayload(listener);
   }
 
   /**

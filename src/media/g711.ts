@@ -1,6 +1,7 @@
 /**
  * G.711 µ-law and A-law codecs (ITU-T G.711), sample by sample. Asterisk's externalMedia `ulaw`
- * leg carries 8 kHz µ-law; the library works in signed 16-bit PCM.
+ * leg carries 8 kHz µ-law; the library works in signed 16-bit PCM, or passes µ-law through
+ * untouched where the consumer speaks it too (RtpSession.onPayload, AudioPlayer.streamUlaw).
  */
 
 const MULAW_BIAS = 0x84;
@@ -81,5 +82,18 @@ export function decodeAlaw(bytes: Uint8Array): Int16Array {
 export function encodeAlaw(samples: Int16Array): Buffer {
   const out = Buffer.allocUnsafe(samples.length);
   for (let i = 0; i < samples.length; i++) out[i] = linearToAlaw(samples[i]!);
+  return out;
+}
+
+/** The µ-law byte of a zero sample: what concealment and padding of µ-law frames are filled with. */
+export const MULAW_SILENCE = 0xff;
+
+// A-law → µ-law without going through the caller: one table, built once from the two codecs.
+const ALAW_TO_MULAW = Uint8Array.from({ length: 256 }, (_, i) => linearToMulaw(alawToLinear(i)));
+
+/** A-law bytes → µ-law bytes (a table lookup per byte), so a PCMA stream can be handled as PCMU. */
+export function alawToMulaw(bytes: Uint8Array): Uint8Array {
+  const out = new Uint8Array(bytes.length);
+  for (let i = 0; i < bytes.length; i++) out[i] = ALAW_TO_MULAW[bytes[i]!]!;
   return out;
 }

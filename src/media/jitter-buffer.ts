@@ -1,9 +1,14 @@
 import { FRAME_MS, FRAME_SAMPLES } from './audio-frame.js';
+import { MULAW_SILENCE } from './g711.js';
 
 /** Options of {@link JitterBuffer}. */
 export interface JitterBufferOptions {
-  /** Receives each frame in sequence order (concealed gaps as silence). */
-  onFrame: (pcm: Int16Array) => void;
+  /**
+   * Receives each frame in sequence order, as µ-law bytes (concealed gaps as µ-law silence, 0xFF).
+   * `arrivedAt` is the `arrivedAt` of the push that released the frame, or the time the wait for a
+   * missing frame expired when the buffer's timer released it.
+   */
+  onFrame: (ulaw: Uint8Array, arrivedAt: number) => void;
   /**
    * Frames that may queue behind a missing one before it is given up as lost and replaced by
    * silence. Default 3 (60 ms of reordering tolerance).
@@ -17,7 +22,7 @@ export interface JitterBufferOptions {
 export interface JitterBufferStats {
   /** Frames handed to `onFrame`, concealment included. */
   released: number;
-  /** Silence frames inserted for packets that never came. */
+  /** Silence frames (0xFF bytes) inserted for packets that never came. */
   concealed: number;
   /** Packets that arrived after their place had been passed (dropped). */
   late: number;
@@ -36,7 +41,8 @@ const RECENT = 64;
 
 /**
  * A small reordering jitter buffer for one RTP stream, keyed by 16-bit sequence numbers (with
- * wraparound 65535 → 0).
+ * wraparound 65535 → 0). It holds the packets' µ-law payloads as they came (one byte per sample):
+ * decoding, if anyone needs PCM, is the consumer's business and happens once per released frame.
  *
  * In-order frames are released at once: the consumers are speech recognition and voice activity
  * detection, not a loudspeaker, so holding frames back would only add latency. When a frame is
@@ -46,17 +52,19 @@ const RECENT = 64;
  * bridge sends nothing while the other side is silent).
  */
 export class JitterBuffer {
-  readonly #onFrame: (pcm: Int16Array) => void;
+  readonly #onFrame: (ulaw: Uint8Array, arrivedAt: number) => void;
   readonly #depth: number;
   readonly #maxWaitMs: number;
   /** Extended (unwrapped) sequence number of the next frame to release; undefined before the first. */
   #next: number | undefined;
   /** Highest extended sequence number received since the last resync. */
   #highest = -1;
-  readonly #pending = new Map<number, Int16Array>();
+  readonly #pending = new Map<number, Uint8Array>();
   /** `#recent[ext % RECENT] === ext` when `ext` was received and released: a second copy is a duplicate. */
   readonly #recent = new Array<number>(RECENT).fill(-1);
   #frameSamples = FRAME_SAMPLES;
+  /** The `arrivedAt` handed to `onFrame` for what is being released now. */
+  #releasedAt = 0;
   #timer: NodeJS.Timeout | undefined;
   #closed = false;
   readonly #stats: JitterBufferStats = {
@@ -85,17 +93,23 @@ export class JitterBuffer {
   }
 
   /**
-   * Adds the frame of the packet with RTP sequence number `sequence` (0–65535). Returns what
-   * happened to it: released now (with any frames it unblocked), queued behind a hole, or dropped.
+   * Adds the µ-law payload of the packet with RTP sequence number `sequence` (0–65535), received
+   * at `arrivedAt` (performance.now() by default). Returns what happened to it: released now (with
+   * any frames it unblocked), queued behind a hole, or dropped. The payload is kept, not copied.
    */
-  push(sequence: number, pcm: Int16Array): 'released' | 'queued' | 'duplicate' | 'late' {
+  push(
+    sequence: number,
+    ulaw: Uint8Array,
+    arrivedAt: number = performance.now(),
+  ): 'released' | 'queued' | 'duplicate' | 'late' {
     if (this.#closed) return 'late';
+    this.#releasedAt = arrivedAt;
     if (this.#next === undefined) this.#next = sequence;
     // Signed distance from the expected number, modulo 2^16: -32768 … 32767.
     const diff = ((((sequence - this.#next) % 0x10000) + 0x10000 + 0x8000) % 0x10000) - 0x8000;
     if (diff >= MAX_GAP || diff < -MAX_GAP) {
       this.#resync();
-      return this.push(sequence, pcm);
+      return this.push(sequence, ulaw, arrivedAt);
     }
     const ext = this.#next + diff;
     if (diff < 0) {
@@ -112,17 +126,19 @@ export class JitterBuffer {
     }
     if (ext < this.#highest) this.#stats.reordered++;
     if (ext > this.#highest) this.#highest = ext;
-    this.#frameSamples = pcm.length;
-    this.#pending.set(ext, pcm);
+    this.#frameSamples = ulaw.length;
+    this.#pending.set(ext, ulaw);
     this.#drain();
     return this.#pending.has(ext) ? 'queued' : 'released';
   }
 
   /**
    * Releases the queued frames in order (no silence for holes) and forgets the sequence: for a new
-   * SSRC, whose numbers have nothing to do with the old ones.
+   * SSRC, whose numbers have nothing to do with the old ones. `arrivedAt` is what the released
+   * frames report (the packet of the new SSRC that caused the reset).
    */
-  reset(): void {
+  reset(arrivedAt: number = performance.now()): void {
+    this.#releasedAt = arrivedAt;
     this.#flushPending();
     this.#next = undefined;
     this.#highest = -1;
@@ -170,13 +186,14 @@ export class JitterBuffer {
     while (!this.#pending.has(this.#next!)) {
       this.#stats.concealed++;
       this.#next!++;
-      this.#emit(new Int16Array(this.#frameSamples));
+      this.#emit(new Uint8Array(this.#frameSamples).fill(MULAW_SILENCE));
     }
   }
 
   #onWaitExpired(): void {
     this.#timer = undefined;
     if (this.#closed || this.#pending.size === 0) return;
+    this.#releasedAt = performance.now();
     this.#skipHole();
     this.#drain();
   }
@@ -184,7 +201,7 @@ export class JitterBuffer {
   /** The sender restarted: hand over what is queued, in order, and start again from the next packet. */
   #resync(): void {
     this.#stats.resyncs++;
-    this.reset();
+    this.reset(this.#releasedAt);
   }
 
   #flushPending(): void {
@@ -195,9 +212,9 @@ export class JitterBuffer {
     for (const frame of frames) this.#emit(frame);
   }
 
-  #emit(frame: Int16Array): void {
+  #emit(frame: Uint8Array): void {
     this.#stats.released++;
-    this.#onFrame(frame);
+    this.#onFrame(frame, this.#releasedAt);
   }
 
   #clearTimer(): void {

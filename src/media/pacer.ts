@@ -6,8 +6,13 @@ export interface PacedStream {
   /**
    * Called once per tick while the stream is registered. Sends at most one frame. May unregister
    * the stream (or register others); those changes apply from the next tick.
+   *
+   * @param tick the pacer's tick counter.
+   * @param dueAt the ideal time of this tick on the pacer's clock ({@link Pacer.now}); it runs at
+   *   that time or a little later, never earlier. A stream that sent a frame off the clock (see
+   *   AudioPlayer) compares it with that frame's time to keep its frames apart.
    */
-  onTick(tick: number): void;
+  onTick(tick: number, dueAt: number): void;
 }
 
 /** The clock and timer the pacer runs on; injectable so tests can simulate hours in milliseconds. */
@@ -72,6 +77,10 @@ let shared: Pacer | undefined;
  * Tick `k` of a run is due at `origin + k × interval`, and each timer is set from that ideal time,
  * not from "now + 20 ms": timer lateness never accumulates, so after ten minutes of prompt the
  * ticks are still where the ideal clock says. The timer exists only while a stream is registered.
+ *
+ * A stream may also send a frame off the clock (an AudioPlayer sends the first frame of a play at
+ * once instead of waiting up to 20 ms for the next tick); {@link now} and the `dueAt` given to
+ * {@link PacedStream.onTick} let it pass over a tick that comes too soon after that frame.
  */
 export class Pacer {
   readonly #interval: number;
@@ -102,6 +111,11 @@ export class Pacer {
   static get shared(): Pacer {
     shared ??= new Pacer();
     return shared;
+  }
+
+  /** The pacer's clock (performance.now() unless a clock was injected), in ms. */
+  now(): number {
+    return this.#clock.now();
   }
 
   /** Whether the timer is running (at least one stream registered). */
@@ -194,7 +208,7 @@ export class Pacer {
     for (const stream of [...this.#streams]) {
       if (!this.#streams.has(stream)) continue;
       try {
-        stream.onTick(tick);
+        stream.onTick(tick, ideal);
       } catch (error) {
         this.#logger.error(
           { err: error instanceof Error ? error.message : String(error) },

@@ -4,7 +4,7 @@ import { isIP } from 'node:net';
 import { InvalidInputError } from '../errors.js';
 import { childLogger, type Logger, silentLogger } from '../logger.js';
 import { FRAME_MS, FRAME_SAMPLES } from './audio-frame.js';
-import { decodeAlaw, decodeMulaw, encodeMulaw } from './g711.js';
+import { alawToMulaw, decodeMulaw, encodeMulaw } from './g711.js';
 import { JitterBuffer } from './jitter-buffer.js';
 import type { PortAllocator } from './port-allocator.js';
 import { decodeRtp, encodeRtp, PT_PCMA, PT_PCMU } from './rtp-packet.js';
@@ -44,10 +44,21 @@ export interface RtpSessionStats {
   concealed: number;
   /** Times the remote's SSRC changed (the jitter buffer restarts each time). */
   ssrcChanges: number;
+  /**
+   * Released frames decoded to PCM: once per frame while at least one {@link RtpSession.onAudio}
+   * listener is registered, never otherwise.
+   */
+  decodedFrames: number;
 }
 
 /** Listener of inbound audio: one 20 ms frame of 8 kHz PCM. */
 export type AudioListener = (pcm: Int16Array) => void;
+
+/**
+ * Listener of inbound audio as it came on the wire: one 20 ms frame of 8 kHz µ-law (160 bytes),
+ * and when the datagram that released it was received (performance.now()).
+ */
+export type PayloadListener = (ulaw: Uint8Array, arrivedAt: number) => void;
 
 /** True for 0.0.0.0 and :: (an announced address that says "any of mine"). */
 function isUnspecified(address: string): boolean {
@@ -64,8 +75,11 @@ function normaliseAddress(address: string): string {
  *
  * Inbound, only datagrams from the address and port set with {@link setRemote} are accepted (the
  * source Asterisk announced in `UNICASTRTP_LOCAL_ADDRESS/PORT`; anyone else who finds the port is
- * ignored and counted). PCMU (and PCMA) payloads are decoded to PCM, put in order by a
- * {@link JitterBuffer} and handed to the {@link onAudio} listeners.
+ * ignored and counted). The µ-law payloads (PCMA ones transcoded to µ-law by table, so the buffer
+ * holds one encoding) are put in order by a {@link JitterBuffer}; each released frame goes as it
+ * is to the {@link onPayload} listeners (a µ-law consumer such as a realtime model pays no codec
+ * work) and, decoded once and shared, to the {@link onAudio} listeners. With no onAudio listener
+ * nothing is decoded.
  *
  * Outbound, the session owns the RTP header: a random SSRC and initial sequence number and
  * timestamp (RFC 3550 §5.1), +1 / +160 per 20 ms frame, and on the first packet of a talkspurt
@@ -78,6 +92,7 @@ export class RtpSession {
   readonly #logger: Logger;
   readonly #jitter: JitterBuffer;
   readonly #listeners = new Set<AudioListener>();
+  readonly #payloadListeners = new Set<PayloadListener>();
   #remote: { address: string; port: number; anyAddress: boolean } | undefined;
   #remoteSsrc: number | undefined;
   // Outbound header state.
@@ -94,6 +109,7 @@ export class RtpSession {
     malformed: 0,
     unsupportedPayload: 0,
     ssrcChanges: 0,
+    decodedFrames: 0,
   };
 
   private constructor(socket: Socket, port: number, address: string, options: RtpSessionOptions) {
@@ -102,7 +118,7 @@ export class RtpSession {
     this.#address = address;
     this.#logger = childLogger(options.logger ?? silentLogger, { component: 'rtp', rtpPort: port });
     this.#jitter = new JitterBuffer({
-      onFrame: (pcm) => this.#deliver(pcm),
+      onFrame: (ulaw, arrivedAt) => this.#deliver(ulaw, arrivedAt),
       ...(options.jitterDepth === undefined ? {} : { depth: options.jitterDepth }),
     });
     this.#closedPromise = new Promise((resolve) => socket.once('close', resolve));
@@ -186,11 +202,26 @@ export class RtpSession {
     this.#remote = { address: normalised, port, anyAddress: isUnspecified(normalised) };
   }
 
-  /** Adds a listener of inbound audio frames; returns a function that removes it. */
+  /**
+   * Adds a listener of inbound audio frames as PCM; returns a function that removes it. All PCM
+   * listeners share one decoded array per frame: do not modify it.
+   */
   onAudio(listener: AudioListener): () => void {
     this.#listeners.add(listener);
     return () => {
       this.#listeners.delete(listener);
+    };
+  }
+
+  /**
+   * Adds a listener of inbound audio frames as µ-law (no decoding); returns a function that removes
+   * it. The bytes may be a view of the received datagram, shared with other listeners: copy them to
+   * modify or keep them beyond the call if that matters.
+   */
+  onPayload(listener: PayloadListener): () => void {
+    this.#payloadListeners.add(listener);
+    return () => {
+      this.#payloadListeners.delete(listener);
     };
   }
 
@@ -205,12 +236,16 @@ export class RtpSession {
     return this.sendPayload(encodeMulaw(pcm), startsTalkspurt);
   }
 
-  /** Like {@link sendFrame}, for a frame already encoded as µ-law (one byte per sample). */
-  sendPayload(ulaw: Buffer, startsTalkspurt: boolean): boolean {
+  /**
+   * Like {@link sendFrame}, for a frame already encoded as µ-law (one byte per sample): no codec
+   * work. A Uint8Array that is not a Buffer is wrapped, not copied.
+   */
+  sendPayload(ulaw: Uint8Array, startsTalkspurt: boolean): boolean {
     const remote = this.#remote;
     if (this.#closed || !remote || remote.anyAddress) return false;
     const now = performance.now();
     const samples = ulaw.length;
+    const payload = Buffer.isBuffer(ulaw) ? ulaw : Buffer.from(ulaw.buffer, ulaw.byteOffset, ulaw.byteLength);
     if (this.#lastSentAt !== undefined) {
       // Continuous audio advances by exactly one frame; after a pause, by the pause's length too,
       // so the receiver plays the new talkspurt after a matching gap.
@@ -228,7 +263,7 @@ export class RtpSession {
       timestamp: this.#timestamp,
       ssrc: this.#ssrc,
       csrc: [],
-      payload: ulaw,
+      payload,
     });
     this.#sequence = (this.#sequence + 1) & 0xffff;
     this.#lastSentAt = now;
@@ -242,6 +277,7 @@ export class RtpSession {
     if (!this.#closed) {
       this.#closed = true;
       this.#listeners.clear();
+      this.#payloadListeners.clear();
       this.#jitter.close();
       try {
         this.#socket.close();
@@ -253,6 +289,7 @@ export class RtpSession {
   }
 
   #onDatagram(datagram: Buffer, rinfo: RemoteInfo): void {
+    const arrivedAt = performance.now();
     if (this.#closed) return;
     const remote = this.#remote;
     const source = normaliseAddress(rinfo.address);
@@ -266,38 +303,53 @@ export class RtpSession {
       this.#stats.malformed++;
       return;
     }
-    let pcm: Int16Array;
-    if (packet.payloadType === PT_PCMU) pcm = decodeMulaw(packet.payload);
-    else if (packet.payloadType === PT_PCMA) pcm = decodeAlaw(packet.payload);
+    let ulaw: Uint8Array;
+    if (packet.payloadType === PT_PCMU) ulaw = packet.payload;
+    else if (packet.payloadType === PT_PCMA) ulaw = alawToMulaw(packet.payload);
     else {
       this.#stats.unsupportedPayload++;
       return;
     }
-    if (pcm.length === 0) return;
+    if (ulaw.length === 0) return;
     this.#stats.received++;
     if (packet.ssrc !== this.#remoteSsrc) {
       if (this.#remoteSsrc !== undefined) {
         // Asterisk changes SSRC when the source behind the leg changes (bridge technology switch, a
         // masquerade): its sequence numbers start elsewhere, so the buffer must start again.
         this.#stats.ssrcChanges++;
-        this.#jitter.reset();
+        this.#jitter.reset(arrivedAt);
       }
       this.#remoteSsrc = packet.ssrc;
     }
-    this.#jitter.push(packet.sequenceNumber, pcm);
+    this.#jitter.push(packet.sequenceNumber, ulaw, arrivedAt);
   }
 
-  #deliver(pcm: Int16Array): void {
+  /** Hands a released frame to the µ-law listeners, then (decoded once, if any) to the PCM ones. */
+  #deliver(ulaw: Uint8Array, arrivedAt: number): void {
+    for (const listener of this.#payloadListeners) {
+      try {
+        listener(ulaw, arrivedAt);
+      } catch (error) {
+        this.#listenerThrew(error);
+      }
+    }
+    if (this.#listeners.size === 0) return;
+    const pcm = decodeMulaw(ulaw);
+    this.#stats.decodedFrames++;
     for (const listener of this.#listeners) {
       try {
         listener(pcm);
       } catch (error) {
-        // One faulty consumer (an STT adapter) must not starve the others or break the socket loop.
-        this.#logger.error(
-          { err: error instanceof Error ? error.message : String(error) },
-          'An audio listener threw',
-        );
+        this.#listenerThrew(error);
       }
     }
+  }
+
+  /** One faulty consumer (an STT adapter) must not starve the others or break the socket loop. */
+  #listenerThrew(error: unknown): void {
+    this.#logger.error(
+      { err: error instanceof Error ? error.message : String(error) },
+      'An audio listener threw',
+    );
   }
 }
