@@ -57,6 +57,8 @@ export interface Config {
   maxNoInputAttempts: number;
   /** OpenAI key for TTS, transcription and agents. Env `OPENAI_API_KEY`; never logged. */
   openaiApiKey: string | undefined;
+  /** Realtime model of connectOpenAIAgent. Env `OPENAI_REALTIME_MODEL`, default `gpt-realtime`. */
+  openaiRealtimeModel: string;
 }
 
 /** Options accepted in code: any subset of {@link Config}. */
@@ -89,6 +91,7 @@ export const ENV_NAMES: Readonly<Record<keyof Config, string>> = {
   goBackOnStar: 'GO_BACK_ON_STAR',
   maxNoInputAttempts: 'MAX_NO_INPUT_ATTEMPTS',
   openaiApiKey: 'OPENAI_API_KEY',
+  openaiRealtimeModel: 'OPENAI_REALTIME_MODEL',
 };
 
 const SECRET_FIELDS: ReadonlySet<keyof Config> = new Set(['ariPassword', 'amiPassword', 'openaiApiKey']);
@@ -122,6 +125,7 @@ const schema = z.object({
   goBackOnStar: z.boolean(),
   maxNoInputAttempts: z.number().int().min(1),
   openaiApiKey: z.string().optional(),
+  openaiRealtimeModel: nonEmpty,
 });
 
 /** How to fix a bad value, per field; the generic advice is used for the rest. */
@@ -158,6 +162,7 @@ const DEFAULTS = {
   outboundCallTimeout: 30,
   goBackOnStar: true,
   maxNoInputAttempts: 3,
+  openaiRealtimeModel: 'gpt-realtime',
 } satisfies Partial<Config>;
 
 const NUMBER_FIELDS: ReadonlySet<keyof Config> = new Set([

@@ -201,3 +201,10 @@ export class MessageSendError extends AsteramiskError {
     this.asteriskMessage = asteriskMessage;
   }
 }
+
+/** The realtime model could not be reached, refused the session, or dropped it. */
+export class RealtimeConnectionError extends AsteramiskError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, { ...options, code: 'REALTIME_CONNECTION' });
+  }
+}

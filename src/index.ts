@@ -1,6 +1,10 @@
 /**
  * asteramisk: program the Asterisk PBX like Twilio. Start with {@link Server}; see README.md.
  */
+
+export { type AgentAudioLatency, audioLatencyChannel } from './agent/agent-diagnostics.js';
+export type * from './agent/agent-options.js';
+export type * from './agent/realtime-transport.js';
 export { AmiClient } from './asterisk/ami-client.js';
 export type * from './asterisk/ami-types.js';
 export { AriClient, type AriClientOptions, type AriReconnectedInfo } from './asterisk/ari-client.js';
@@ -37,7 +41,13 @@ export type { ChoiceOptions, MenuAction } from './ui/conversation.js';
 export { normalizeNumber, parseSipAddress, type SipAddress, type TextPeer } from './ui/sip-address.js';
 export type { TextOverflow } from './ui/text-conversations.js';
 export type { TextRateLimit } from './ui/text-outbox.js';
-export { type TextGatherOptions, type TextPromptOptions, TextUI, type TextUIEvents } from './ui/text-ui.js';
+export {
+  type TextAgentOptions,
+  type TextGatherOptions,
+  type TextPromptOptions,
+  TextUI,
+  type TextUIEvents,
+} from './ui/text-ui.js';
 export type { GatherOptions } from './ui/verbs/gather.js';
 export type { PromptOptions } from './ui/verbs/prompt.js';
 export { type Recording, RecordingHangupError, type RecordOptions } from './ui/verbs/record.js';
@@ -45,6 +55,7 @@ export {
   type PlayableMedia,
   type SayOptions,
   type TransferDestination,
+  type VoiceAgentOptions,
   VoiceUI,
   type VoiceUIEvents,
   type VoiceUIState,

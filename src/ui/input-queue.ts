@@ -25,6 +25,21 @@ export class InputQueue<T> {
     this.items.push(item);
   }
 
+  /** Puts items back at the front, in order (read but not handled); a pending reader gets the first. */
+  unshift(items: readonly T[]): void {
+    if (items.length === 0) return;
+    const [first, ...rest] = items;
+    this.items.unshift(...rest);
+    const waiter = this.waiter;
+    if (waiter) {
+      this.waiter = undefined;
+      if (waiter.timer) clearTimeout(waiter.timer);
+      waiter.resolve(first);
+      return;
+    }
+    this.items.unshift(first as T);
+  }
+
   /** Calls `listener` for every item pushed from now on; returns the unsubscribe function. */
   onPush(listener: (item: T) => void): () => void {
     this.pushListeners.add(listener);

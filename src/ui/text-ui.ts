@@ -1,3 +1,6 @@
+import type { AgentEvent, AgentOptions, AgentResult } from '../agent/agent-options.js';
+import { resolveAgentSettings } from '../agent/agent-settings.js';
+import { runTextAgent } from '../agent/text-agent.js';
 import type { Config } from '../config.js';
 import { GoBackError, InvalidInputError } from '../errors.js';
 import type { Logger } from '../logger.js';
@@ -26,7 +29,12 @@ export interface TextUIEvents {
   /** Every text the peer sends in this conversation. */
   message: (body: string) => void;
   ended: (reason: string) => void;
+  /** What a realtime agent on the conversation does: transcripts, tool calls, errors. */
+  agent: (event: AgentEvent) => void;
 }
+
+/** Options of {@link TextUI.connectOpenAIAgent}: the voice options, without transfer targets. */
+export type TextAgentOptions = AgentOptions<TextUI, never>;
 
 /** @internal What a TextUI is built from. */
 export interface TextUIDeps {
@@ -77,6 +85,7 @@ export class TextUI {
   private readonly listeners: { [K in keyof TextUIEvents]: Set<TextUIEvents[K]> } = {
     message: new Set(),
     ended: new Set(),
+    agent: new Set(),
   };
   private idleTimer?: NodeJS.Timeout;
   private depth = 0;
@@ -213,6 +222,47 @@ export class TextUI {
     }
   }
 
+  /**
+   * Hands the conversation to an OpenAI Realtime agent (text only): each text of the peer is a
+   * user turn, each answer goes back as a text. Texts that arrive while the model answers wait and
+   * go to it in order; none is dropped, and texts the model never saw (the session ended first)
+   * stay for the handler's next `prompt()`. Resolves like VoiceUI.connectOpenAIAgent; voice-only
+   * options (voice, activation, dtmf, turnDetection, minBargeInMs) are ignored.
+   *
+   * @throws {ConfigError} when no OpenAI key is configured.
+   */
+  async connectOpenAIAgent(options: TextAgentOptions): Promise<AgentResult> {
+    this.scope.assertActive();
+    const settings = resolveAgentSettings(this.deps.config, options, this.deps.logger);
+    return runTextAgent(
+      {
+        ui: this,
+        localNumber: this.localNumber,
+        remoteNumber: this.remoteNumber,
+        signal: this.scope.signal,
+        logger: this.deps.logger,
+        nextMessage: async (signal) => {
+          if (signal.aborted) return undefined;
+          const onAbort = (): void => this.inbox.cancel();
+          signal.addEventListener('abort', onAbort, { once: true });
+          try {
+            return await this.inbox.next();
+          } finally {
+            signal.removeEventListener('abort', onAbort);
+          }
+        },
+        unread: (texts) => this.inbox.unshift(texts),
+        send: (text) => this.say(text),
+        hangup: () => this.hangup(),
+        emit: (event) => {
+          for (const l of this.listeners.agent) this.safely(() => l(event));
+        },
+      },
+      options,
+      settings,
+    );
+  }
+
   /** Ends the conversation. The next text from the peer starts a new one. Idempotent. */
   async hangup(): Promise<void> {
     await this.end('hangup');
@@ -266,6 +316,7 @@ export class TextUI {
     for (const l of this.listeners.ended) this.safely(() => l(reason));
     this.listeners.message.clear();
     this.listeners.ended.clear();
+    this.listeners.agent.clear();
     this.resolveEnded(reason);
   }
 

@@ -1,3 +1,4 @@
+import type { AgentMedia } from '../agent/voice-agent.js';
 import type { AriClient } from '../asterisk/ari-client.js';
 import type { PlaybackFinishedEvent, RecordingFinishedEvent } from '../asterisk/ari-events.js';
 import type { Config } from '../config.js';
@@ -7,12 +8,15 @@ import type { CallScope } from './call-scope.js';
 import type { DigitBuffer } from './digit-buffer.js';
 import type { KeyedWaiters } from './keyed-waiters.js';
 
-/** What a call's media path offers the UI: audio out, audio in, and the bridge it lives in. */
-export interface CallAudio {
+/**
+ * What a call's media path offers the UI: audio out, audio in, and the bridge it lives in. It is
+ * also the agent's {@link AgentMedia}: µ-law in and out, untouched.
+ */
+export interface CallAudio extends AgentMedia {
   /** Plays 8 kHz PCM to the caller; 'stopped' when {@link stop} cut it short. */
   play(pcm: Int16Array): Promise<'finished' | 'stopped'>;
-  /** Stops what is playing at the next 20 ms frame. */
-  stop(): void;
+  /** Stops what is playing at the next 20 ms frame (no frame of it goes out after this call). */
+  stop(): Promise<void>;
   /** Receives the caller's audio in 20 ms frames; returns the unsubscribe function. */
   onAudio(listener: (pcm: Int16Array) => void): () => void;
   /** The mixing bridge holding the caller and the media leg. */

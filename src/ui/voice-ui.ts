@@ -1,4 +1,7 @@
 import { readFile } from 'node:fs/promises';
+import type { AgentEvent, AgentOptions, AgentResult } from '../agent/agent-options.js';
+import { resolveAgentSettings } from '../agent/agent-settings.js';
+import { runVoiceAgent } from '../agent/voice-agent.js';
 import type { AriClient } from '../asterisk/ari-client.js';
 import type { AriEvent, PlaybackFinishedEvent, RecordingFinishedEvent } from '../asterisk/ari-events.js';
 import type { Channel } from '../asterisk/ari-types.js';
@@ -52,7 +55,12 @@ export interface VoiceUIEvents {
   /** A text the caller sent to this call's number during the call (see README: in-call text). */
   text: (body: string) => void;
   ended: (reason: string) => void;
+  /** What a realtime agent on the call does: transcripts, tool calls, barge-ins, latency, errors. */
+  agent: (event: AgentEvent) => void;
 }
+
+/** Options of {@link VoiceUI.connectOpenAIAgent}: transfer targets are call destinations. */
+export type VoiceAgentOptions = AgentOptions<VoiceUI, TransferDestination>;
 
 /** @internal What a VoiceUI is built from (by the Server or the Communicator). */
 export interface VoiceUIDeps {
@@ -111,7 +119,10 @@ export class VoiceUI implements CallEventSink {
     dtmf: new Set(),
     text: new Set(),
     ended: new Set(),
+    agent: new Set(),
   };
+  /** TALK_DETECT listeners (the agent's talk-detect activation). */
+  private readonly talkListeners = new Set<(talking: boolean) => void>();
   private readonly texts = new InputQueue<string>();
   private audioPath?: Promise<CallAudio>;
   private openedAudio?: CallAudio;
@@ -264,6 +275,8 @@ export class VoiceUI implements CallEventSink {
         );
       }
     } catch (error) {
+      // The StasisEnd of a successful transfer may end the call before the REST answer arrives.
+      if (error instanceof HangupError && this.scope.reason === 'transferred') return;
       this.leaving = undefined;
       throw error;
     }
@@ -380,6 +393,52 @@ export class VoiceUI implements CallEventSink {
     return record(this.ctx, options);
   }
 
+  // ------------------------------------------------------------------ realtime agent
+
+  /**
+   * Hands the call to an OpenAI Realtime agent until the caller hangs up, the agent ends or
+   * transfers the call, a key ends it (`dtmf`), `signal` aborts, or the model fails. Audio goes
+   * over the call's own RTP leg as µ-law both ways. Resolves with why it ended, the transcript,
+   * the tool calls, token usage and timings; never rejects for a hangup or a model failure (see
+   * `reason`). Afterwards the handler owns the call again: say a fallback after `'model-error'`,
+   * transfer, or return to hang up. Events arrive on `ui.on('agent', …)`.
+   *
+   * @throws {ConfigError} when no OpenAI key is configured, before the call is touched.
+   * @throws {InvalidInputError} for bad options.
+   */
+  async connectOpenAIAgent(options: VoiceAgentOptions): Promise<AgentResult> {
+    this.scope.assertActive();
+    const logger = this.deps.logger;
+    const settings = resolveAgentSettings(this.deps.config, options, logger);
+    return runVoiceAgent(
+      {
+        ui: this,
+        localNumber: this.localNumber,
+        remoteNumber: this.remoteNumber,
+        signal: this.scope.signal,
+        logger,
+        openMedia: async () => {
+          await this.answer();
+          return this.audio();
+        },
+        onDtmf: (listener) => this.on('dtmf', listener),
+        onTalking: (listener) => {
+          this.talkListeners.add(listener);
+          return () => this.talkListeners.delete(listener);
+        },
+        setTalkDetect: (enabled) =>
+          enabled ? this.setVariable('TALK_DETECT(set)', '') : this.setVariable('TALK_DETECT(remove)', ''),
+        transfer: (target) => this.transfer(target),
+        hangup: () => this.hangup(),
+        emit: (event) => {
+          for (const l of this.listeners.agent) this.safely(() => l(event));
+        },
+      },
+      options,
+      settings,
+    );
+  }
+
   // ------------------------------------------------------------------ in-call text
 
   /**
@@ -476,6 +535,10 @@ export class VoiceUI implements CallEventSink {
       case 'ChannelStateChange':
         if (event.channel.state === 'Up') this.isAnswered = true;
         break;
+      case 'ChannelTalkingStarted':
+      case 'ChannelTalkingFinished':
+        for (const l of this.talkListeners) this.safely(() => l(event.type === 'ChannelTalkingStarted'));
+        break;
       case 'PlaybackFinished':
         this.ctx.playbacks.resolve(event.playback.id, event);
         break;
@@ -515,6 +578,8 @@ export class VoiceUI implements CallEventSink {
     this.listeners.dtmf.clear();
     this.listeners.text.clear();
     this.listeners.ended.clear();
+    this.listeners.agent.clear();
+    this.talkListeners.clear();
     this.resolveEnded(reason);
   }
 
