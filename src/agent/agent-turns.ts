@@ -123,6 +123,7 @@ export class AgentTurns<UI> {
   #transcript(role: 'user' | 'assistant', itemId: string, text: string, final: boolean): void {
     if (final) {
       this.#partials.delete(itemId);
+      if (text.trim() === '') return;
       this.#record.addLine(role, text, itemId);
       this.#hooks.emit({ type: 'transcript', role, text, final: true, itemId });
       return;

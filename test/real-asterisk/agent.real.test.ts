@@ -1,0 +1,185 @@
+import OpenAI from 'openai';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { AGENT_NUMBER, voiceAgent } from '../../examples/openai-agent.js';
+import type { AgentResult } from '../../src/agent/agent-options.js';
+import { AmiClient } from '../../src/asterisk/ami-client.js';
+import { silentLogger } from '../../src/logger.js';
+import { decodeMulaw } from '../../src/media/g711.js';
+import { Server } from '../../src/server.js';
+import { toneUlaw } from '../support/agent-harness.js';
+import { FAKE_REALTIME_API_KEY, type FakeRealtime, startFakeRealtime } from '../support/fake-realtime.js';
+import { realAsteriskAvailable } from '../support/real-asterisk.js';
+import { nextServerEvent } from '../support/voice-harness.js';
+import { within } from '../support/within.js';
+import { SippPhone, sippAvailable } from './sipp/sipp-phone.js';
+
+/**
+ * examples/openai-agent.ts against a real Asterisk 22 with a real SIP caller (sipp as alice,
+ * test/real-asterisk/sipp/ivr-caller.xml) and the project's fake OpenAI Realtime model over TLS:
+ * the caller's tone reaches the model through the PBX and our RTP leg, the model's audio reaches
+ * the caller (sipp echoes it back, so the model hears its own tone), and the end_call tool hangs
+ * the SIP call up. Runs only when ASTERISK_HOST is set (plus ASTERISK_ARI/AMI_USER/PASS), with
+ * sipp on the PATH (root), and a PJSIP endpoint `alice` whose calls reach `asteramisk-call`.
+ */
+const host = process.env.ASTERISK_HOST;
+const ariUser = process.env.ASTERISK_ARI_USER ?? 'asteramisk';
+const ariPass = process.env.ASTERISK_ARI_PASS ?? 'asteramisk';
+const amiUser = process.env.ASTERISK_AMI_USER ?? 'asteramisk';
+const amiPass = process.env.ASTERISK_AMI_PASS ?? 'asteramisk';
+const ariPort = Number(process.env.ASTERISK_ARI_PORT ?? 8088);
+const amiPort = Number(process.env.ASTERISK_AMI_PORT ?? 5038);
+const sipProxy = process.env.ASTERISK_SIP ?? `${host ?? '127.0.0.1'}:5060`;
+const haveSipp = sippAvailable();
+realAsteriskAvailable('agent.real.test.ts', {
+  ok: haveSipp,
+  needs: 'sipp on the PATH (Debian: apt-get install sip-tester)',
+});
+
+/** Share of the signal's energy at `hz` (Goertzel): about 1 for a pure tone of that frequency. */
+function toneShare(pcm: Int16Array, hz: number): number {
+  const k = 2 * Math.cos((2 * Math.PI * hz) / 8000);
+  let s1 = 0;
+  let s2 = 0;
+  let energy = 0;
+  for (const x of pcm) {
+    const s = x + k * s1 - s2;
+    s2 = s1;
+    s1 = s;
+    energy += x * x;
+  }
+  const power = s1 * s1 + s2 * s2 - k * s1 * s2;
+  return energy === 0 ? 0 : (2 * power) / (pcm.length * energy);
+}
+
+/** Whether some 500 ms window of the µ-law audio from `fromByte` on is mostly a tone of `hz`. */
+function holdsTone(ulaw: Buffer, hz: number, fromByte = 0): boolean {
+  const pcm = decodeMulaw(ulaw.subarray(fromByte));
+  for (let start = 0; start + 4000 <= pcm.length; start += 400) {
+    if (toneShare(pcm.subarray(start, start + 4000), hz) > 0.8) return true;
+  }
+  return false;
+}
+
+describe.skipIf(!host || !haveSipp)(
+  'examples/openai-agent.ts against a real Asterisk 22, called by sipp, with the fake model (requires ASTERISK_HOST, ASTERISK_ARI/AMI_USER/PASS, and sipp on the PATH)',
+  () => {
+    const appName = `asteramisk-agent-real-${process.pid}-${Math.random().toString(36).slice(2, 8)}`;
+    let server: Server;
+    let ami: AmiClient;
+    let fake: FakeRealtime;
+    const results: AgentResult[] = [];
+
+    beforeAll(async () => {
+      fake = await startFakeRealtime();
+      ami = new AmiClient({ host: host!, port: amiPort, username: amiUser, password: amiPass });
+      await ami.connect();
+      const rtpPortMin = 42000 + (process.pid % 40) * 100;
+      server = await Server.create({
+        asteriskHost: host!,
+        ariPort,
+        ariUser,
+        ariPassword: ariPass,
+        amiPort,
+        amiUser,
+        amiPassword: amiPass,
+        appName,
+        tts: false,
+        stt: false,
+        rtpBindAddress: '127.0.0.1',
+        asteramiskHost: '127.0.0.1',
+        rtpPortMin,
+        rtpPortMax: rtpPortMin + 99,
+        logger: silentLogger,
+      });
+      const connection = {
+        client: new OpenAI({ apiKey: FAKE_REALTIME_API_KEY, baseURL: fake.baseURL }),
+        websocket: fake.wsOptions,
+      };
+      await server.registerExtension(AGENT_NUMBER, {
+        voice: async (ui) => {
+          ui.on('agent', (event) => {
+            if (event.type === 'ended') results.push({ reason: event.reason } as AgentResult);
+          });
+          await voiceAgent(ui, { connection, minBargeInMs: 5000 });
+        },
+      });
+    }, 30_000);
+
+    afterAll(async () => {
+      await server?.close();
+      await ami?.close();
+      await fake?.close();
+    });
+
+    it('caller audio reaches the model, the model’s audio reaches the caller, end_call hangs up', async () => {
+      const started = nextServerEvent(server, 'callStarted');
+      const phone = await SippPhone.call({
+        to: AGENT_NUMBER,
+        proxy: sipProxy,
+        localAddress: '127.0.0.1',
+        tone: { ms: 2000, hz: 440 },
+      });
+      try {
+        const [ui] = await within(started, 10_000, 'the call to reach the handler');
+        phone.channelName = ui.channelName;
+        const conn = await fake.nextConnection({ timeoutMs: 10_000 });
+        const session = (await conn.waitFor('session.update')).session as {
+          audio: { input: { format: { type: string } }; output: { format: { type: string } } };
+        };
+        expect(session.audio.input.format.type).toBe('audio/pcmu');
+
+        // The greeting: 1 s of 1000 Hz from the model.
+        const greeting = conn.startResponse({
+          request: await conn.waitFor('response.create', undefined, { timeoutMs: 10_000 }),
+        });
+        await greeting.audio(toneUlaw(1000, 1000));
+        greeting.done();
+
+        // The caller talks: sipp plays 2 s of 440 Hz; it must reach the model through the PBX.
+        const before = conn.audio.length;
+        await phone.command(ami, 'tone');
+        await within(
+          (async () => {
+            while (!holdsTone(conn.audio, 440, before)) await conn.waitForAudio(conn.audio.length + 800);
+          })(),
+          15_000,
+          "the caller's 440 Hz at the model",
+        );
+
+        // sipp echoes what it receives: the model hears its own 1000 Hz back, so it reached the caller.
+        await phone.command(ami, 'echo on');
+        const echoFrom = conn.audio.length;
+        const answer = conn.startResponse();
+        await answer.audio(toneUlaw(1500, 1000));
+        answer.done();
+        await within(
+          (async () => {
+            while (!holdsTone(conn.audio, 1000, echoFrom)) await conn.waitForAudio(conn.audio.length + 800);
+          })(),
+          15_000,
+          "the model's 1000 Hz echoed back by the caller",
+        );
+        await phone.command(ami, 'echo off');
+
+        // The model ends the call: goodbye, then Asterisk sends BYE to the caller.
+        const ended = nextServerEvent(server, 'callEnded');
+        const last = conn.startResponse();
+        last.functionCall('end_call', {}, 'call_end');
+        last.done();
+        const goodbye = conn.startResponse({
+          request: await conn.waitFor('response.create', (e) => JSON.stringify(e).includes('Goodbye')),
+        });
+        await goodbye.audio(toneUlaw(500, 700));
+        goodbye.done();
+        await within(ended, 15_000, 'callEnded');
+        const sipp = await phone.finished(15_000);
+        expect(sipp.code, sipp.stderr).toBe(0);
+        expect(sipp.messages).toMatch(/^BYE sip:alice@/m);
+        expect(results.map((r) => r.reason)).toEqual(['end-call']);
+        await within(conn.closed, 5000, 'the model connection to close');
+      } finally {
+        await phone.dispose();
+      }
+    }, 90_000);
+  },
+);
