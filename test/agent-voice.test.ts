@@ -358,6 +358,54 @@ describe('activation modes', () => {
     await call.result;
   });
 
+  it('talk-detect while the model is still starting: speech is buffered from talk start and flushed when it is ready', async () => {
+    h = await startAgentHarness();
+    h.fake.holdSessionUpdates = true;
+    const call = await callAgent(h, { instructions: INSTRUCTIONS, activation: 'talk-detect' });
+    const conn = await h.fake.nextConnection();
+    await conn.waitFor('session.update');
+    const ui = await call.ui;
+    const channel = h.sim.pbx.channels.get(ui.channelId);
+    await waitUntil(() => channel?.talkDetect !== undefined);
+    const speech = tonePcm(600);
+    await call.phone.speak(speech);
+    // The model is not ready: nothing may have been sent yet.
+    expect(conn.audio.length).toBe(0);
+    conn.releaseSessionUpdates();
+    const heard = await conn.waitForAudio(speech.length);
+    // Flushed in order: the whole utterance, byte for byte.
+    expect(heard.includes(encodeMulaw(speech))).toBe(true);
+    await call.phone.hangup();
+    await call.result;
+  });
+
+  it('immediate: audio that arrives while the model connects is kept and sent first, in order', async () => {
+    h = await startAgentHarness();
+    h.fake.holdSessionUpdates = true;
+    const call = await callAgent(h, { instructions: INSTRUCTIONS });
+    const conn = await h.fake.nextConnection();
+    await conn.waitFor('session.update');
+    const ui = await call.ui;
+    // The media path is up once the caller shares a bridge with the externalMedia leg.
+    await waitUntil(() =>
+      [...h!.sim.pbx.bridges.values()].some(
+        (b) => b.channels.includes(ui.channelId) && b.channels.length === 2,
+      ),
+    );
+    const early = tonePcm(300, 500);
+    await call.phone.speak(early);
+    expect(conn.audio.length).toBe(0);
+    conn.releaseSessionUpdates();
+    await waitForEvent(call.events, 'connected');
+    const late = tonePcm(300, 350);
+    await call.phone.speak(late);
+    const heard = await conn.waitForAudio(early.length + late.length);
+    expect(heard.indexOf(encodeMulaw(early))).toBeGreaterThanOrEqual(0);
+    expect(heard.indexOf(encodeMulaw(late))).toBeGreaterThan(heard.indexOf(encodeMulaw(early)));
+    await call.phone.hangup();
+    await call.result;
+  });
+
   it('delay: caller audio is dropped for delayMs, then streams', async () => {
     h = await startAgentHarness();
     const call = await callAgent(h, { instructions: INSTRUCTIONS, activation: { delayMs: 300 } });

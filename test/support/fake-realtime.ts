@@ -217,6 +217,7 @@ interface Waiter {
 /** Internal link from a connection back to its server. */
 interface ServerLink {
   readonly onResponse: FakeResponder | undefined;
+  readonly holdSessionUpdates: boolean;
   readonly responderErrors: unknown[];
 }
 
@@ -625,6 +626,7 @@ export class FakeRealtimeConnection {
   private pendingUserItemId: string | undefined;
   private lastUserAudioItemId: string | undefined;
   private readonly assistantAudioMs = new Map<string, number>();
+  private readonly heldSessionUpdates: (() => void)[] = [];
   private readonly waiters = new Set<Waiter>();
   private isClosed = false;
 
@@ -1056,7 +1058,16 @@ export class FakeRealtimeConnection {
     }
     const { id, object, expires_at } = this.currentSession;
     this.currentSession = { ...mergeConfig(this.currentSession, patch), id, object, expires_at };
-    this.emit({ type: 'session.updated', session: structuredClone(this.currentSession) });
+    const confirm = (): void => {
+      this.emit({ type: 'session.updated', session: structuredClone(this.currentSession) });
+    };
+    if (this.server.holdSessionUpdates) this.heldSessionUpdates.push(confirm);
+    else confirm();
+  }
+
+  /** Confirms the session updates held by {@link FakeRealtime.holdSessionUpdates} (a slow model start). */
+  releaseSessionUpdates(): void {
+    for (const confirm of this.heldSessionUpdates.splice(0)) confirm();
   }
 
   private onAppend(event: ClientEventOf<'input_audio_buffer.append'>, at: number): void {
@@ -1273,6 +1284,11 @@ export class FakeRealtime {
    * like the real API). Default none: the test answers with `conn.startResponse({ request })`.
    */
   onResponse: FakeResponder | undefined;
+  /**
+   * While true, `session.update` is applied but not confirmed (no `session.updated`) until the test
+   * calls {@link FakeRealtimeConnection.releaseSessionUpdates}: a model that is slow to be ready.
+   */
+  holdSessionUpdates = false;
   private readonly sockets = new Set<Socket>();
   private readonly refusals: Array<{ status: number; body: unknown }> = [];
   private readonly unclaimed: FakeRealtimeConnection[] = [];
