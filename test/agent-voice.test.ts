@@ -232,6 +232,8 @@ describe('connectOpenAIAgent over the call’s RTP leg', () => {
     expect((await call.phone.ended()).cause).toBe(16);
     const result = await call.result;
     expect(result.reason).toBe('end-call');
+    // Reported to the call's listeners before the hang-up took them away.
+    expect(eventsOf(call.events, 'ended')).toEqual([{ type: 'ended', reason: 'end-call' }]);
     // Both answers were heard in full before the hangup.
     expect(call.phone.heardMs).toBe(700);
   });

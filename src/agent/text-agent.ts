@@ -134,7 +134,8 @@ export async function runTextAgent<UI>(
   await sending;
   const outcome = life.outcome!;
   const result = record.result(outcome.reason, outcome.extra);
-  if (result.reason === 'end-call' && endCallOptions.hangup !== false) await port.hangup();
+  // Before the hang-up: the conversation's listeners go with it.
   emit({ type: 'ended', reason: result.reason });
+  if (result.reason === 'end-call' && endCallOptions.hangup !== false) await port.hangup();
   return result;
 }

@@ -408,6 +408,8 @@ export async function runVoiceAgent<UI, Target>(
   await close();
   const outcome = life.outcome!;
   const result = record.result(outcome.reason, outcome.extra);
+  // Before the transfer or hang-up below: the call's listeners go with the call.
+  emit({ type: 'ended', reason: result.reason });
   if (result.reason === 'transfer' && result.transferTarget !== undefined) {
     try {
       await port.transfer(targets[result.transferTarget] as Target);
@@ -417,7 +419,6 @@ export async function runVoiceAgent<UI, Target>(
   } else if (result.reason === 'end-call' && endCallOptions.hangup !== false) {
     await port.hangup();
   }
-  emit({ type: 'ended', reason: result.reason });
   return result;
 
   /** Releases the session; the call and its media path stay for the handler. */
