@@ -57,6 +57,11 @@ export interface VoiceCallContext {
   openAudio(): CallAudio | undefined;
   /** Answers the call if it is not answered yet. */
   ensureAnswered(): Promise<void>;
+  /**
+   * Runs an ARI request about this call: rejects with HangupError when the call ends meanwhile or
+   * Asterisk says the channel is gone (the caller hung up between two requests).
+   */
+  request<T>(request: Promise<T>): Promise<T>;
   /** ARI playbacks running on the call, so stopSpeaking can stop them. */
   readonly activePlaybacks: Set<string>;
 }

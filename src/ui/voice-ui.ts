@@ -6,7 +6,7 @@ import type { AriClient } from '../asterisk/ari-client.js';
 import type { AriEvent, PlaybackFinishedEvent, RecordingFinishedEvent } from '../asterisk/ari-events.js';
 import type { Channel } from '../asterisk/ari-types.js';
 import type { Config } from '../config.js';
-import { AriNotFoundError, HangupError, InvalidInputError } from '../errors.js';
+import { AriHttpError, AriNotFoundError, HangupError, InvalidInputError } from '../errors.js';
 import type { Logger } from '../logger.js';
 import type { SttEngine } from '../stt/stt-engine.js';
 import type { CallEventSink } from './call-event-router.js';
@@ -160,6 +160,7 @@ export class VoiceUI implements CallEventSink {
       audio: () => this.audio(),
       openAudio: () => this.openedAudio,
       ensureAnswered: () => this.answer(),
+      request: (request) => this.call(request),
       activePlaybacks: new Set(),
     };
     this.scope.defer(() => {
@@ -655,12 +656,15 @@ export class VoiceUI implements CallEventSink {
     return work;
   }
 
-  /** Runs an ARI call for this channel: HangupError if the call is gone (404) or ends meanwhile. */
+  /**
+   * Runs an ARI call for this channel: HangupError if the call ends meanwhile or Asterisk says the
+   * channel is gone (404, or 400/422 "Channel not found" / "not in Stasis" from bridge operations).
+   */
   private async call<T>(request: Promise<T>): Promise<T> {
     try {
       return await this.scope.race(request);
     } catch (error) {
-      if (error instanceof AriNotFoundError) {
+      if (isChannelGone(error)) {
         void this.end('hangup');
         throw new HangupError('The call has ended', { cause: error });
       }
@@ -675,4 +679,10 @@ export class VoiceUI implements CallEventSink {
       this.deps.logger.error({ err: String(error) }, 'a VoiceUI event listener threw');
     }
   }
+}
+
+/** Whether an ARI failure means the call's channel is gone (hung up, or taken out of our app). */
+function isChannelGone(error: unknown): boolean {
+  if (error instanceof AriNotFoundError) return true;
+  return error instanceof AriHttpError && /channel not found|not in stasis/i.test(error.asteriskMessage);
 }

@@ -66,7 +66,7 @@ export async function playOutput(
       ctx.ari.playbacks.stop(playbackId).catch(() => {});
     };
     try {
-      await ctx.scope.race(ctx.ari.channels.play(ctx.channelId, output.uris, { playbackId }));
+      await ctx.request(ctx.ari.channels.play(ctx.channelId, output.uris, { playbackId }));
       if (interrupted) stop();
       await ctx.scope.race(finished);
       return interrupted ? 'interrupted' : 'finished';

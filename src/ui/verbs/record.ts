@@ -64,7 +64,7 @@ export async function record(ctx: VoiceCallContext, options: RecordOptions = {})
   const audio = ctx.openAudio();
   if (audio) {
     audio.stop();
-    await ctx.scope.race(ctx.ari.bridges.removeChannel(audio.bridgeId, ctx.channelId));
+    await ctx.request(ctx.ari.bridges.removeChannel(audio.bridgeId, ctx.channelId));
   }
   let lastDigit: string | undefined;
   const stopDigits = ctx.digits.onPush((d) => {
@@ -81,7 +81,7 @@ export async function record(ctx: VoiceCallContext, options: RecordOptions = {})
     delete: () => ctx.ari.recordings.deleteStored(name),
   });
   try {
-    await ctx.scope.race(
+    await ctx.request(
       ctx.ari.channels.record(ctx.channelId, {
         name,
         format,
