@@ -1,3 +1,4 @@
+import type { ClientRequest, IncomingMessage } from 'node:http';
 import OpenAI, { AzureOpenAI } from 'openai';
 import { OpenAIRealtimeWS } from 'openai/realtime/ws';
 import type { ClientOptions as WebSocketOptions } from 'ws';
@@ -62,6 +63,31 @@ function missingKey(variable: string): ConfigError {
     'openaiApiKey',
     `Config openaiApiKey is missing; connectOpenAIAgent needs it: set ${variable} or pass openaiApiKey ` +
       '(or connection.client) before the call is touched.',
+  );
+}
+
+/**
+ * The error of an HTTP refusal of the upgrade: the status, the model, and the service's reason
+ * from an OpenAI-style JSON body (`{ error: { message } }`), with the key taken out should the
+ * reason quote it.
+ */
+function refusal(
+  model: string,
+  status: number,
+  body: string,
+  apiKey: string | null,
+): RealtimeConnectionError {
+  let reason: unknown;
+  try {
+    const parsed = JSON.parse(body) as { error?: { message?: unknown } | string; message?: unknown };
+    reason = typeof parsed.error === 'object' ? parsed.error?.message : (parsed.error ?? parsed.message);
+  } catch {
+    // Not JSON (a proxy's HTML page): the status says enough.
+  }
+  let detail = typeof reason === 'string' && reason.trim() !== '' ? `: ${reason.trim()}` : '';
+  if (apiKey) detail = detail.split(apiKey).join('[redacted]');
+  return new RealtimeConnectionError(
+    `the realtime model connection was refused (HTTP ${status}, model ${JSON.stringify(model)})${detail}`,
   );
 }
 
@@ -136,6 +162,28 @@ export class OpenAIRealtimeTransport implements RealtimeTransport {
           fail(
             new RealtimeConnectionError(`the realtime model closed the connection during set-up (${code})`),
           );
+        // An HTTP answer instead of the upgrade (a wrong key, an unknown model or deployment): the
+        // service says why in its body, which ws would drop for "Unexpected server response: 404".
+        const onRefused = (_request: ClientRequest, response: IncomingMessage): void => {
+          let body = '';
+          let settled = false;
+          const refused = (): void => {
+            if (settled) return;
+            settled = true;
+            const error = refusal(config.model, response.statusCode ?? 0, body, this.#client.apiKey);
+            this.#logger.debug(
+              { status: response.statusCode, err: error.message },
+              'Realtime connection refused',
+            );
+            fail(error);
+          };
+          response.setEncoding('utf8');
+          response.on('data', (chunk: string) => {
+            if (body.length < 8192) body += chunk;
+          });
+          response.once('end', refused);
+          response.once('close', refused);
+        };
         const onEvent = (event: ServerEvent): void => {
           if (event.type === 'session.updated') {
             cleanup();
@@ -151,12 +199,14 @@ export class OpenAIRealtimeTransport implements RealtimeTransport {
           rt.socket.off('open', onOpen);
           rt.socket.off('error', onError);
           rt.socket.off('close', onClose);
+          rt.socket.off('unexpected-response', onRefused);
           rt.off('event', onEvent as never);
         };
         signal.addEventListener('abort', onAbort, { once: true });
         rt.socket.on('open', onOpen);
         rt.socket.on('error', onError);
         rt.socket.on('close', onClose);
+        rt.socket.on('unexpected-response', onRefused);
         rt.on('event', onEvent as never);
       });
     } catch (error) {

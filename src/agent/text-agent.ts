@@ -7,7 +7,10 @@ import { AgentTurns } from './agent-turns.js';
 import type { RealtimeTransport } from './realtime-transport.js';
 import { asConnectionError, SessionLifecycle } from './session-lifecycle.js';
 
-/** What the text session needs of a conversation; the TextUI provides it. */
+/**
+ * What the text session needs of a conversation; the TextUI provides it. The text that opened the
+ * conversation is `ui.firstMessage` (it is not in the conversation's inbox).
+ */
 export interface TextAgentPort<UI> {
   readonly ui: UI;
   readonly localNumber: string;
@@ -19,6 +22,10 @@ export interface TextAgentPort<UI> {
   nextMessage(signal: AbortSignal): Promise<string | undefined>;
   /** Gives texts that were read but not handled back to the conversation, in order, ahead of newer ones. */
   unread(texts: string[]): void;
+  /** The text that opened the conversation, while no agent has been given it yet (else undefined). */
+  peekOpening(): string | undefined;
+  /** Marks the opening text as given to a model: later agents of the conversation do not get it. */
+  takeOpening(): void;
   /** Sends one text to the peer. */
   send(text: string): Promise<void>;
   hangup(): Promise<void>;
@@ -94,11 +101,25 @@ export async function runTextAgent<UI>(
   });
   life.onEnd(() => transport.close());
 
+  /**
+   * The text that opened the conversation is the model's first user turn, unless an earlier agent
+   * of the conversation was given it. Not in the inbox, it never goes back there either.
+   */
+  let opening = port.peekOpening();
   /** Texts read from the conversation and not yet given to the model. */
   const waiting: string[] = [];
+  const give = (text: string): void => {
+    transport.addUserText(text);
+    record.addLine('user', text, '');
+  };
   const handOver = (): void => {
-    if (waiting.length === 0) return;
-    for (const text of waiting.splice(0)) transport.addUserText(text);
+    if (opening === undefined && waiting.length === 0) return;
+    if (opening !== undefined) {
+      give(opening);
+      port.takeOpening();
+      opening = undefined;
+    }
+    for (const text of waiting.splice(0)) give(text);
     turns.createResponse();
   };
 
@@ -121,6 +142,7 @@ export async function runTextAgent<UI>(
         ? `${options.instructions}\n\nStart the conversation by writing exactly: "${options.greeting}"`
         : undefined;
   if (greeting && !life.outcome) turns.whenIdle(() => turns.createResponse(greeting));
+  if (opening !== undefined && !life.outcome) turns.whenIdle(handOver);
   while (!life.outcome) {
     const text = await port.nextMessage(life.signal);
     if (text === undefined) break;

@@ -88,6 +88,8 @@ export class TextUI {
     agent: new Set(),
   };
   private idleTimer?: NodeJS.Timeout;
+  /** An agent was given {@link firstMessage}. */
+  private openingAnswered = false;
   private depth = 0;
   private isAnswered = false;
   private readonly bridged = new Set<TextUI>();
@@ -252,6 +254,12 @@ export class TextUI {
           }
         },
         unread: (texts) => this.inbox.unshift(texts),
+        // The opening text is not in the inbox (prompt() never returns it): an agent answers it, once.
+        peekOpening: () =>
+          this.openingAnswered || this.firstMessage.trim() === '' ? undefined : this.firstMessage,
+        takeOpening: () => {
+          this.openingAnswered = true;
+        },
         send: (text) => this.say(text),
         hangup: () => this.hangup(),
         emit: (event) => {

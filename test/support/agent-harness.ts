@@ -2,9 +2,15 @@ import OpenAI from 'openai';
 import type { AgentEvent, AgentResult } from '../../src/agent/agent-options.js';
 import { encodeMulaw } from '../../src/media/g711.js';
 import type { SimPhone } from '../../src/sandbox/sim-phone.js';
-import type { TextUI } from '../../src/ui/text-ui.js';
+import type { TextAgentOptions, TextUI } from '../../src/ui/text-ui.js';
 import type { VoiceAgentOptions, VoiceUI } from '../../src/ui/voice-ui.js';
-import { FAKE_REALTIME_API_KEY, type FakeRealtime, startFakeRealtime } from './fake-realtime.js';
+import {
+  type ClientEventOf,
+  FAKE_REALTIME_API_KEY,
+  type FakeRealtime,
+  type FakeRealtimeConnection,
+  startFakeRealtime,
+} from './fake-realtime.js';
 import { deferred, startVoiceHarness, type VoiceHarness } from './voice-harness.js';
 
 export const AGENT_NUMBER = '3000';
@@ -72,14 +78,73 @@ export async function callAgent(
   return { phone, ui: ui.promise, events, result: result.promise };
 }
 
-/** A text conversation handler running the agent. */
-export function textAgentHandler(
+/** What one agent text conversation produced: the UI, its events, the session's result, the texts. */
+export interface AgentChat {
+  ui: Promise<TextUI>;
+  events: AgentEvent[];
+  result: Promise<AgentResult>;
+  /** The texts the conversation received after the opening one (`ui.on('message')`), in order. */
+  received: string[];
+  /** Resolves once the conversation has received `count` texts after the opening one. */
+  receivedCount(count: number): Promise<void>;
+  /** Sends a text from alice to {@link AGENT_NUMBER}. */
+  send(body: string): Promise<void>;
+  /** The body of the next text sent to alice. */
+  nextReply(): Promise<string>;
+}
+
+/**
+ * Registers {@link AGENT_NUMBER} with a text handler that runs the agent with `options` (plus the
+ * fake's connection), then `after`, and opens the conversation from alice with `opening`.
+ */
+export async function chatAgent(
   h: AgentHarness,
-  options: Parameters<TextUI['connectOpenAIAgent']>[0],
-  results: AgentResult[],
-): (ui: TextUI) => Promise<void> {
-  return async (ui) => {
-    results.push(await ui.connectOpenAIAgent({ connection: h.connection, ...options }));
+  opening: string,
+  options: Omit<TextAgentOptions, 'connection'> & { connection?: TextAgentOptions['connection'] },
+  after?: (ui: TextUI, result: AgentResult) => Promise<void>,
+): Promise<AgentChat> {
+  const ui = deferred<TextUI>();
+  const result = deferred<AgentResult>();
+  const events: AgentEvent[] = [];
+  const received: string[] = [];
+  const countWaiters: { count: number; resolve: () => void }[] = [];
+  await h.server.registerExtension(AGENT_NUMBER, {
+    text: async (conversation) => {
+      ui.resolve(conversation);
+      conversation.on('agent', (event) => events.push(event));
+      conversation.on('message', (body) => {
+        received.push(body);
+        for (const w of countWaiters.filter((w) => received.length >= w.count)) {
+          countWaiters.splice(countWaiters.indexOf(w), 1);
+          w.resolve();
+        }
+      });
+      try {
+        const outcome = await conversation.connectOpenAIAgent({ connection: h.connection, ...options });
+        result.resolve(outcome);
+        await after?.(conversation, outcome);
+      } catch (error) {
+        result.reject(error);
+        throw error;
+      }
+    },
+  });
+  const send = async (body: string): Promise<void> => {
+    const status = await h.sim.sendText({ from: 'alice', to: AGENT_NUMBER, body });
+    if (status !== 202) throw new Error(`the simulator refused the text ${JSON.stringify(body)} (${status})`);
+  };
+  await send(opening);
+  return {
+    ui: ui.promise,
+    events,
+    result: result.promise,
+    received,
+    receivedCount: (count) =>
+      received.length >= count
+        ? Promise.resolve()
+        : new Promise((resolve) => countWaiters.push({ count, resolve })),
+    send,
+    nextReply: async () => (await h.sim.nextSentText((t) => t.endpoint === 'alice')).body,
   };
 }
 
@@ -98,4 +163,20 @@ export function tonePcm(ms: number, hz = 300, amplitude = 8000): Int16Array {
   const pcm = new Int16Array(samples);
   for (let i = 0; i < samples; i++) pcm[i] = Math.round(amplitude * Math.sin((2 * Math.PI * hz * i) / 8000));
   return pcm;
+}
+
+/** The text of a user message the agent added to the model's conversation; undefined for another item. */
+export function userText(event: ClientEventOf<'conversation.item.create'>): string | undefined {
+  const item = event.item as { type: string; role?: string; content?: { type: string; text?: string }[] };
+  if (item.type !== 'message' || item.role !== 'user') return undefined;
+  return item.content?.map((part) => part.text ?? '').join('');
+}
+
+/** Resolves with the output the agent sent the model for its function call `callId`, parsed. */
+export async function toolOutput(conn: FakeRealtimeConnection, callId: string): Promise<unknown> {
+  const event = await conn.waitFor(
+    'conversation.item.create',
+    (e) => (e.item as { call_id?: string }).call_id === callId,
+  );
+  return JSON.parse((event.item as { output: string }).output);
 }
