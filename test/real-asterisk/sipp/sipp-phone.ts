@@ -41,6 +41,8 @@ export interface SippPhoneOptions {
   tone?: { ms: number; hz: number };
   /** sipp gives up after this many seconds. Default 120. */
   timeoutSeconds?: number;
+  /** Place several calls: `total` in all, `rate` new calls a second, at most `limit` at once. Default one call. */
+  calls?: { total: number; rate: number; limit: number };
 }
 
 /** A free UDP port on `address` (bound and released at once). */
@@ -134,7 +136,8 @@ export class SippPhone {
     const mediaPort = await freeMediaPort(local);
     const timeout = options.timeoutSeconds ?? 120;
     const args = [
-      ...['-sf', scenario, '-m', '1', '-nostdin'],
+      ...['-sf', scenario, '-m', String(options.calls?.total ?? 1), '-nostdin'],
+      ...(options.calls ? ['-r', String(options.calls.rate), '-l', String(options.calls.limit)] : []),
       ...['-i', local, '-p', String(sipPort), '-mi', local, '-mp', String(mediaPort)],
       ...['-timeout', `${timeout}s`, '-timeout_error'],
       ...['-trace_msg', '-message_file', 'messages.log', '-trace_err', '-error_file', 'errors.log'],
