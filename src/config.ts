@@ -1,5 +1,6 @@
 import { inspect } from 'node:util';
 import { z } from 'zod';
+import { readCaFile } from './asterisk/tls.js';
 import { ConfigError } from './errors.js';
 
 /**
@@ -9,16 +10,35 @@ import { ConfigError } from './errors.js';
 export interface Config {
   /** Host of Asterisk's ARI and AMI. Env `ASTERISK_HOST`, default `127.0.0.1`. */
   asteriskHost: string;
-  /** ARI HTTP port. Env `ASTERISK_ARI_PORT`, default 8088. */
+  /** ARI HTTP port. Env `ASTERISK_ARI_PORT`, default 8088, or 8089 (http.conf `tlsbindaddr`) with `ariTls`. */
   ariPort: number;
   /** ARI user (ari.conf). Env `ASTERISK_ARI_USER`. Required. */
   ariUser: string;
   /** ARI password. Env `ASTERISK_ARI_PASS`. Required; never logged. */
   ariPassword: string;
-  /** Speak HTTPS/WSS to ARI. Env `ASTERISK_ARI_TLS`, default false. */
+  /**
+   * Speak HTTPS/WSS to ARI (http.conf `tlsenable`), verifying Asterisk's certificate. Env
+   * `ASTERISK_ARI_TLS`, default false.
+   */
   ariTls: boolean;
-  /** AMI TCP port. Env `ASTERISK_AMI_PORT`, default 5038. */
+  /** AMI TCP port. Env `ASTERISK_AMI_PORT`, default 5038, or 5039 (manager.conf `tlsbindaddr`) with `amiTls`. */
   amiPort: number;
+  /**
+   * Speak TLS to AMI (manager.conf `tlsenable`), verifying Asterisk's certificate. Env
+   * `ASTERISK_AMI_TLS`, default false.
+   */
+  amiTls: boolean;
+  /**
+   * A PEM file of CA certificates trusted, for ARI and AMI over TLS, in addition to Node's root CAs:
+   * a private CA, or Asterisk's self-signed certificate itself. Read when a Server or Communicator
+   * is created. Env `ASTERISK_TLS_CA_FILE`.
+   */
+  tlsCaFile: string | undefined;
+  /**
+   * The name Asterisk's certificate must be issued for, when it differs from `asteriskHost` (e.g.
+   * connecting by IP to a certificate for `pbx.example.com`). Env `ASTERISK_TLS_SERVER_NAME`.
+   */
+  tlsServerName: string | undefined;
   /** AMI user (manager.conf). Env `ASTERISK_AMI_USER`. Required. */
   amiUser: string;
   /** AMI secret. Env `ASTERISK_AMI_PASS`. Required; never logged. */
@@ -72,6 +92,9 @@ export const ENV_NAMES: Readonly<Record<keyof Config, string>> = {
   ariPassword: 'ASTERISK_ARI_PASS',
   ariTls: 'ASTERISK_ARI_TLS',
   amiPort: 'ASTERISK_AMI_PORT',
+  amiTls: 'ASTERISK_AMI_TLS',
+  tlsCaFile: 'ASTERISK_TLS_CA_FILE',
+  tlsServerName: 'ASTERISK_TLS_SERVER_NAME',
   amiUser: 'ASTERISK_AMI_USER',
   amiPassword: 'ASTERISK_AMI_PASS',
   appName: 'ASTERAMISK_APP',
@@ -106,6 +129,12 @@ const schema = z.object({
   ariPassword: z.string().min(1),
   ariTls: z.boolean(),
   amiPort: port,
+  amiTls: z.boolean(),
+  tlsCaFile: z.string().trim().min(1).optional(),
+  tlsServerName: z
+    .string()
+    .regex(/^[A-Za-z0-9*]([A-Za-z0-9.*-]*[A-Za-z0-9])?$/)
+    .optional(),
   amiUser: nonEmpty,
   amiPassword: z.string().min(1),
   appName: z.string().regex(/^[A-Za-z0-9_.-]+$/),
@@ -134,8 +163,15 @@ const FIXES: Partial<Record<keyof Config, string>> = {
   ariPassword: 'set ASTERISK_ARI_PASS (or pass ariPassword) to that user’s password in ari.conf',
   amiUser: 'set ASTERISK_AMI_USER (or pass amiUser) to a user of manager.conf',
   amiPassword: 'set ASTERISK_AMI_PASS (or pass amiPassword) to that user’s secret in manager.conf',
-  ariPort: 'use a TCP port from 1 to 65535 (Asterisk’s http.conf bindport, usually 8088)',
-  amiPort: 'use a TCP port from 1 to 65535 (manager.conf port, usually 5038)',
+  ariPort:
+    'use a TCP port from 1 to 65535 (Asterisk’s http.conf bindport, usually 8088; with TLS its tlsbindaddr port, usually 8089)',
+  amiPort:
+    'use a TCP port from 1 to 65535 (manager.conf port, usually 5038; with TLS its tlsbindaddr port, usually 5039)',
+  ariTls: 'use true or false (1/0, yes/no, on/off)',
+  amiTls: 'use true or false (1/0, yes/no, on/off)',
+  tlsCaFile: 'set ASTERISK_TLS_CA_FILE (or pass tlsCaFile) to the path of a PEM file of CA certificates',
+  tlsServerName:
+    'set ASTERISK_TLS_SERVER_NAME (or pass tlsServerName) to a DNS name of Asterisk’s certificate, e.g. pbx.example.com',
   rtpPortMin: 'use a UDP port from 1 to 65535, below RTP_PORT_MAX',
   rtpPortMax: 'use a UDP port from 1 to 65535, above RTP_PORT_MIN',
   appName: 'use letters, digits, ".", "_" or "-" only',
@@ -145,9 +181,8 @@ const FIXES: Partial<Record<keyof Config, string>> = {
 
 const DEFAULTS = {
   asteriskHost: '127.0.0.1',
-  ariPort: 8088,
   ariTls: false,
-  amiPort: 5038,
+  amiTls: false,
   incomingCallContext: 'asteramisk-call',
   incomingTextContext: 'asteramisk-text',
   pstnEndpoint: 'pstn',
@@ -175,7 +210,12 @@ const NUMBER_FIELDS: ReadonlySet<keyof Config> = new Set([
   'outboundCallTimeout',
   'maxNoInputAttempts',
 ]);
-const BOOLEAN_FIELDS: ReadonlySet<keyof Config> = new Set(['ariTls', 'goBackOnStar']);
+const BOOLEAN_FIELDS: ReadonlySet<keyof Config> = new Set(['ariTls', 'amiTls', 'goBackOnStar']);
+/** Optional paths and names: an empty environment variable means "not set". */
+const UNSET_WHEN_EMPTY: ReadonlySet<keyof Config> = new Set(['tlsCaFile', 'tlsServerName']);
+
+/** Ports used when none is given: Asterisk's defaults for the plain and the TLS listeners. */
+const DEFAULT_PORTS = { ari: { plain: 8088, tls: 8089 }, ami: { plain: 5038, tls: 5039 } } as const;
 
 /** Shows a value in an error message: secrets as `[redacted]`, the rest as JSON. */
 function showValue(field: keyof Config, value: unknown): string {
@@ -184,6 +224,7 @@ function showValue(field: keyof Config, value: unknown): string {
 }
 
 function parseEnvValue(field: keyof Config, raw: string): unknown {
+  if (UNSET_WHEN_EMPTY.has(field) && raw.trim() === '') return undefined;
   if (NUMBER_FIELDS.has(field)) {
     const trimmed = raw.trim();
     // Number('') is 0 and Number('12abc') is NaN: keep the raw string so the error shows it.
@@ -217,6 +258,9 @@ export function resolveConfig(options: ConfigOptions = {}, env: NodeJS.ProcessEn
   for (const [field, value] of Object.entries(options)) {
     if (value !== undefined) merged[field] = value;
   }
+  // No port given: the TLS listener's default port when TLS is on (an invalid flag fails below).
+  merged.ariPort ??= DEFAULT_PORTS.ari[merged.ariTls === true ? 'tls' : 'plain'];
+  merged.amiPort ??= DEFAULT_PORTS.ami[merged.amiTls === true ? 'tls' : 'plain'];
 
   const result = schema.safeParse(merged);
   if (!result.success) {
@@ -244,6 +288,8 @@ export function resolveConfig(options: ConfigOptions = {}, env: NodeJS.ProcessEn
         'make RTP_PORT_MIN <= RTP_PORT_MAX.',
     );
   }
+  // Read now, so a missing or broken CA file is a ConfigError at creation, not a failed connection.
+  if (config.tlsCaFile !== undefined) readCaFile(config.tlsCaFile);
   return hideSecrets(config);
 }
 

@@ -58,6 +58,39 @@ export class AuthenticationError extends AsteriskConnectionError {
   }
 }
 
+/**
+ * Why a TLS connection to Asterisk was refused by this side (or could not be set up):
+ * - `unknown-ca`: the certificate is not signed by a trusted CA (self-signed, or a private CA that
+ *   is not in `tlsCaFile`);
+ * - `hostname-mismatch`: the certificate does not name the host connected to (or `tlsServerName`);
+ * - `expired` / `not-yet-valid`: outside the certificate's validity (check both clocks);
+ * - `not-tls`: the port does not speak TLS (a plain ARI/AMI port);
+ * - `handshake`: any other handshake failure (protocol version, ciphers, a revoked or bad certificate).
+ */
+export type TlsFailureReason =
+  | 'unknown-ca'
+  | 'hostname-mismatch'
+  | 'expired'
+  | 'not-yet-valid'
+  | 'not-tls'
+  | 'handshake';
+
+/**
+ * A TLS connection to Asterisk (ARI https/wss, AMI over TLS) failed: the certificate was not
+ * trusted, or the handshake failed. `reason` says which; `tlsCode` is Node's/OpenSSL's code (e.g.
+ * `UNABLE_TO_VERIFY_LEAF_SIGNATURE`). Never an {@link AuthenticationError}: no credential was sent.
+ */
+export class TlsError extends AsteriskConnectionError {
+  readonly reason: TlsFailureReason;
+  readonly tlsCode: string | undefined;
+
+  constructor(message: string, reason: TlsFailureReason, options?: { cause?: unknown; tlsCode?: string }) {
+    super(message, { cause: options?.cause, code: 'TLS' });
+    this.reason = reason;
+    this.tlsCode = options?.tlsCode;
+  }
+}
+
 /** The configuration is invalid. The message names the field, the (redacted) value and the fix. */
 export class ConfigError extends AsteramiskError {
   /** The configuration field at fault, e.g. `ariPassword`. */

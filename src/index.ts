@@ -10,9 +10,11 @@ export type * from './asterisk/ami-types.js';
 export { AriClient, type AriClientOptions, type AriReconnectedInfo } from './asterisk/ari-client.js';
 export type * from './asterisk/ari-events.js';
 export type * from './asterisk/ari-types.js';
-export { AsteriskConnection } from './asterisk/asterisk-connection.js';
+export { AsteriskConnection, type AsteriskConnectionTuning } from './asterisk/asterisk-connection.js';
 export { type DialplanEntry, DialplanRegistrar } from './asterisk/dialplan-registrar.js';
 export { type OutgoingMessage, sendMessage } from './asterisk/message-sender.js';
+export { PbxReadiness, type PbxReadinessState } from './asterisk/pbx-readiness.js';
+export type { AsteriskTlsOptions } from './asterisk/tls.js';
 export type { CallServicesOptions } from './call-services.js';
 export {
   Communicator,
@@ -23,14 +25,23 @@ export {
 export { type Config, type ConfigOptions, ENV_NAMES, redactConfig, resolveConfig } from './config.js';
 export * from './errors.js';
 export { createDefaultLogger, type LogFields, type Logger, silentLogger } from './logger.js';
-export type { RuntimeOptions } from './runtime.js';
+export type { RecoveryAttemptFailure, RuntimeOptions, TextIntakeState } from './runtime.js';
 export type { SentText } from './sandbox/pbx.js';
 export { type PhoneHeard, SimPhone } from './sandbox/sim-phone.js';
-export { SimCallRejectedError, Simulator, type SimulatorOptions } from './sandbox/simulator.js';
 export {
+  SimCallRejectedError,
+  Simulator,
+  type SimulatorOptions,
+  type SimulatorRestartOptions,
+  type SimulatorState,
+} from './sandbox/simulator.js';
+export {
+  type CloseOptions,
+  type DrainResult,
   type ExtensionHandlers,
   Server,
   type ServerEvents,
+  type ServerHealth,
   type ServerOptions,
   type TextHandler,
   type VoiceHandler,

@@ -1,10 +1,13 @@
+import { EventEmitter } from 'node:events';
 import type { StasisStartEvent, TextMessageReceivedEvent } from './asterisk/ari-events.js';
 import type { Channel } from './asterisk/ari-types.js';
-import { AsteriskConnection } from './asterisk/asterisk-connection.js';
+import { AsteriskConnection, type AsteriskConnectionTuning } from './asterisk/asterisk-connection.js';
+import { type BackoffOptions, backoffDelay } from './asterisk/backoff.js';
 import { messageDestination, sendMessage } from './asterisk/message-sender.js';
 import { type CallServices, type CallServicesOptions, createCallServices } from './call-services.js';
 import { type Config, type ConfigOptions, redactConfig, resolveConfig } from './config.js';
 import { InvalidInputError } from './errors.js';
+import { LogThrottle } from './log-throttle.js';
 import { childLogger, createDefaultLogger, type Logger } from './logger.js';
 import { CallEventRouter } from './ui/call-event-router.js';
 import { parseIncomingText, type TextPeer } from './ui/sip-address.js';
@@ -29,6 +32,68 @@ export interface RuntimeOptions extends ConfigOptions, CallServicesOptions {
   textReplyTimeout?: number;
   /** Over MAX_CONCURRENT_CONVERSATIONS: send a busy reply (default) or ignore the text. */
   textOverflow?: TextOverflow;
+  /**
+   * Keep-alive, time limits and reconnection delays of the ARI and AMI connections. By default a
+   * silent Asterisk is noticed within 15 s (10 s ping interval + 5 s without an answer).
+   */
+  connection?: AsteriskConnectionTuning;
+  /**
+   * Delays between attempts to set up again what an Asterisk restart lost (a Server's dialplan
+   * steps, the text subscription): capped exponential backoff with jitter, forever, until it works
+   * or the Server closes. Default `{ initialMs: 500, maxMs: 10_000 }`.
+   */
+  recoveryBackoff?: { initialMs: number; maxMs: number };
+}
+
+/** Default of {@link RuntimeOptions.recoveryBackoff}. */
+export const DEFAULT_RECOVERY_BACKOFF = { initialMs: 500, maxMs: 10_000 } as const;
+
+/** State of the app's subscription to SIP MESSAGEs: not wanted, in place, or being set up again. */
+export type TextIntakeState = 'off' | 'up' | 'pending';
+
+/** What a Runtime's connection can do now. */
+export interface RuntimeStatus {
+  /** The ARI events websocket is open (and resynchronised after a reconnect). */
+  ari: 'up' | 'down';
+  /** AMI: logged in to a fully booted Asterisk (`ready`), logged in while it boots, or not logged in. */
+  ami: 'ready' | 'booting' | 'down';
+  texts: TextIntakeState;
+}
+
+/** One failed attempt to set something up again after an outage; another follows after `retryInMs`. */
+export interface RecoveryAttemptFailure {
+  /** What failed: a number's dialplan registration, or the subscription to SIP MESSAGEs. */
+  what: 'registration' | 'text-subscription';
+  /** The number, for a registration. */
+  number?: string;
+  /** 1 for the first failure of this round. */
+  attempt: number;
+  error: Error;
+  retryInMs: number;
+}
+
+/** Events of a Runtime, for the Server. */
+interface RuntimeEvents {
+  /** The status changed (see {@link Runtime.status}); `reason` says why. */
+  status: [reason: string];
+  attemptFailed: [info: RecoveryAttemptFailure];
+}
+
+/** Waits `ms`, or less when `signal` aborts. */
+export function pause(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    if (signal.aborted) {
+      resolve();
+      return;
+    }
+    const done = () => {
+      clearTimeout(timer);
+      signal.removeEventListener('abort', done);
+      resolve();
+    };
+    const timer = setTimeout(done, ms);
+    signal.addEventListener('abort', done, { once: true });
+  });
 }
 
 /** Longest in-call text: an AMI line is at most 1024 bytes with its CR LF, and `Message: ` takes 9. */
@@ -71,6 +136,15 @@ export class Runtime {
   private readonly outbox: TextOutbox;
   private textHandlers: TextHandlerLookup = () => undefined;
   private readonly textDeclined = new Set<TextDeclinedListener>();
+  /** Status changes and failed recovery attempts, for the Server. */
+  readonly events = new EventEmitter<RuntimeEvents>();
+  readonly recoveryBackoff: BackoffOptions;
+  private ariUp = true;
+  private textIntakeState: TextIntakeState = 'off';
+  /** Aborted when the ARI websocket drops again or the runtime closes: stops a resubscription round. */
+  private textRound?: AbortController;
+  /** New inbound text conversations are refused with this reason (the Server is draining). */
+  private refuseNewTexts?: TextDeclineReason;
   private readonly pending = new Map<string, PendingOriginate>();
   private readonly detach: (() => void)[] = [];
   private users = 0;
@@ -106,21 +180,57 @@ export class Runtime {
     const onStasisStart = (event: StasisStartEvent) => this.onStasisStart(event);
     const onLost = (channelId: string) => this.router.channelLost(channelId);
     const onText = (event: TextMessageReceivedEvent) => this.onText(event);
+    this.recoveryBackoff = options.recoveryBackoff ?? DEFAULT_RECOVERY_BACKOFF;
+    const onDisconnected = () => {
+      this.ariUp = false;
+      this.textRound?.abort();
+      if (this.textIntakeState === 'up') this.textIntakeState = 'pending';
+      this.events.emit('status', 'ARI websocket disconnected');
+    };
     const onReconnected = () => {
-      if (this.textIntake) void this.subscribeToTexts().catch(() => {});
+      this.ariUp = true;
+      // Subscriptions live with the websocket: set the text one up again, retrying until it works.
+      if (this.textIntakeState !== 'off') void this.resubscribeToTexts();
+      this.events.emit('status', 'ARI websocket reconnected');
     };
     ari.on('event', onEvent);
     ari.on('StasisStart', onStasisStart);
     ari.on('channelLost', onLost);
     ari.on('TextMessageReceived', onText);
+    ari.on('disconnected', onDisconnected);
     ari.on('reconnected', onReconnected);
+    const offReadiness = connection.readiness.onChange((state, reason) => {
+      // Asterisk is booted: ARI answers now, so its websocket need not wait out its backoff.
+      if (state === 'ready' && !this.ariUp) connection.ari.reconnectNow();
+      this.events.emit('status', reason);
+    });
     this.detach.push(
       () => ari.off('event', onEvent),
       () => ari.off('StasisStart', onStasisStart),
       () => ari.off('channelLost', onLost),
       () => ari.off('TextMessageReceived', onText),
+      () => ari.off('disconnected', onDisconnected),
       () => ari.off('reconnected', onReconnected),
+      offReadiness,
+      () => this.textRound?.abort(),
     );
+  }
+
+  /** What the connection can do now: ARI, AMI readiness, the text subscription. */
+  get status(): RuntimeStatus {
+    return {
+      ari: this.ariUp && this.connection.ari.connected ? 'up' : 'down',
+      ami: this.connection.readiness.state,
+      texts: this.textIntakeState,
+    };
+  }
+
+  /**
+   * While set, a text that would open a new inbound conversation is declined with `reason` (a busy
+   * reply goes back unless textOverflow is 'ignore'); texts of open conversations still reach them.
+   */
+  refuseNewConversations(reason: TextDeclineReason | undefined): void {
+    this.refuseNewTexts = reason;
   }
 
   /**
@@ -141,7 +251,7 @@ export class Runtime {
     }
     const logger = childLogger(options.logger ?? createDefaultLogger(), { app: config.appName });
     const services = await createCallServices(config, options, logger);
-    const connection = await AsteriskConnection.open(config, logger);
+    const connection = await AsteriskConnection.open(config, logger, options.connection);
     const runtime = new Runtime(config, connection, services, logger, options);
     logger.info({ config: redactConfig(config) }, 'asteramisk connected');
     runtime.users = 1;
@@ -168,6 +278,7 @@ export class Runtime {
   private close(): Promise<void> {
     this.closing ??= (async () => {
       Runtime.live.delete(this);
+      this.textRound?.abort();
       await this.conversations.close();
       await this.outbox.close();
       for (const d of this.detach) d();
@@ -187,21 +298,69 @@ export class Runtime {
    * after every reconnect.
    */
   enableTextIntake(): Promise<void> {
-    this.textIntake ??= this.subscribeToTexts().catch((error: unknown) => {
-      this.textIntake = undefined;
-      throw error;
-    });
+    this.textIntake ??= this.subscribeToTexts().then(
+      () => {
+        this.textIntakeState = 'up';
+        this.events.emit('status', 'subscribed to SIP MESSAGEs');
+      },
+      (error: unknown) => {
+        if (!this.ariUp && !this.closing) {
+          // ARI is down (Asterisk restarting): the subscription is made when it is back.
+          this.textIntakeState = 'pending';
+          this.logger.warn({ err: String(error) }, 'ARI is down: texts arrive once it is back');
+          this.events.emit('status', 'text subscription waits for ARI');
+          return;
+        }
+        this.textIntake = undefined;
+        this.logger.error(
+          { err: String(error) },
+          'could not subscribe to SIP MESSAGEs; texts will not arrive',
+        );
+        throw error;
+      },
+    );
     return this.textIntake;
   }
 
   private textIntake?: Promise<void>;
 
   private async subscribeToTexts(): Promise<void> {
-    try {
-      await this.connection.ari.applications.subscribe(this.config.appName, 'endpoint:PJSIP');
-    } catch (error) {
-      this.logger.error({ err: String(error) }, 'could not subscribe to SIP MESSAGEs; texts will not arrive');
-      throw error;
+    await this.connection.ari.applications.subscribe(this.config.appName, 'endpoint:PJSIP');
+  }
+
+  /**
+   * After an ARI reconnect: subscribes again, retrying with capped backoff until it works, the
+   * websocket drops again (the next reconnect starts a new round) or the runtime closes. Each
+   * failure is a warning and an `attemptFailed` event; none is silent.
+   */
+  private async resubscribeToTexts(): Promise<void> {
+    this.textRound?.abort();
+    const round = new AbortController();
+    this.textRound = round;
+    this.textIntakeState = 'pending';
+    for (let attempt = 1; !round.signal.aborted && !this.closing; attempt++) {
+      try {
+        await this.subscribeToTexts();
+        if (round.signal.aborted) return;
+        this.textIntakeState = 'up';
+        if (attempt > 1) this.logger.info({ attempts: attempt }, 'subscribed to SIP MESSAGEs again');
+        this.events.emit('status', 'subscribed to SIP MESSAGEs again');
+        return;
+      } catch (error) {
+        if (round.signal.aborted || this.closing) return;
+        const retryInMs = backoffDelay(attempt - 1, this.recoveryBackoff);
+        this.logger.warn(
+          { attempt, err: String(error), retryInMs },
+          'could not subscribe to SIP MESSAGEs again; retrying',
+        );
+        this.events.emit('attemptFailed', {
+          what: 'text-subscription',
+          attempt,
+          error: error instanceof Error ? error : new Error(String(error)),
+          retryInMs,
+        });
+        await pause(retryInMs, round.signal);
+      }
     }
   }
 
@@ -303,10 +462,25 @@ export class Runtime {
     for (const listener of this.inboundListeners) listener(event);
   }
 
+  /** Texts without a usable sender or recipient are logged at most once per 10 s. */
+  private readonly unusableTextLog = new LogThrottle();
+
   private onText(event: TextMessageReceivedEvent): void {
     const text = parseIncomingText(event);
     if (!text) {
-      this.logger.warn({ to: event.message.to }, 'a SIP MESSAGE without a usable From/To was ignored');
+      const suppressed = this.unusableTextLog.take();
+      if (suppressed !== undefined) {
+        this.logger.warn(
+          { to: event.message.to.slice(0, 200), suppressed },
+          'a SIP MESSAGE without a usable From/To was ignored',
+        );
+      }
+      return;
+    }
+    // Floods first: a sender over the rate costs a counter, not a log line or a routing decision.
+    if (!this.conversations.admit(text)) {
+      for (const listener of this.textDeclined)
+        listener({ to: text.to, from: text.peer.number, reason: 'over the inbound text rate' });
       return;
     }
     const sentBytes = Number(event.message.variables?.['Content-Length'] ?? 0);
@@ -324,7 +498,7 @@ export class Runtime {
         return;
       }
     }
-    const declined = this.conversations.deliver(text, this.textHandlers(text.to));
+    const declined = this.conversations.deliver(text, this.textHandlers(text.to), this.refuseNewTexts);
     if (!declined) return;
     this.logger.info({ to: text.to, from: text.peer.number, reason: declined }, 'a text was not taken');
     for (const listener of this.textDeclined)

@@ -2,9 +2,15 @@ import { EventEmitter } from 'node:events';
 import type { StasisStartEvent } from './asterisk/ari-events.js';
 import { DialplanRegistrar } from './asterisk/dialplan-registrar.js';
 import type { Config } from './config.js';
-import { HangupError, InvalidInputError } from './errors.js';
+import { DialplanKeeper } from './dialplan-keeper.js';
+import { AsteramiskError, HangupError, InvalidInputError } from './errors.js';
 import { childLogger, type Logger } from './logger.js';
-import { Runtime, type RuntimeOptions } from './runtime.js';
+import {
+  type RecoveryAttemptFailure,
+  Runtime,
+  type RuntimeOptions,
+  type TextIntakeState,
+} from './runtime.js';
 import type { TextDeclineReason } from './ui/text-conversations.js';
 import type { TextUI } from './ui/text-ui.js';
 import type { VoiceUI } from './ui/voice-ui.js';
@@ -31,6 +37,67 @@ export interface ServerOptions extends RuntimeOptions {
   dialplan?: 'register' | 'static';
   /** Said when a handler throws, before hanging up. */
   apology?: string;
+  /**
+   * Seconds {@link Server.serveForever} lets calls and text conversations finish after SIGTERM or
+   * SIGINT before hanging up the rest (see {@link Server.close}). Default 30.
+   */
+  drainSeconds?: number;
+}
+
+/** Default of {@link ServerOptions.drainSeconds}. */
+export const DEFAULT_DRAIN_SECONDS = 30;
+
+/** How long handlers may still run after their call was hung up at the end of a drain. */
+const HANDLER_EXIT_GRACE_MS = 5_000;
+
+/**
+ * Whether a Server can serve, for a supervisor or a load balancer: {@link Server.health} returns
+ * it, and the `ready` / `degraded` events report each change of `ready`.
+ */
+export interface ServerHealth {
+  /**
+   * True when calls and texts to every number reach this server: ARI and AMI up, no number
+   * pending, the text subscription (if any) in place, not draining or closed.
+   */
+  ready: boolean;
+  /** The ARI events websocket: open and resynchronised, or down (it reconnects by itself). */
+  ari: 'up' | 'down';
+  /**
+   * AMI: `up` once logged in to a fully booted Asterisk (AMI `FullyBooted` seen); `down` while
+   * disconnected, while Asterisk boots after a restart, or once it announced its shutdown.
+   */
+  ami: 'up' | 'down';
+  /** Numbers whose dialplan step is in place (in `static` dialplan mode: every voice number). */
+  registered: string[];
+  /** Numbers whose step is being set up again after an outage (retried until it is). */
+  pending: string[];
+  /** The app's subscription to SIP MESSAGEs: not needed, in place, or being set up again. */
+  texts: TextIntakeState;
+  /** `serving`, `draining` (a close with `drainSeconds` under way) or `closed`. */
+  state: 'serving' | 'draining' | 'closed';
+}
+
+/** Options of {@link Server.close}. */
+export interface CloseOptions {
+  /**
+   * Seconds to let calls and text conversations in progress finish before hanging up the rest.
+   * Default 0: hang up at once.
+   */
+  drainSeconds?: number;
+}
+
+/** What a drain did (the `drained` event). */
+export interface DrainResult {
+  /** Calls whose handler finished by itself during the drain. */
+  callsFinished: number;
+  /** Calls still up at the deadline, hung up (their handlers saw HangupError). */
+  callsHungUp: number;
+  /** Inbound text conversations whose handler finished (returned or idle timeout) during the drain. */
+  conversationsFinished: number;
+  /** Conversations still open at the deadline, ended (their handlers saw HangupError). */
+  conversationsEnded: number;
+  /** Milliseconds from the start of the close to the end of the drain. */
+  ms: number;
 }
 
 /** Events of a {@link Server}: for metrics, supervision and tests. */
@@ -39,12 +106,31 @@ export interface ServerEvents {
   callStarted: [ui: VoiceUI];
   /** A call's handler finished and the call's resources are released. */
   callEnded: [ui: VoiceUI, outcome: { error?: unknown }];
-  /** A call was not taken (unknown number, over capacity, closing) and continues in the dialplan. */
+  /** A call was not taken (unknown number, over capacity, draining or closed) and continues in the dialplan. */
   callDeclined: [info: { channelId: string; number: string; reason: string }];
-  /** A text was not taken (no text handler for the number, over MAX_CONCURRENT_CONVERSATIONS). */
+  /** A text was not taken (no text handler for the number, over MAX_CONCURRENT_CONVERSATIONS, draining). */
   textDeclined: [info: { to: string; from: string; reason: TextDeclineReason }];
-  /** After AMI reconnected (Asterisk may have restarted), the numbers were registered again. */
-  reregistered: [info: { numbers: string[]; failed: string[] }];
+  /**
+   * After an outage (AMI reconnected, Asterisk booted again), every pending number is registered
+   * again: `attempts` counts the tries (one per number when nothing failed), `ms` is the time from
+   * Asterisk being ready again (AMI FullyBooted and the ARI websocket back) to the last registration.
+   */
+  reregistered: [info: { numbers: string[]; attempts: number; ms: number }];
+  /**
+   * Something set up at start failed to come back after an outage (a number's dialplan step, the
+   * text subscription); it is retried after `retryInMs`, forever, until it works or the server closes.
+   */
+  recoveryAttemptFailed: [info: RecoveryAttemptFailure];
+  /** Any field of {@link Server.health} changed (for metrics and tests; `ready`/`degraded` are the summary). */
+  health: [health: ServerHealth, reason: string];
+  /** {@link ServerHealth.ready} became true: every number and the text intake are in place again. */
+  ready: [health: ServerHealth];
+  /** {@link ServerHealth.ready} became false (ARI or AMI down, Asterisk restarting, draining…). */
+  degraded: [health: ServerHealth, reason: string];
+  /** A close began: the dialplan steps are removed and no new call or conversation is taken. */
+  draining: [info: { drainSeconds: number; activeCalls: number; activeConversations: number }];
+  /** The drain ended; what is left is hung up and the connection closes next. */
+  drained: [info: DrainResult];
 }
 
 /**
@@ -68,12 +154,19 @@ export class Server extends EventEmitter<ServerEvents> {
   readonly config: Config;
   private readonly runtime: Runtime;
   private readonly registrar: DialplanRegistrar;
+  private readonly keeper: DialplanKeeper;
   private readonly logger: Logger;
   private readonly extensions = new Map<string, ExtensionHandlers>();
   private readonly calls = new Map<string, VoiceUI>();
   private readonly handlerTasks = new Set<Promise<void>>();
   private readonly mode: 'register' | 'static';
   private readonly apology: string;
+  private readonly drainSeconds: number;
+  private state: ServerHealth['state'] = 'serving';
+  private lastReady: boolean;
+  private lastHealth = '';
+  /** Ends a drain early (a second signal, or close() with drainSeconds 0 during a drain). */
+  private cutDrain?: () => void;
   private closing?: Promise<void>;
   private closedResolve!: () => void;
   private readonly closed = new Promise<void>((resolve) => {
@@ -89,15 +182,42 @@ export class Server extends EventEmitter<ServerEvents> {
     this.registrar = new DialplanRegistrar(runtime.connection.ami);
     this.mode = options.dialplan ?? 'register';
     this.apology = options.apology ?? 'Sorry, something went wrong. Goodbye.';
-    const onAmiReconnected = () => void this.reregister();
-    runtime.connection.ami.on('reconnected', onAmiReconnected);
+    this.drainSeconds = options.drainSeconds ?? DEFAULT_DRAIN_SECONDS;
+    this.keeper = new DialplanKeeper(
+      this.registrar,
+      runtime.connection.readiness,
+      runtime.recoveryBackoff,
+      this.logger,
+      {
+        onChange: (reason) => this.refreshHealth(reason),
+        onAttemptFailed: (info) => this.emitSafely('recoveryAttemptFailed', info),
+        onRestored: (info) => this.emitSafely('reregistered', info),
+      },
+    );
+    const onStatus = (reason: string) => {
+      if (this.mode === 'register' && this.state === 'serving') {
+        const status = runtime.status;
+        // AMI not ready: Asterisk may have restarted and forgotten the steps. Ready, and the app's
+        // websocket is back (a step must not send calls to an app that is not there): set them up.
+        if (status.ami !== 'ready') this.keeper.suspend();
+        else if (status.ari === 'up') this.keeper.resume();
+      }
+      this.refreshHealth(reason);
+    };
+    const onAttemptFailed = (info: RecoveryAttemptFailure) => this.emitSafely('recoveryAttemptFailed', info);
+    runtime.events.on('status', onStatus);
+    runtime.events.on('attemptFailed', onAttemptFailed);
     runtime.setTextHandlers((number) => this.extensions.get(number)?.text);
     this.detach.push(
       runtime.onInboundCall((event) => this.onInboundCall(event)),
       runtime.onTextDeclined((info) => this.emitSafely('textDeclined', info)),
-      () => runtime.connection.ami.off('reconnected', onAmiReconnected),
+      () => runtime.events.off('status', onStatus),
+      () => runtime.events.off('attemptFailed', onAttemptFailed),
       () => runtime.setTextHandlers(() => undefined),
+      () => runtime.refuseNewConversations(undefined),
     );
+    this.lastReady = this.health().ready;
+    this.lastHealth = JSON.stringify(this.health());
   }
 
   /**
@@ -126,42 +246,118 @@ export class Server extends EventEmitter<ServerEvents> {
   }
 
   /**
+   * Whether this server can serve now: ARI and AMI, which numbers are registered and which are
+   * waiting to be registered again, the text subscription, draining. The `ready` and `degraded`
+   * events report each change of `ready`.
+   */
+  health(): ServerHealth {
+    if (this.state === 'closed') {
+      return {
+        ready: false,
+        ari: 'down',
+        ami: 'down',
+        registered: [],
+        pending: [],
+        texts: 'off',
+        state: 'closed',
+      };
+    }
+    const status = this.runtime.status;
+    const ari = status.ari;
+    const ami = status.ami === 'ready' ? 'up' : 'down';
+    const registered =
+      this.mode === 'register'
+        ? this.keeper.registered()
+        : [...this.extensions].filter(([, h]) => h.voice).map(([number]) => number);
+    const pending = this.mode === 'register' ? this.keeper.pending() : [];
+    const ready =
+      this.state === 'serving' &&
+      ari === 'up' &&
+      ami === 'up' &&
+      pending.length === 0 &&
+      status.texts !== 'pending';
+    return { ready, ari, ami, registered, pending, texts: status.texts, state: this.state };
+  }
+
+  /**
    * Serves `number`. A voice handler in `register` mode adds `Stasis(<app>,call)` for it to the
    * call context over AMI, stacked behind other instances' steps for the same number. A text
    * handler needs no dialplan: texts arrive through the app's subscription to PJSIP endpoints.
+   *
+   * When Asterisk is not ready (AMI down, or booting after a restart), the number is kept pending
+   * and registered as soon as it is (see {@link health}); otherwise a refused registration throws.
    */
   async registerExtension(number: string, handlers: ExtensionHandlers): Promise<void> {
     if (!/^[A-Za-z0-9_+*#.-]+$/.test(number))
       throw new InvalidInputError(`Not a dialable number: ${JSON.stringify(number)}`);
     if (!handlers.voice && !handlers.text)
       throw new InvalidInputError('registerExtension needs a voice or a text handler');
+    if (this.state !== 'serving')
+      throw new AsteramiskError(`The server is ${this.state}: it takes no new number`, {
+        code: 'SERVER_CLOSING',
+      });
     if (handlers.text) await this.runtime.enableTextIntake();
+    const previous = this.extensions.get(number);
     this.extensions.set(number, handlers);
     if (this.mode === 'register' && handlers.voice) {
-      const entry = await this.registrar.add(
-        this.config.incomingCallContext,
-        number,
-        'Stasis',
-        `${this.config.appName},call`,
-      );
-      this.logger.info({ number, context: entry.context, priority: entry.priority }, 'registered number');
+      const context = this.config.incomingCallContext;
+      let outcome: 'registered' | 'pending';
+      try {
+        outcome = await this.keeper.add(number, {
+          context,
+          application: 'Stasis',
+          applicationData: `${this.config.appName},call`,
+        });
+      } catch (error) {
+        if (this.extensions.get(number) === handlers) {
+          if (previous) this.extensions.set(number, previous);
+          else this.extensions.delete(number);
+        }
+        throw error;
+      }
+      if (outcome === 'registered') {
+        const entry = this.registrar.entries().find((e) => e.extension === number);
+        this.logger.info({ number, context, priority: entry?.priority }, 'registered number');
+      } else {
+        this.logger.warn({ number, context }, 'Asterisk is not ready: the number is registered once it is');
+      }
     }
+    this.refreshHealth(`number ${number} served`);
   }
 
   /** Stops serving `number` and removes exactly the dialplan steps this server added for it. */
   async unregisterExtension(number: string): Promise<void> {
     this.extensions.delete(number);
-    if (this.mode === 'register') await this.registrar.remove(number);
+    if (this.mode === 'register') await this.keeper.remove(number);
+    this.refreshHealth(`number ${number} no longer served`);
   }
 
-  /** Resolves once {@link close} has finished. SIGINT and SIGTERM close the server gracefully. */
-  async serveForever(): Promise<void> {
+  /**
+   * Resolves once {@link close} has finished. SIGTERM and SIGINT close the server gracefully: a
+   * drain of `drainSeconds` (default: the `drainSeconds` option, 30) lets calls and conversations
+   * finish; a second signal ends the drain at once (hangs up what is left); a third one gets
+   * Node's default behaviour (the process exits).
+   */
+  async serveForever(options: { drainSeconds?: number } = {}): Promise<void> {
+    const drainSeconds = options.drainSeconds ?? this.drainSeconds;
+    let signalled = false;
     const onSignal = (signal: NodeJS.Signals) => {
-      this.logger.info({ signal }, 'closing on signal');
-      void this.close();
+      if (!signalled) {
+        signalled = true;
+        this.logger.info({ signal, drainSeconds }, 'closing on signal: draining calls and conversations');
+        void this.close({ drainSeconds });
+        return;
+      }
+      this.logger.warn(
+        { signal },
+        'second signal: hanging up what is left now (a third one kills the process)',
+      );
+      process.off('SIGINT', onSignal);
+      process.off('SIGTERM', onSignal);
+      void this.close({ drainSeconds: 0 });
     };
-    process.once('SIGINT', onSignal);
-    process.once('SIGTERM', onSignal);
+    process.on('SIGINT', onSignal);
+    process.on('SIGTERM', onSignal);
     try {
       await this.closed;
     } finally {
@@ -171,44 +367,116 @@ export class Server extends EventEmitter<ServerEvents> {
   }
 
   /**
-   * Stops taking calls and texts, removes this server's dialplan steps, hangs up the calls in
-   * progress (their handlers see HangupError), waits for the handlers and releases the
-   * connection. Idempotent.
+   * Closes the server. In order: removes this server's dialplan steps (new calls then go to the
+   * next instance's step or the dialplan's fallback) and stops taking calls (one that still
+   * arrives continues in the dialplan) and new text conversations (the sender gets the busy
+   * reply); lets the calls and conversations in progress finish for up to `drainSeconds`
+   * (conversations also end by their idle timeout); then hangs up what is left (handlers see
+   * HangupError), waits for the handlers and releases the connection. Emits `draining`, then
+   * `drained`. Idempotent; a call with `drainSeconds: 0` during a drain ends it at once.
    */
-  close(): Promise<void> {
-    this.closing ??= this.shutdown();
+  close(options: CloseOptions = {}): Promise<void> {
+    const drainSeconds = Math.max(0, options.drainSeconds ?? 0);
+    if (this.closing) {
+      if (drainSeconds === 0) this.cutDrain?.();
+      return this.closing;
+    }
+    this.closing = this.shutdown(drainSeconds);
     return this.closing;
   }
 
-  private async shutdown(): Promise<void> {
-    const errors = await this.registrar.removeAll();
+  private async shutdown(drainSeconds: number): Promise<void> {
+    const started = performance.now();
+    const cut = new Promise<void>((resolve) => {
+      this.cutDrain = resolve;
+    });
+    this.state = 'draining';
+    const conversations = this.runtime.conversations;
+    const activeCalls = this.calls.size;
+    const activeConversations = conversations.handling;
+    this.runtime.refuseNewConversations('server is draining');
+    this.logger.info({ drainSeconds, activeCalls, activeConversations }, 'draining');
+    this.emitSafely('draining', { drainSeconds, activeCalls, activeConversations });
+    this.refreshHealth('draining');
+
+    // First the dialplan: calls placed from now on go to another instance or the fallback.
+    this.keeper.stop();
+    const errors = this.mode === 'register' ? await this.keeper.removeAll() : [];
     for (const error of errors) this.logger.warn({ err: error.message }, 'could not remove a dialplan step');
-    for (const detach of this.detach) detach();
-    await Promise.allSettled([...this.calls.values()].map((ui) => ui.hangup()));
-    await Promise.allSettled([...this.handlerTasks]);
+
+    if (drainSeconds > 0 && (this.handlerTasks.size > 0 || conversations.handling > 0)) {
+      let timer: NodeJS.Timeout | undefined;
+      const deadline = Math.max(0, drainSeconds * 1000 - (performance.now() - started));
+      await Promise.race([
+        Promise.all([this.handlersDone(), conversations.settled()]),
+        new Promise<void>((resolve) => {
+          timer = setTimeout(resolve, deadline);
+        }),
+        cut,
+      ]);
+      clearTimeout(timer);
+    }
+    this.cutDrain = undefined;
+
+    const left = [...this.calls.values()].filter((ui) => ui.active);
+    await Promise.allSettled(left.map((ui) => ui.hangup()));
+    const conversationsEnded = conversations.endHandled('draining');
+    const result: DrainResult = {
+      callsFinished: Math.max(0, activeCalls - left.length),
+      callsHungUp: left.length,
+      conversationsFinished: Math.max(0, activeConversations - conversationsEnded),
+      conversationsEnded,
+      ms: Math.round(performance.now() - started),
+    };
+    this.logger.info({ ...result }, 'drained');
+    this.emitSafely('drained', result);
+
+    // Handlers that ignore their HangupError get a few seconds, not forever.
+    let graceTimer: NodeJS.Timeout | undefined;
+    const exited = await Promise.race([
+      Promise.all([this.handlersDone(), conversations.settled()]).then(() => true),
+      new Promise<boolean>((resolve) => {
+        graceTimer = setTimeout(() => resolve(false), HANDLER_EXIT_GRACE_MS);
+      }),
+    ]);
+    clearTimeout(graceTimer);
+    if (!exited)
+      this.logger.warn(
+        { calls: this.handlerTasks.size, conversations: conversations.handling },
+        'handlers still running after their calls were hung up; closing anyway',
+      );
+    this.state = 'closed';
+    this.refreshHealth('closed');
     await this.runtime.release();
+    // Detached last: a call or a text arriving until the connection closes is still declined.
+    for (const detach of this.detach) detach();
     this.closedResolve();
   }
 
-  /** After an AMI reconnect (Asterisk may have restarted and forgotten them) the steps are added again. */
-  private async reregister(): Promise<void> {
-    if (this.mode !== 'register' || this.closing) return;
-    const previous = this.registrar.forgetAll();
-    const numbers: string[] = [];
-    const failed: string[] = [];
-    for (const entry of previous) {
-      try {
-        await this.registrar.add(entry.context, entry.extension, entry.application, entry.applicationData);
-        numbers.push(entry.extension);
-      } catch (error) {
-        failed.push(entry.extension);
-        this.logger.error(
-          { err: String(error), number: entry.extension },
-          'could not register a number again',
-        );
-      }
+  /** Resolves once no call handler runs (none starts while draining). */
+  private async handlersDone(): Promise<void> {
+    while (this.handlerTasks.size > 0) await Promise.allSettled([...this.handlerTasks]);
+  }
+
+  /** Recomputes health and reports a change (`health`), and a change of `ready` (`ready`/`degraded`). */
+  private refreshHealth(reason: string): void {
+    const health = this.health();
+    const signature = JSON.stringify(health);
+    if (signature === this.lastHealth) return;
+    this.lastHealth = signature;
+    this.emitSafely('health', health, reason);
+    if (health.ready === this.lastReady) return;
+    this.lastReady = health.ready;
+    if (health.ready) {
+      this.logger.info({ reason }, 'server ready');
+      this.emitSafely('ready', health);
+    } else {
+      this.logger.warn(
+        { reason, ari: health.ari, ami: health.ami, pending: health.pending, texts: health.texts },
+        'server degraded',
+      );
+      this.emitSafely('degraded', health, reason);
     }
-    this.emitSafely('reregistered', { numbers, failed });
   }
 
   private onInboundCall(event: StasisStartEvent): void {
@@ -219,13 +487,14 @@ export class Server extends EventEmitter<ServerEvents> {
       to: channel.dialplan.exten,
     });
     const handler = this.extensions.get(channel.dialplan.exten)?.voice;
-    const declineReason = this.closing
-      ? 'server is closing'
-      : !handler
-        ? 'no handler for this number'
-        : this.calls.size >= this.config.maxConcurrentCalls
-          ? `over MAX_CONCURRENT_CALLS (${this.config.maxConcurrentCalls})`
-          : undefined;
+    const declineReason =
+      this.state !== 'serving'
+        ? `server is ${this.state}`
+        : !handler
+          ? 'no handler for this number'
+          : this.calls.size >= this.config.maxConcurrentCalls
+            ? `over MAX_CONCURRENT_CALLS (${this.config.maxConcurrentCalls})`
+            : undefined;
     if (declineReason || !handler) {
       const reason = declineReason ?? 'no handler for this number';
       log.warn({ reason }, 'call continues in the dialplan');

@@ -697,6 +697,8 @@ describe('AmiClient against the Simulator', () => {
     await reconnected;
     expect((await client.action({ Action: 'Ping' })).response).toBe('Success');
 
+    // A phone gets through once the PBX has booted (res_pjsip loaded).
+    await sim.whenRunning();
     const secondHangup = next<AmiEvent>(client, 'Hangup');
     await sim.call({ from: 'bob', to: '1000' });
     expect((await secondHangup).fields.Channel).toMatch(/^PJSIP\/bob-/);

@@ -1,3 +1,6 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { inspect } from 'node:util';
 import { describe, expect, it } from 'vitest';
 import { redactConfig, resolveConfig } from '../src/config.js';
@@ -80,5 +83,53 @@ describe('resolveConfig', () => {
     expect(c.ariPassword).toBe('ari-secret-1');
     const e = configError(() => resolveConfig({ amiPort: -1 }, base));
     expect(e.message).not.toContain('ami-secret-2');
+  });
+
+  it('defaults the ports to the TLS listeners (8089, 5039) when TLS is on and no port is given', () => {
+    const plain = resolveConfig({}, base);
+    expect([plain.ariTls, plain.amiTls, plain.ariPort, plain.amiPort]).toEqual([false, false, 8088, 5038]);
+    const tls = resolveConfig({}, { ...base, ASTERISK_ARI_TLS: 'yes', ASTERISK_AMI_TLS: 'true' });
+    expect([tls.ariTls, tls.amiTls, tls.ariPort, tls.amiPort]).toEqual([true, true, 8089, 5039]);
+    const given = resolveConfig(
+      { amiTls: true },
+      { ...base, ASTERISK_AMI_PORT: '6039', ASTERISK_ARI_TLS: '1' },
+    );
+    expect([given.amiPort, given.ariPort]).toEqual([6039, 8089]);
+    expect(resolveConfig({ ariTls: true, ariPort: 443 }, base).ariPort).toBe(443);
+    const e = configError(() => resolveConfig({}, { ...base, ASTERISK_AMI_TLS: 'maybe' }));
+    expect([e.field, e.message]).toEqual(['amiTls', expect.stringContaining('"maybe"')]);
+  });
+
+  it('reads tlsCaFile when resolving: a missing, empty or broken file is a ConfigError naming it', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'asteramisk-config-'));
+    try {
+      const missing = join(dir, 'missing.pem');
+      const e = configError(() => resolveConfig({}, { ...base, ASTERISK_TLS_CA_FILE: missing }));
+      expect(e.field).toBe('tlsCaFile');
+      expect(e.message).toContain(missing);
+      expect(e.message).toContain('ASTERISK_TLS_CA_FILE');
+      const notPem = join(dir, 'not.pem');
+      writeFileSync(notPem, 'hello');
+      expect(configError(() => resolveConfig({ tlsCaFile: notPem }, base)).message).toMatch(
+        /not\.pem" holds no PEM/,
+      );
+      const broken = join(dir, 'broken.pem');
+      writeFileSync(broken, '-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n');
+      expect(configError(() => resolveConfig({ tlsCaFile: broken }, base)).message).toMatch(
+        /broken\.pem": certificate 1 does not parse/,
+      );
+      // An empty variable means "not set".
+      expect(
+        resolveConfig({}, { ...base, ASTERISK_TLS_CA_FILE: '', ASTERISK_TLS_SERVER_NAME: ' ' }).tlsCaFile,
+      ).toBe(undefined);
+      expect(configError(() => resolveConfig({ tlsServerName: 'bad name' }, base)).field).toBe(
+        'tlsServerName',
+      );
+      expect(resolveConfig({}, { ...base, ASTERISK_TLS_SERVER_NAME: 'pbx.example.com' }).tlsServerName).toBe(
+        'pbx.example.com',
+      );
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

@@ -154,17 +154,25 @@ describe('RtpSession inbound', () => {
     expect(s.stats).toMatchObject({ malformed: 1, unsupportedPayload: 1, received: 1 });
   });
 
-  it('starts the jitter buffer again when the SSRC changes', async () => {
+  it('starts the jitter buffer again when the SSRC changes, once the new stream is a stream', async () => {
     const s = await session();
     const asterisk = await peer();
     s.setRemote('127.0.0.1', asterisk.port);
     const got = frames(s);
     await asterisk.send(s.localPort, 100, 0x10);
-    await asterisk.send(s.localPort, 5, 0x20, { ssrc: 0x9999 });
-    await asterisk.send(s.localPort, 6, 0x30, { ssrc: 0x9999 });
-    await got.waitFor(3);
-    expect(got.out).toEqual([0x10, 0x20, 0x30].map(mulawToLinear));
-    expect(s.stats).toMatchObject({ ssrcChanges: 1, late: 0 });
+    // The new source sends like any RTP stream, a packet every 20 ms (the pacing is the input
+    // under test, not a wait for an event): after 3 of them it replaces the old one.
+    for (const [sequence, byte] of [
+      [5, 0x20],
+      [6, 0x30],
+      [7, 0x40],
+    ] as const) {
+      await new Promise((resolve) => setTimeout(resolve, 20));
+      await asterisk.send(s.localPort, sequence, byte, { ssrc: 0x9999 });
+    }
+    await got.waitFor(4);
+    expect(got.out).toEqual([0x10, 0x20, 0x30, 0x40].map(mulawToLinear));
+    expect(s.stats).toMatchObject({ ssrcChanges: 1, late: 0, wrongSsrc: 0, received: 4 });
   });
 });
 

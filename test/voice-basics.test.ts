@@ -110,6 +110,25 @@ describe('VoiceUI through the simulator', () => {
     expect(phone.heard().audio.length).toBeLessThan(56 * 80 * 8);
   });
 
+  it('an unset channel variable is an error of that request, not a hang-up', async () => {
+    h = await startVoiceHarness();
+    const outcome = deferred<{ error: unknown; active: boolean; after: string }>();
+    await h.server.registerExtension('1000', {
+      voice: async (ui: VoiceUI) => {
+        await ui.answer();
+        const error = await ui.getVariable('NOT_SET_ANYWHERE').catch((e: unknown) => e);
+        await ui.setVariable('SET_NOW', 'yes');
+        outcome.resolve({ error, active: ui.active, after: await ui.getVariable('SET_NOW') });
+      },
+    });
+    await h.sim.call({ from: 'alice', to: '1000' });
+    const { error, active, after } = await outcome.promise;
+    expect(error).toBeInstanceOf(AsteramiskError);
+    expect(error).not.toBeInstanceOf(HangupError);
+    expect(active).toBe(true);
+    expect(after).toBe('yes');
+  });
+
   it('returns an empty string when gather times out', async () => {
     h = await startVoiceHarness();
     const result = deferred<string>();

@@ -69,6 +69,7 @@ export type AgentActivation = 'immediate' | { delayMs: number } | 'talk-detect';
  * of keys ends after 1 s without a key, or with `#`); `'ignore'` leaves them to `ui.on('dtmf')`
  * listeners; a function sees each key and may end the session by returning `'end'`.
  */
+// biome-ignore lint/suspicious/noConfusingVoidType: a callback with a bare `return` or none infers `void`, and must be accepted.
 export type AgentDtmfMode = 'forward' | 'ignore' | ((digit: string) => 'end' | undefined | void);
 
 /** The built-in end-call tool: on by default. */

@@ -302,7 +302,7 @@ export async function runVoiceAgent<UI, Target>(
     if (life.outcome) return;
     if (dtmfMode === 'ignore') return;
     if (typeof dtmfMode === 'function') {
-      let verdict: string | undefined | void;
+      let verdict: unknown;
       try {
         verdict = dtmfMode(digit);
       } catch (error) {

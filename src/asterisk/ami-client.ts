@@ -7,6 +7,7 @@
 import { randomBytes } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { connect as netConnect, type Socket } from 'node:net';
+import { connect as tlsConnect } from 'node:tls';
 import {
   AmiActionError,
   AsteramiskError,
@@ -15,6 +16,7 @@ import {
   InvalidInputError,
   TimeoutError,
 } from '../errors.js';
+import { LogThrottle } from '../log-throttle.js';
 import { childLogger, type Logger, silentLogger } from '../logger.js';
 import {
   type AmiActionFields,
@@ -31,10 +33,12 @@ import type {
   AmiClientOptions,
   AmiDisconnectInfo,
   AmiEvent,
+  AmiInputStats,
   AmiOriginateOptions,
   AmiResponse,
 } from './ami-types.js';
 import { backoffDelay } from './backoff.js';
+import { type TlsConnectOptions, tlsConnectOptions, tlsErrorOf } from './tls.js';
 
 export type * from './ami-types.js';
 
@@ -168,16 +172,20 @@ export class AmiClient {
   private readonly host: string;
   private readonly port: number;
   private readonly username: string;
-  private readonly password: string;
+  /** An ES private field: util.inspect and JSON.stringify of the client never show it. */
+  readonly #password: string;
   private readonly logger: Logger;
   private readonly actionTimeoutMs: number;
   private readonly connectTimeoutMs: number;
   private readonly keepAliveMs: number;
+  private readonly keepAliveTimeoutMs: number;
   private readonly reconnectEnabled: boolean;
   private readonly backoffInitialMs: number;
   private readonly backoffMaxMs: number;
   private readonly queueWaitMs: number;
   private readonly eventsHeader: string;
+  /** TLS options when connecting over TLS; undefined for plain TCP. */
+  readonly #tls: TlsConnectOptions | undefined;
   private readonly emitter = new EventEmitter();
   private readonly idPrefix = randomBytes(3).toString('hex');
   private counter = 0;
@@ -197,6 +205,12 @@ export class AmiClient {
   private readonly pending = new Map<string, PendingAction>();
   private readonly queue = new Set<QueuedAction>();
   private readonly waiters = new Map<string, EventWaiter>();
+  private readonly input = { messages: 0, dropped: 0, ignored: 0, unmatchedResponses: 0, maxBuffered: 0 };
+  private readonly inputLog = {
+    dropped: new LogThrottle(),
+    ignored: new LogThrottle(),
+    unmatched: new LogThrottle(),
+  };
 
   /**
    * @throws {InvalidInputError} if the username or password contains CR, LF or NUL (they could
@@ -206,7 +220,7 @@ export class AmiClient {
     this.host = options.host;
     this.port = options.port;
     this.username = options.username;
-    this.password = options.password;
+    this.#password = options.password;
     this.logger = childLogger(options.logger ?? silentLogger, {
       component: 'ami',
       ami: `${options.host}:${options.port}`,
@@ -214,14 +228,17 @@ export class AmiClient {
     this.actionTimeoutMs = options.actionTimeoutMs ?? 10_000;
     this.connectTimeoutMs = options.connectTimeoutMs ?? this.actionTimeoutMs;
     this.keepAliveMs = options.keepAliveMs ?? 20_000;
+    this.keepAliveTimeoutMs = options.keepAliveTimeoutMs ?? this.actionTimeoutMs;
     this.reconnectEnabled = options.reconnect ?? true;
     this.backoffInitialMs = options.reconnectBackoff?.initialMs ?? 250;
     this.backoffMaxMs = options.reconnectBackoff?.maxMs ?? 10_000;
     this.queueWaitMs = options.queueWhileDisconnectedMs ?? 5_000;
     const events = options.events ?? true;
     this.eventsHeader = events === true ? 'on' : events === false ? 'off' : events.join(',');
+    const tls = options.tls ?? false;
+    this.#tls = tls === false ? undefined : tlsConnectOptions(options.host, tls === true ? {} : tls);
     // Fail at construction, not at the first (re)connect, on credentials that cannot be sent.
-    actionEntries({ Username: this.username, Secret: this.password, Events: this.eventsHeader });
+    actionEntries({ Username: this.username, Secret: this.#password, Events: this.eventsHeader });
   }
 
   /** The current connection state. */
@@ -232,6 +249,11 @@ export class AmiClient {
   /** True while logged in on a live connection. */
   get connected(): boolean {
     return this.currentState === 'connected';
+  }
+
+  /** Counters of the input: messages parsed, and what was dropped or ignored (see {@link AmiInputStats}). */
+  get inputStats(): AmiInputStats {
+    return { ...this.input };
   }
 
   /** The server's greeting line (`Asterisk Call Manager/11.0.0`) of the last connection. */
@@ -563,13 +585,20 @@ export class AmiClient {
 
   private openSession(): Promise<Session> {
     return new Promise<Session>((resolve, reject) => {
-      const socket = netConnect({ host: this.host, port: this.port });
+      const socket = this.#tls
+        ? tlsConnect({ host: this.host, port: this.port, ...this.#tls })
+        : netConnect({ host: this.host, port: this.port });
       const session: Session = {
         id: ++this.sessionCounter,
         socket,
         parser: new AmiParser({
           expectGreeting: true,
-          onProblem: (p) => this.logger.warn({ problem: p.kind, length: p.length }, 'AMI input dropped'),
+          onProblem: (p) => {
+            this.input.dropped++;
+            const suppressed = this.inputLog.dropped.take();
+            if (suppressed !== undefined)
+              this.logger.warn({ problem: p.kind, length: p.length, suppressed }, 'AMI input dropped');
+          },
         }),
         closed: false,
         shutdownAnnounced: false,
@@ -593,9 +622,11 @@ export class AmiClient {
         }
       };
       const timer = setTimeout(() => {
+        // A TLS listener waits for a ClientHello and never greets a plain client.
+        const hint = this.#tls ? '' : ' (a TLS port? then connect with TLS, e.g. ASTERISK_AMI_TLS=true)';
         finish(
           new AsteriskConnectionError(
-            `AMI at ${this.host}:${this.port} did not greet within ${this.connectTimeoutMs} ms`,
+            `AMI at ${this.host}:${this.port} did not greet within ${this.connectTimeoutMs} ms${hint}`,
           ),
         );
       }, this.connectTimeoutMs);
@@ -610,6 +641,13 @@ export class AmiClient {
         session.closed = true;
         this.failSessionWork(session);
         if (!settled) {
+          const tlsError = this.#tls
+            ? tlsErrorOf(session.error, `AMI at ${this.host}:${this.port}`, this.#tls.servername ?? this.host)
+            : undefined;
+          if (tlsError) {
+            finish(tlsError);
+            return;
+          }
           const why =
             session.closeReason ??
             (session.error ? errorText(session.error) : 'connection closed by the server');
@@ -648,7 +686,7 @@ export class AmiClient {
     const prepared = this.prepare({
       Action: 'Login',
       Username: this.username,
-      Secret: this.password,
+      Secret: this.#password,
       Events: this.eventsHeader,
     });
     this.logger.debug({ username: this.username, actionId: prepared.actionId }, 'AMI login');
@@ -799,12 +837,12 @@ export class AmiClient {
       this.pingInFlight = true;
       const prepared = this.prepare({ Action: 'Ping' });
       new Promise<AmiResponse>((resolve, reject) => {
-        this.send(session, prepared, this.actionTimeoutMs, resolve, reject, undefined);
+        this.send(session, prepared, this.keepAliveTimeoutMs, resolve, reject, undefined);
       })
         .catch((err: unknown) => {
           if (err instanceof TimeoutError && session === this.session) {
             // A half-open TCP connection looks alive until a write times out: drop it ourselves.
-            this.logger.warn({ timeoutMs: this.actionTimeoutMs }, 'AMI keep-alive Ping timed out');
+            this.logger.warn({ timeoutMs: this.keepAliveTimeoutMs }, 'AMI keep-alive Ping timed out');
             this.destroySession(session, 'keep-alive Ping timed out');
           }
         })
@@ -864,6 +902,8 @@ export class AmiClient {
     if (session.closed) return;
     const hadGreeting = session.parser.greeting !== undefined;
     const messages = session.parser.push(chunk);
+    this.input.messages += messages.length;
+    if (session.parser.buffered > this.input.maxBuffered) this.input.maxBuffered = session.parser.buffered;
     if (!hadGreeting && session.parser.greeting !== undefined) session.onGreeting?.();
     for (const msg of messages) {
       if (session.closed || session.socket.destroyed) return;
@@ -888,14 +928,28 @@ export class AmiClient {
       this.onResponse(session, msg, status);
       return;
     }
-    this.logger.debug({ lines: msg.entries.length + msg.rawLines.length }, 'AMI message ignored');
+    this.input.ignored++;
+    const suppressed = this.inputLog.ignored.take();
+    if (suppressed !== undefined) {
+      this.logger.debug(
+        { lines: msg.entries.length + msg.rawLines.length, suppressed },
+        'AMI message without Event or Response ignored',
+      );
+    }
   }
 
   private onResponse(session: Session, msg: AmiMessage, status: string): void {
     const actionId = msg.get('ActionID');
     const p = actionId === undefined ? undefined : this.pending.get(actionId);
     if (!p || p.session !== session) {
-      this.logger.debug({ actionId }, 'AMI response without a pending action (late or unknown)');
+      this.input.unmatchedResponses++;
+      const suppressed = this.inputLog.unmatched.take();
+      if (suppressed !== undefined) {
+        this.logger.debug(
+          { actionId: actionId?.slice(0, 100), suppressed },
+          'AMI response without a pending action (late or unknown)',
+        );
+      }
       return;
     }
     if (status.toLowerCase() === 'error') {

@@ -80,8 +80,10 @@ export class AmiMessage {
         out[key] = value;
         continue;
       }
+      // Push into our own array: copying it per repeat made a 50 000-line Command output take 25 s.
       const prev = out[name]!;
-      out[name] = Array.isArray(prev) ? [...prev, value] : [prev, value];
+      if (Array.isArray(prev)) prev.push(value);
+      else out[name] = [prev, value];
     }
     return out;
   }
@@ -205,8 +207,8 @@ export function toEntries(fields: AmiFields): AmiEntry[] {
 
 /** Something the parser had to drop. Reported through {@link AmiParserOptions.onProblem}. */
 export interface AmiParseProblem {
-  kind: 'line-too-long' | 'message-too-long';
-  /** Bytes (UTF-16 units) of the offending line or message seen so far. */
+  kind: 'line-too-long' | 'message-too-long' | 'too-many-lines';
+  /** UTF-16 units of the offending line or message seen so far (lines, for `too-many-lines`). */
   length: number;
 }
 
@@ -227,6 +229,12 @@ export interface AmiParserOptions {
   maxLineLength?: number;
   /** Longest accepted message; a longer one is dropped. Default 16 MiB. */
   maxMessageLength?: number;
+  /**
+   * Most lines in one message; a message with more is dropped. Default 100 000 (a `dialplan show`
+   * of a large PBX is a few thousand `Output:` lines). Bounds the per-line overhead, which for
+   * 4-byte lines would otherwise reach ~140 MB within the 16 MiB message limit.
+   */
+  maxLinesPerMessage?: number;
   /** Called for each dropped line or message. Must not throw. */
   onProblem?: (problem: AmiParseProblem) => void;
 }
@@ -236,6 +244,10 @@ export interface AmiParserOptions {
  * hold several messages, a chunk may end between CR and LF or inside a UTF-8 sequence); it
  * returns the complete messages. It never throws on bad input: oversize data is dropped and
  * reported, invalid UTF-8 becomes U+FFFD, lines without `:` are kept in `rawLines`.
+ *
+ * Its work is linear in the input however it is cut (each character is scanned once, a partial
+ * line is kept as a list of pieces), and what it holds is bounded by the line, message and
+ * line-count limits, so a peer that never ends a line or a message cannot exhaust memory or CPU.
  */
 export class AmiParser {
   /** The greeting line, once received (only with `expectGreeting`). */
@@ -245,9 +257,14 @@ export class AmiParser {
   private readonly crlf: boolean;
   private readonly maxLine: number;
   private readonly maxMessage: number;
+  private readonly maxLines: number;
   private readonly onProblem: (problem: AmiParseProblem) => void;
   private decoder = new StringDecoder('utf8');
-  private partial = '';
+  /** The unfinished line, as the pieces received so far (joined once, when it ends). */
+  private partial: string[] = [];
+  private partialLength = 0;
+  /** The last character received so far was a CR: a LF first in the next chunk ends a line. */
+  private tailCR = false;
   private lines: string[] = [];
   private messageLength = 0;
   private skippingLine = false;
@@ -258,38 +275,54 @@ export class AmiParser {
     this.crlf = (options.lineEnding ?? 'crlf') === 'crlf';
     this.maxLine = options.maxLineLength ?? 1024 * 1024;
     this.maxMessage = options.maxMessageLength ?? 16 * 1024 * 1024;
+    this.maxLines = options.maxLinesPerMessage ?? 100_000;
     this.onProblem = options.onProblem ?? (() => {});
+  }
+
+  /**
+   * UTF-16 units held for messages not complete yet (the unfinished line and the lines of the
+   * unfinished message). Never more than about `maxLineLength + maxMessageLength`.
+   */
+  get buffered(): number {
+    return this.partialLength + this.messageLength;
   }
 
   /** Parses one chunk and returns the messages it completed (possibly none). */
   push(chunk: Buffer | string): AmiMessage[] {
     const text = typeof chunk === 'string' ? chunk : this.decoder.write(chunk);
     const out: AmiMessage[] = [];
-    const data = this.partial + text;
+    if (text === '') return out;
     const sep = this.crlf ? '\r\n' : '\n';
     let start = 0;
-    for (;;) {
-      const end = data.indexOf(sep, start);
-      if (end < 0) break;
-      let line = data.slice(start, end);
-      start = end + sep.length;
-      if (!this.crlf && line.endsWith('\r')) line = line.slice(0, -1);
-      if (this.skippingLine) {
-        // The tail of a line already reported as too long.
-        this.skippingLine = false;
-        continue;
-      }
-      this.handleLine(line, out);
+    if (this.crlf && this.tailCR && text[0] === '\n') {
+      // The CR LF that ends the line was cut between two reads.
+      start = 1;
+      const line = this.takePartial('');
+      this.endLine(line.slice(0, -1), out);
     }
-    this.partial = data.slice(start);
-    if (this.skippingLine) {
-      this.partial = this.partial.endsWith('\r') ? '\r' : '';
-    } else if (this.partial.length > this.maxLine) {
-      this.onProblem({ kind: 'line-too-long', length: this.partial.length });
-      // Keep a trailing CR: it may be the first half of the CR LF that ends this line.
-      this.partial = this.partial.endsWith('\r') ? '\r' : '';
-      this.skippingLine = true;
-      this.dropCurrentMessage();
+    for (;;) {
+      const end = text.indexOf(sep, start);
+      if (end < 0) break;
+      const line = this.takePartial(text.slice(start, end));
+      start = end + sep.length;
+      this.endLine(!this.crlf && line.endsWith('\r') ? line.slice(0, -1) : line, out);
+    }
+    if (start < text.length) {
+      const rest = text.slice(start);
+      this.tailCR = rest.endsWith('\r');
+      if (!this.skippingLine) {
+        this.partial.push(rest);
+        this.partialLength += rest.length;
+        if (this.partialLength > this.maxLine) {
+          this.onProblem({ kind: 'line-too-long', length: this.partialLength });
+          this.partial = [];
+          this.partialLength = 0;
+          this.skippingLine = true;
+          this.dropCurrentMessage();
+        }
+      }
+    } else {
+      this.tailCR = false;
     }
     return out;
   }
@@ -297,12 +330,33 @@ export class AmiParser {
   /** Forgets all buffered state (after a reconnect, a new parser is cleaner, but this works too). */
   reset(): void {
     this.decoder = new StringDecoder('utf8');
-    this.partial = '';
+    this.partial = [];
+    this.partialLength = 0;
+    this.tailCR = false;
     this.lines = [];
     this.messageLength = 0;
     this.skippingLine = false;
     this.messageDamaged = false;
     this.greeting = undefined;
+  }
+
+  /** The unfinished line with `last` appended; the buffer is emptied. */
+  private takePartial(last: string): string {
+    if (this.partial.length === 0) return last;
+    this.partial.push(last);
+    const line = this.partial.join('');
+    this.partial = [];
+    this.partialLength = 0;
+    return line;
+  }
+
+  private endLine(line: string, out: AmiMessage[]): void {
+    if (this.skippingLine) {
+      // The tail of a line already reported as too long.
+      this.skippingLine = false;
+      return;
+    }
+    this.handleLine(line, out);
   }
 
   private dropCurrentMessage(): void {
@@ -335,6 +389,11 @@ export class AmiParser {
     this.messageLength += line.length + 2;
     if (this.messageLength > this.maxMessage) {
       this.onProblem({ kind: 'message-too-long', length: this.messageLength });
+      this.dropCurrentMessage();
+      return;
+    }
+    if (this.lines.length >= this.maxLines) {
+      this.onProblem({ kind: 'too-many-lines', length: this.lines.length + 1 });
       this.dropCurrentMessage();
       return;
     }

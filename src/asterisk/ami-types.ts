@@ -5,6 +5,7 @@
 
 import type { Logger } from '../logger.js';
 import type { AmiMessage } from './ami-codec.js';
+import type { AsteriskTlsOptions } from './tls.js';
 
 /** Header values as a record: a key that occurs once maps to a string, a repeated key to an array. */
 export type AmiFieldRecord = Readonly<Record<string, string | string[]>>;
@@ -68,6 +69,12 @@ export interface AmiClientOptions {
   connectTimeoutMs?: number;
   /** Interval of keep-alive Pings in ms; 0 disables them. Default 20 000. */
   keepAliveMs?: number;
+  /**
+   * A keep-alive Ping unanswered for this long (ms) counts as a dead connection (a stopped or
+   * unreachable Asterisk that closed nothing): the socket is dropped and the client reconnects.
+   * A dead connection is noticed within `keepAliveMs + keepAliveTimeoutMs`. Default: `actionTimeoutMs`.
+   */
+  keepAliveTimeoutMs?: number;
   /** Reconnect (and log in again) after a lost connection, forever. Default true. */
   reconnect?: boolean;
   /** Delays between reconnection attempts. */
@@ -79,6 +86,12 @@ export interface AmiClientOptions {
    * `['call', 'system', 'user']`. `originate()` needs the `call` class.
    */
   events?: boolean | readonly string[];
+  /**
+   * Connect over TLS (manager.conf `tlsenable`, usually port 5039), verifying Asterisk's
+   * certificate against Node's root CAs plus `ca`, for `host` or `servername`. `true`: TLS with the
+   * defaults. Default: plain TCP.
+   */
+  tls?: boolean | AsteriskTlsOptions;
 }
 
 /** Why the connection went away, passed to the `disconnected` listeners. */
@@ -121,4 +134,25 @@ export interface AmiOriginateOptions {
    * default 30 000 when absent) plus `actionTimeoutMs`.
    */
   timeoutMs?: number;
+}
+
+/**
+ * What the client did with its input, since it was created (all connections). Input that is not
+ * a usable AMI message is dropped and counted here (and logged, at most once per 10 s per kind),
+ * never thrown at listeners.
+ */
+export interface AmiInputStats {
+  /** Messages parsed (events, responses and the rest). */
+  readonly messages: number;
+  /** Lines or messages the parser dropped for being over a limit (line length, message length, line count). */
+  readonly dropped: number;
+  /** Messages with neither `Event` nor `Response` (garbage, a partial frame). */
+  readonly ignored: number;
+  /** Responses whose ActionID matches no action in flight (late after a timeout, or unknown). */
+  readonly unmatchedResponses: number;
+  /**
+   * Most UTF-16 units the parser held at once for an unfinished line or message: bounded by its
+   * limits (1 MiB line, 16 MiB message), whatever the peer sends.
+   */
+  readonly maxBuffered: number;
 }

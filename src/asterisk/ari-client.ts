@@ -5,6 +5,7 @@
  */
 
 import { AriListenerError, type AsteramiskError, AsteriskConnectionError, ConfigError } from '../errors.js';
+import { LogThrottle } from '../log-throttle.js';
 import { childLogger, type Logger, silentLogger } from '../logger.js';
 import {
   type AriDisconnectInfo,
@@ -36,6 +37,7 @@ import { PlaybacksResource } from './ari-resources/playbacks.js';
 import { RecordingsResource } from './ari-resources/recordings.js';
 import type { Channel } from './ari-types.js';
 import { backoffDelay } from './backoff.js';
+import type { AsteriskTlsOptions } from './tls.js';
 
 export type { AriDisconnectInfo, AriEventStreamState, ReconnectOptions } from './ari-event-stream.js';
 
@@ -63,6 +65,12 @@ export interface AriClientOptions {
   pongTimeoutMs?: number;
   /** Time limit of a websocket opening handshake in ms. Default 10 000. */
   connectTimeoutMs?: number;
+  /**
+   * For an `https://` url (REST over https, events over wss): CAs trusted in addition to Node's
+   * root CAs, and the name the certificate must carry when it is not the url's host. Asterisk's
+   * certificate is always verified.
+   */
+  tls?: AsteriskTlsOptions;
 }
 
 /** What `reconnected` reports. */
@@ -117,6 +125,13 @@ const RESYNC_ATTEMPTS = 3;
  * variables, hangup request) sent twice, byte for byte, one right after the other.
  */
 const DUPLICATE_WINDOW_MS = 1000;
+/**
+ * Frames longer than this are not remembered for duplicate detection: Asterisk's second copies are
+ * channel events of a few KB, and remembering big frames would let a peer pin memory for a second.
+ */
+const DUPLICATE_MAX_FRAME = 64 * 1024;
+/** Most characters of recent frames kept for duplicate detection; the oldest go first beyond it. */
+const DUPLICATE_MAX_TOTAL = 4 * 1024 * 1024;
 
 /**
  * A client of one Asterisk's ARI for one Stasis application.
@@ -168,7 +183,11 @@ export class AriClient {
   #generation = 0;
   /** Frames of the last {@link DUPLICATE_WINDOW_MS}, oldest first, with their arrival time. */
   readonly #recentFrames = new Map<string, number>();
+  /** Characters held in #recentFrames. */
+  #recentChars = 0;
   #duplicatesDropped = 0;
+  #malformedDropped = 0;
+  readonly #malformedLog = new LogThrottle();
 
   constructor(options: AriClientOptions) {
     if (!options.app) throw new ConfigError('app', 'AriClient needs a Stasis app name (option `app`)');
@@ -181,6 +200,7 @@ export class AriClient {
       url: options.url,
       authorization,
       requestTimeoutMs: options.requestTimeoutMs,
+      ...(options.tls ? { tls: options.tls } : {}),
       logger: this.#logger,
     });
     this.#stream = new AriEventStream(
@@ -193,6 +213,7 @@ export class AriClient {
         pingIntervalMs: options.pingIntervalMs,
         pongTimeoutMs: options.pongTimeoutMs,
         connectTimeoutMs: options.connectTimeoutMs,
+        ...(options.tls ? { tls: options.tls } : {}),
         logger: this.#logger,
       },
       {
@@ -243,6 +264,15 @@ export class AriClient {
     return this.#duplicatesDropped;
   }
 
+  /**
+   * Frames of the events websocket dropped as not ARI events: not JSON, not an object, no `type`,
+   * a known type without a field it requires or with a field of the wrong type, or a binary frame.
+   * Each is reported to `error` listeners (and logged at most once per 10 s), never thrown.
+   */
+  get malformedEventsDropped(): number {
+    return this.#malformedDropped + this.#stream.binaryFramesDropped;
+  }
+
   /** Ids of the channels currently in this app (StasisStart seen, StasisEnd not yet). */
   get stasisChannelIds(): ReadonlySet<string> {
     return this.#stasisChannels;
@@ -258,11 +288,20 @@ export class AriClient {
     return this.#stream.connect();
   }
 
+  /**
+   * While the websocket is down, tries to reconnect now rather than after the backoff delay: for
+   * a caller that knows Asterisk is back (AMI said FullyBooted). Otherwise does nothing.
+   */
+  reconnectNow(): void {
+    this.#stream.reconnectNow();
+  }
+
   /** Closes the websocket and stops reconnecting. Idempotent. Listeners stay registered. */
   async close(): Promise<void> {
     this.#generation++;
     this.#stasisChannels.clear();
     this.#recentFrames.clear();
+    this.#recentChars = 0;
     this.#disconnectAnnounced = false;
     await this.#stream.close();
     await this.#http.close();
@@ -353,8 +392,16 @@ export class AriClient {
     }
     const parsed = parseAriEvent(text);
     if (parsed.kind === 'malformed') {
-      this.#logger.warn({ err: parsed.error.message }, 'Dropped a malformed ARI event');
-      this.#emit('error', parsed.error);
+      this.#malformedDropped++;
+      const suppressed = this.#malformedLog.take();
+      if (suppressed !== undefined) {
+        this.#logger.warn(
+          { err: parsed.error.message.slice(0, 300), suppressed, total: this.#malformedDropped },
+          'Dropped a malformed ARI event',
+        );
+      }
+      // Reported to whoever listens; with nobody listening, the throttled line above is the report.
+      if (this.listenerCount('error') > 0) this.#emit('error', parsed.error);
       return;
     }
     if (parsed.kind === 'unknown') {
@@ -384,11 +431,15 @@ export class AriClient {
   #isDuplicate(text: string): boolean {
     const now = performance.now();
     for (const [frame, at] of this.#recentFrames) {
-      if (now - at <= DUPLICATE_WINDOW_MS) break;
+      if (now - at <= DUPLICATE_WINDOW_MS && this.#recentChars <= DUPLICATE_MAX_TOTAL) break;
       this.#recentFrames.delete(frame);
+      this.#recentChars -= frame.length;
     }
     if (this.#recentFrames.has(text)) return true;
-    this.#recentFrames.set(text, now);
+    if (text.length <= DUPLICATE_MAX_FRAME) {
+      this.#recentFrames.set(text, now);
+      this.#recentChars += text.length;
+    }
     return false;
   }
 

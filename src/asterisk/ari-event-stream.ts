@@ -7,9 +7,17 @@
 
 import WebSocket from 'ws';
 import { AriHttpError, AsteriskConnectionError, AuthenticationError, ConfigError } from '../errors.js';
+import { LogThrottle } from '../log-throttle.js';
 import { type Logger, silentLogger } from '../logger.js';
 import { ariBaseUrl, ariErrorFromStatus, errorMessageFromBody } from './ari-http.js';
 import { backoffDelay } from './backoff.js';
+import {
+  type AsteriskTlsOptions,
+  plainAtTlsPortHint,
+  type TlsConnectOptions,
+  tlsConnectOptions,
+  tlsErrorOf,
+} from './tls.js';
 
 /** Reconnection delays: the first retry waits in [initialMs/2, initialMs], growing ×2 up to maxMs. */
 export interface ReconnectOptions {
@@ -50,6 +58,8 @@ export interface AriEventStreamOptions {
   pongTimeoutMs?: number;
   /** Time limit of one opening handshake in ms. Default 10 000. */
   connectTimeoutMs?: number;
+  /** For an `https://` (so `wss://`) url: extra trusted CAs and the certificate's expected name. */
+  tls?: AsteriskTlsOptions;
   logger?: Logger;
 }
 
@@ -81,6 +91,13 @@ class UpgradeRefused extends Error {
 const MAX_ERROR_BODY = 4096;
 
 /**
+ * Largest events-websocket frame accepted (ws's default is 100 MiB). ARI events are a few KB (a
+ * channel snapshot with its variables); a text body is at most 1 KB on Asterisk 22. A frame over
+ * this is a broken or hostile peer.
+ */
+export const MAX_EVENT_FRAME_BYTES = 16 * 1024 * 1024;
+
+/**
  * One ARI events websocket with reconnection. Frames of a replaced or stale socket are never
  * passed on: exactly one socket is current at any time, so no event is delivered twice.
  */
@@ -94,6 +111,8 @@ export class AriEventStream {
   readonly #pongTimeoutMs: number;
   readonly #connectTimeoutMs: number;
   readonly #logger: Logger;
+  /** TLS options of a `wss://` URL; undefined for `ws://`. */
+  readonly #tls: TlsConnectOptions | undefined;
 
   #state: AriEventStreamState = 'idle';
   /** The socket whose frames are delivered; undefined while (re)connecting. */
@@ -107,6 +126,8 @@ export class AriEventStream {
   #pingTimer: NodeJS.Timeout | undefined;
   #pongTimer: NodeJS.Timeout | undefined;
   #failedAttempts = 0;
+  #binaryFrames = 0;
+  readonly #binaryLog = new LogThrottle();
 
   constructor(options: AriEventStreamOptions, handlers: AriEventStreamHandlers) {
     if (!options.app) throw new ConfigError('app', 'An ARI app name is required');
@@ -117,6 +138,7 @@ export class AriEventStream {
     base.searchParams.set('app', options.app);
     if (options.subscribeAll) base.searchParams.set('subscribeAll', 'true');
     this.url = base.toString();
+    this.#tls = base.protocol === 'wss:' ? tlsConnectOptions(base.hostname, options.tls) : undefined;
     this.#authorization = options.authorization;
     this.#handlers = handlers;
     this.#reconnect = options.reconnect ?? DEFAULT_RECONNECT;
@@ -124,6 +146,11 @@ export class AriEventStream {
     this.#pongTimeoutMs = options.pongTimeoutMs ?? DEFAULT_PONG_TIMEOUT_MS;
     this.#connectTimeoutMs = options.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS;
     this.#logger = options.logger ?? silentLogger;
+  }
+
+  /** Binary frames received and dropped (ARI sends only text frames). */
+  get binaryFramesDropped(): number {
+    return this.#binaryFrames;
   }
 
   /** The current state. */
@@ -196,8 +223,12 @@ export class AriEventStream {
         headers: { Authorization: this.#authorization },
         handshakeTimeout: this.#connectTimeoutMs,
         perMessageDeflate: false,
+        // A bigger frame closes the socket (1009) and the stream reconnects, instead of holding it.
+        maxPayload: MAX_EVENT_FRAME_BYTES,
         // Answer Asterisk's pings, should it ever send some.
         autoPong: true,
+        // wss: extra CAs and the expected certificate name; the certificate is always verified.
+        ...this.#tls,
       });
       this.#pending = socket;
       const fail = (error: Error): void => {
@@ -256,9 +287,22 @@ export class AriEventStream {
         { cause },
       );
     }
+    const tlsError = this.#tls
+      ? tlsErrorOf(
+          error,
+          `the ARI events websocket ${this.url}`,
+          this.#tls.servername ?? new URL(this.url).hostname,
+        )
+      : undefined;
+    if (tlsError) return tlsError;
     const code = (error as { code?: unknown }).code;
     const why = typeof code === 'string' ? code : error.message;
-    return new AsteriskConnectionError(`Cannot open the ARI events websocket ${this.url}: ${why}`, {
+    // Only on the first connection: a reset while reconnecting is a restart, not a wrong port.
+    const hint =
+      this.#tls || this.#state !== 'connecting'
+        ? ''
+        : plainAtTlsPortHint(typeof code === 'string' ? code : undefined);
+    return new AsteriskConnectionError(`Cannot open the ARI events websocket ${this.url}: ${why}${hint}`, {
       cause: error,
     });
   }
@@ -270,7 +314,10 @@ export class AriEventStream {
     socket.on('message', (data, isBinary) => {
       if (socket !== this.#socket) return;
       if (isBinary) {
-        this.#logger.warn({}, 'ARI events websocket sent a binary frame; ignored');
+        this.#binaryFrames++;
+        const suppressed = this.#binaryLog.take();
+        if (suppressed !== undefined)
+          this.#logger.warn({ suppressed }, 'ARI events websocket sent a binary frame; ignored');
         return;
       }
       this.#handlers.onMessage(Array.isArray(data) ? Buffer.concat(data).toString('utf8') : data.toString());
@@ -323,6 +370,17 @@ export class AriEventStream {
     this.#logger.warn({ url: this.url, code, reason }, 'ARI events websocket disconnected; reconnecting');
     this.#handlers.onDisconnected({ code, reason });
     this.#scheduleReconnect();
+  }
+
+  /**
+   * Makes the next reconnection attempt now instead of after its backoff delay (a hint that
+   * Asterisk is back, e.g. AMI saw FullyBooted). Does nothing unless a delay is running.
+   */
+  reconnectNow(): void {
+    if (this.#state !== 'reconnecting' || !this.#reconnectTimer) return;
+    clearTimeout(this.#reconnectTimer);
+    this.#reconnectTimer = undefined;
+    void this.#reconnectOnce();
   }
 
   #scheduleReconnect(): void {

@@ -371,7 +371,10 @@ type FieldCheck =
   | 'number'
   | 'boolean'
   | 'array'
+  | 'strings'
   | 'object'
+  | 'digit'
+  | 'textMessage'
   | 'channel'
   | 'bridge'
   | 'playback'
@@ -383,15 +386,16 @@ type FieldSpec = Readonly<Record<string, FieldCheck>>;
 
 /**
  * The fields checked per known type: the required ones of events.json, plus optional ARI objects
- * the library dereferences. The check is deliberately shallow (an object's key field, not every
- * field): it catches frames that would make a handler throw on `e.channel.id`, at a cost of a few
- * property reads per event.
+ * the library dereferences. The check is deliberately shallow (an object's key fields and the
+ * fields the library reads, not every field): it catches frames that would make a handler throw
+ * on `e.channel.caller.number` or `e.playback.target_uri.indexOf`, at a cost of a few property
+ * reads per event.
  */
 const SPECS: Readonly<Record<AriEventType, FieldSpec>> = {
-  StasisStart: { args: 'array', channel: 'channel', 'replace_channel?': 'channel' },
+  StasisStart: { args: 'strings', channel: 'channel', 'replace_channel?': 'channel' },
   StasisEnd: { channel: 'channel' },
   ChannelStateChange: { channel: 'channel' },
-  ChannelDtmfReceived: { digit: 'string', duration_ms: 'number', channel: 'channel' },
+  ChannelDtmfReceived: { digit: 'digit', duration_ms: 'number', channel: 'channel' },
   ChannelHangupRequest: { channel: 'channel', 'cause?': 'number', 'soft?': 'boolean' },
   ChannelDestroyed: { cause: 'number', cause_txt: 'string', channel: 'channel' },
   ChannelVarset: { variable: 'string', value: 'string', 'channel?': 'channel' },
@@ -423,17 +427,30 @@ const SPECS: Readonly<Record<AriEventType, FieldSpec>> = {
   BridgeCreated: { bridge: 'bridge' },
   BridgeDestroyed: { bridge: 'bridge' },
   BridgeMerged: { bridge: 'bridge', bridge_from: 'bridge' },
-  TextMessageReceived: { message: 'object', 'endpoint?': 'endpoint' },
+  TextMessageReceived: { message: 'textMessage', 'endpoint?': 'endpoint' },
   DeviceStateChanged: { device_state: 'object' },
   EndpointStateChange: { endpoint: 'endpoint' },
   ContactStatusChange: { endpoint: 'endpoint', contact_info: 'object' },
   PeerStatusChange: { endpoint: 'endpoint', peer: 'object' },
   ApplicationReplaced: {},
-  ApplicationMoveFailed: { channel: 'channel', destination: 'string', args: 'array' },
+  ApplicationMoveFailed: { channel: 'channel', destination: 'string', args: 'strings' },
 };
 
 function isObject(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+/**
+ * An object id the library puts in request paths: a non-empty string without a lone UTF-16
+ * surrogate (JSON can carry `"\ud800"`; encodeURIComponent throws a URIError on it).
+ */
+function isId(value: unknown): value is string {
+  return typeof value === 'string' && value !== '' && !/\p{Cs}/u.test(value);
+}
+
+/** `{ name, number }` of a Channel's `caller`, as strings. */
+function isCallerId(value: unknown): boolean {
+  return isObject(value) && typeof value.name === 'string' && typeof value.number === 'string';
 }
 
 function checkField(value: unknown, check: FieldCheck): boolean {
@@ -446,16 +463,40 @@ function checkField(value: unknown, check: FieldCheck): boolean {
       return typeof value === 'boolean';
     case 'array':
       return Array.isArray(value);
+    case 'strings':
+      return Array.isArray(value) && value.every((item) => typeof item === 'string');
     case 'object':
       return isObject(value);
+    case 'digit':
+      // One key: 0-9, *, #, A-D, or Asterisk's X for a flash (RFC 4733 event 16).
+      return typeof value === 'string' && value.length === 1;
+    case 'textMessage':
+      return (
+        isObject(value) &&
+        typeof value.from === 'string' &&
+        typeof value.to === 'string' &&
+        typeof value.body === 'string'
+      );
     case 'channel':
+      // The fields the library reads of every channel (caller id, dialed extension, state).
+      return (
+        isObject(value) &&
+        isId(value.id) &&
+        typeof value.name === 'string' &&
+        typeof value.state === 'string' &&
+        isCallerId(value.caller) &&
+        isObject(value.dialplan) &&
+        typeof value.dialplan.exten === 'string' &&
+        typeof value.dialplan.context === 'string'
+      );
     case 'bridge':
+      return isObject(value) && isId(value.id);
     case 'playback':
-      return isObject(value) && typeof value.id === 'string';
+      return isObject(value) && isId(value.id) && typeof value.target_uri === 'string';
     case 'recording':
-      return isObject(value) && typeof value.name === 'string';
+      return isObject(value) && isId(value.name) && typeof value.target_uri === 'string';
     case 'endpoint':
-      return isObject(value) && typeof value.technology === 'string' && typeof value.resource === 'string';
+      return isObject(value) && typeof value.technology === 'string' && isId(value.resource);
   }
 }
 

@@ -4,7 +4,7 @@
  * to the typed errors of `src/errors.ts`.
  */
 
-import { Agent, fetch } from 'undici';
+import { Agent, buildConnector, fetch } from 'undici';
 import {
   AriConflictError,
   AriHttpError,
@@ -17,6 +17,7 @@ import {
   TimeoutError,
 } from '../errors.js';
 import { type Logger, silentLogger } from '../logger.js';
+import { type AsteriskTlsOptions, type TlsConnectOptions, tlsConnectOptions, tlsErrorOf } from './tls.js';
 
 /** HTTP methods ARI uses. */
 export type AriHttpMethod = 'GET' | 'POST' | 'PUT' | 'DELETE';
@@ -70,6 +71,11 @@ export interface AriHttpOptions {
   requestTimeoutMs?: number;
   /** Most connections kept open to Asterisk at once. Default 16. */
   maxConnections?: number;
+  /**
+   * For an `https://` url: CAs trusted in addition to Node's roots, and the name the certificate
+   * must carry when it is not the url's host. The certificate is always verified.
+   */
+  tls?: AsteriskTlsOptions;
   logger?: Logger;
 }
 
@@ -196,6 +202,22 @@ function networkErrorCode(error: unknown): string | undefined {
   return undefined;
 }
 
+/**
+ * undici's TLS connector with our `ca`, and our `servername` forced: undici otherwise prefers the
+ * request's host name over the connector's `servername`, and Node checks the certificate against
+ * the servername it connected with.
+ */
+function tlsConnector(tls: TlsConnectOptions): buildConnector.connector {
+  const connect = buildConnector({
+    ...(tls.ca ? { ca: tls.ca } : {}),
+    rejectUnauthorized: tls.rejectUnauthorized,
+    timeout: 10_000,
+  });
+  const forced = tls.servername;
+  return (options, callback) =>
+    connect(forced === undefined ? options : { ...options, servername: forced }, callback);
+}
+
 function isJsonContentType(contentType: string | null): boolean {
   return contentType !== null && /\bjson\b/i.test(contentType);
 }
@@ -217,6 +239,8 @@ export class AriHttp {
    */
   #pool: Agent | undefined;
   readonly #maxConnections: number;
+  /** TLS options of an `https://` base URL; undefined for `http://`. */
+  readonly #tls: TlsConnectOptions | undefined;
 
   constructor(options: AriHttpOptions) {
     this.baseUrl = ariBaseUrl(options.url).toString();
@@ -226,6 +250,8 @@ export class AriHttp {
     this.#timeoutMs = options.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS;
     this.#logger = options.logger ?? silentLogger;
     this.#maxConnections = options.maxConnections ?? 16;
+    const base = new URL(this.baseUrl);
+    this.#tls = base.protocol === 'https:' ? tlsConnectOptions(base.hostname, options.tls) : undefined;
   }
 
   /** Closes the pooled connections (requests still running finish first). Idempotent; a later request opens a new pool. */
@@ -236,7 +262,11 @@ export class AriHttp {
   }
 
   #connections(): Agent {
-    this.#pool ??= new Agent({ connections: this.#maxConnections, keepAliveTimeout: 4_000 });
+    this.#pool ??= new Agent({
+      connections: this.#maxConnections,
+      keepAliveTimeout: 4_000,
+      ...(this.#tls ? { connect: tlsConnector(this.#tls) } : {}),
+    });
     return this.#pool;
   }
 
@@ -316,8 +346,12 @@ export class AriHttp {
       const reason: unknown = userSignal.reason;
       return reason instanceof Error ? reason : new AsteramiskError(`ARI ${method} ${path} was aborted`);
     }
-    const code = networkErrorCode(error);
     const host = new URL(this.baseUrl).host;
+    const tlsError = this.#tls
+      ? tlsErrorOf(error, `ARI at ${host}`, this.#tls.servername ?? new URL(this.baseUrl).hostname)
+      : undefined;
+    if (tlsError) return tlsError;
+    const code = networkErrorCode(error);
     const why = code === 'ECONNREFUSED' ? 'connection refused' : (code ?? 'network error');
     return new AsteriskConnectionError(
       `Cannot reach Asterisk ARI at ${host} (${why}) for ${method} ${path}`,

@@ -2,6 +2,35 @@ import type { Config } from '../config.js';
 import { childLogger, type Logger } from '../logger.js';
 import { AmiClient } from './ami-client.js';
 import { AriClient } from './ari-client.js';
+import { PbxReadiness } from './pbx-readiness.js';
+import { type AsteriskTlsOptions, readCaFile } from './tls.js';
+
+/**
+ * How the connections notice a dead Asterisk and come back. A PBX that stops answering without
+ * closing its sockets (stopped with SIGSTOP, a blackholed port, a cut route) is noticed by the
+ * ARI websocket ping and the AMI keep-alive Ping within `keepAliveIntervalMs + keepAliveTimeoutMs`
+ * (15 s by default); both then reconnect until it answers again.
+ */
+export interface AsteriskConnectionTuning {
+  /** Interval of the ARI websocket pings and of the AMI keep-alive Pings (ms). Default 10 000. */
+  keepAliveIntervalMs?: number;
+  /** A ping unanswered for this long (ms) means the connection is dead. Default 5 000. */
+  keepAliveTimeoutMs?: number;
+  /**
+   * Time limit of each ARI request and AMI action, and of opening a connection (ms): a request to
+   * a stopped Asterisk rejects with TimeoutError after it. Default 10 000.
+   */
+  requestTimeoutMs?: number;
+  /** Delays between reconnection attempts of ARI and AMI. Default `{ initialMs: 250, maxMs: 10_000 }`. */
+  reconnectBackoff?: { initialMs: number; maxMs: number };
+  /** How long to wait for AMI `FullyBooted` after a login before assuming Asterisk booted (ms). Default 15 000. */
+  bootWaitMs?: number;
+}
+
+/** Default of {@link AsteriskConnectionTuning.keepAliveIntervalMs}. */
+export const DEFAULT_KEEPALIVE_INTERVAL_MS = 10_000;
+/** Default of {@link AsteriskConnectionTuning.keepAliveTimeoutMs}. */
+export const DEFAULT_KEEPALIVE_TIMEOUT_MS = 5_000;
 
 /**
  * The ARI and AMI connections to one Asterisk, built from a {@link Config}. The Runtime shares one
@@ -13,14 +42,29 @@ export class AsteriskConnection {
   readonly config: Config;
   private closing?: Promise<void>;
 
-  private constructor(config: Config, logger: Logger) {
+  /** Whether Asterisk is logged in to over AMI and fully booted. */
+  readonly readiness: PbxReadiness;
+
+  private constructor(config: Config, logger: Logger, tuning: AsteriskConnectionTuning = {}) {
     this.config = config;
+    const requestTimeoutMs = tuning.requestTimeoutMs ?? 10_000;
+    const keepAlive = {
+      interval: tuning.keepAliveIntervalMs ?? DEFAULT_KEEPALIVE_INTERVAL_MS,
+      timeout: tuning.keepAliveTimeoutMs ?? DEFAULT_KEEPALIVE_TIMEOUT_MS,
+    };
+    const tls = tlsOptions(config, logger);
     const scheme = config.ariTls ? 'https' : 'http';
     this.ari = new AriClient({
-      url: `${scheme}://${config.asteriskHost}:${config.ariPort}`,
+      url: `${scheme}://${hostForUrl(config.asteriskHost)}:${config.ariPort}`,
       username: config.ariUser,
       password: config.ariPassword,
       app: config.appName,
+      requestTimeoutMs,
+      connectTimeoutMs: requestTimeoutMs,
+      pingIntervalMs: keepAlive.interval,
+      pongTimeoutMs: keepAlive.timeout,
+      ...(tuning.reconnectBackoff ? { reconnect: tuning.reconnectBackoff } : {}),
+      ...(config.ariTls ? { tls } : {}),
       logger: childLogger(logger, { component: 'ari' }),
     });
     this.ami = new AmiClient({
@@ -28,7 +72,17 @@ export class AsteriskConnection {
       port: config.amiPort,
       username: config.amiUser,
       password: config.amiPassword,
+      actionTimeoutMs: requestTimeoutMs,
+      keepAliveMs: keepAlive.interval,
+      keepAliveTimeoutMs: keepAlive.timeout,
+      ...(tuning.reconnectBackoff ? { reconnectBackoff: tuning.reconnectBackoff } : {}),
+      ...(config.amiTls ? { tls } : {}),
       logger: childLogger(logger, { component: 'ami' }),
+    });
+    // Before connecting: the first login's FullyBooted comes right after the login response.
+    this.readiness = new PbxReadiness(this.ami, {
+      ...(tuning.bootWaitMs !== undefined ? { bootWaitMs: tuning.bootWaitMs } : {}),
+      logger: childLogger(logger, { component: 'readiness' }),
     });
   }
 
@@ -36,8 +90,12 @@ export class AsteriskConnection {
    * Connects ARI and AMI. Rejects with AuthenticationError on wrong credentials and with
    * AsteriskConnectionError when Asterisk cannot be reached, after closing whatever did connect.
    */
-  static async open(config: Config, logger: Logger): Promise<AsteriskConnection> {
-    const connection = new AsteriskConnection(config, logger);
+  static async open(
+    config: Config,
+    logger: Logger,
+    tuning: AsteriskConnectionTuning = {},
+  ): Promise<AsteriskConnection> {
+    const connection = new AsteriskConnection(config, logger, tuning);
     try {
       await Promise.all([connection.ari.connect(), connection.ami.connect()]);
     } catch (error) {
@@ -49,7 +107,34 @@ export class AsteriskConnection {
 
   /** Closes both connections. Idempotent. */
   close(): Promise<void> {
+    this.readiness.close();
     this.closing ??= Promise.allSettled([this.ari.close(), this.ami.close()]).then(() => undefined);
     return this.closing;
   }
+}
+
+/**
+ * The TLS options of ARI and AMI: the CA file is read here, when the Server or Communicator
+ * connects (a ConfigError names it if it became unreadable since the config was resolved).
+ */
+function tlsOptions(config: Config, logger: Logger): AsteriskTlsOptions {
+  if (!config.ariTls && !config.amiTls) {
+    if (config.tlsCaFile !== undefined || config.tlsServerName !== undefined) {
+      // Info, not a warning: one environment may serve TLS and plain clients (the real-PBX tests do).
+      logger.info(
+        { tlsCaFile: config.tlsCaFile, tlsServerName: config.tlsServerName },
+        'TLS options are set but ARI and AMI are plain (ASTERISK_ARI_TLS/ASTERISK_AMI_TLS off): they are not used',
+      );
+    }
+    return {};
+  }
+  return {
+    ...(config.tlsCaFile !== undefined ? { ca: readCaFile(config.tlsCaFile) } : {}),
+    ...(config.tlsServerName !== undefined ? { servername: config.tlsServerName } : {}),
+  };
+}
+
+/** An IPv6 address goes in brackets inside a URL. */
+function hostForUrl(host: string): string {
+  return host.includes(':') && !host.startsWith('[') ? `[${host}]` : host;
 }

@@ -3,8 +3,11 @@ import { isIPv6 } from 'node:net';
 import type { AriClient } from '../asterisk/ari-client.js';
 import type { ChannelDestroyedEvent, StasisEndEvent, StasisStartEvent } from '../asterisk/ari-events.js';
 import {
+  AriHttpError,
   AriNotFoundError,
   AsteramiskError,
+  AsteriskConnectionError,
+  AuthenticationError,
   ConfigError,
   HangupError,
   MediaSetupError,
@@ -47,14 +50,52 @@ export type CallMediaEndReason = 'closed' | 'caller-gone' | 'media-lost';
 
 type Cleanup = () => Promise<unknown>;
 
-/** Resolves true for success, false for a 404 (already gone); rethrows anything else. */
-async function tolerateNotFound(request: Promise<unknown>): Promise<boolean> {
+/**
+ * Socket errors of a process that went away: not listening, or its connections reset or closed
+ * under the request (undici's `UND_ERR_SOCKET`: "other side closed").
+ */
+const PBX_GONE_CODES: ReadonlySet<string> = new Set(['ECONNREFUSED', 'ECONNRESET', 'UND_ERR_SOCKET']);
+
+/**
+ * True when a failed request means Asterisk is restarting or gone, and every object of its calls
+ * with it: 503 (`Shutdown in progress` while it shuts down, `Asterisk not booted` once it is
+ * back), a refused or reset connection (the process is not listening, or died under the
+ * request), or any connection error while the ARI websocket is down too. A 404 is not
+ * included (see {@link tolerateGone}); neither is a time-out (a stopped PBX may still hold it).
+ */
+export function isPbxGone(error: unknown, ari: Pick<AriClient, 'connected'>): boolean {
+  if (error instanceof AriHttpError) return error.status === 503;
+  if (!(error instanceof AsteriskConnectionError) || error instanceof AuthenticationError) return false;
+  if (!ari.connected) return true;
+  for (let cause: unknown = error.cause, depth = 0; cause && depth < 5; depth++) {
+    const code = (cause as { code?: unknown }).code;
+    if (typeof code === 'string' && PBX_GONE_CODES.has(code)) return true;
+    cause = cause instanceof Error ? cause.cause : undefined;
+  }
+  return false;
+}
+
+/**
+ * Resolves true for success, false when the object is gone anyway: 404, or Asterisk restarting
+ * ({@link isPbxGone}, logged at debug); rethrows anything else.
+ */
+async function tolerateGone(
+  request: Promise<unknown>,
+  ari: AriClient,
+  logger: Logger,
+  what: string,
+): Promise<boolean> {
   try {
     await request;
     return true;
   } catch (error) {
     if (error instanceof AriNotFoundError) return false;
-    throw error;
+    if (!isPbxGone(error, ari)) throw error;
+    logger.debug(
+      { err: error instanceof Error ? error.message : String(error), what },
+      'Media resource not released: Asterisk is restarting and it goes with it',
+    );
+    return false;
   }
 }
 
@@ -152,6 +193,12 @@ export class CallMedia {
       } catch (error) {
         if (callerGone) throw hungUp();
         if (isPassThrough(error)) throw error;
+        // Asterisk restarting or crashed under the set-up: its calls are gone, this one with them.
+        if (isPbxGone(error, ari))
+          throw new HangupError(
+            `Asterisk went away while the media of channel ${channelId} was being set up (${name}); a restart ends every call`,
+            { cause: error },
+          );
         throw new MediaSetupError(channelId, name, error);
       }
     };
@@ -167,8 +214,10 @@ export class CallMedia {
       );
       cleanups.push(() => session.close());
       // Registered before the requests: a failed or timed-out request may still have created it.
-      cleanups.push(() => tolerateNotFound(ari.bridges.destroy(bridgeId)));
-      cleanups.push(() => tolerateNotFound(ari.channels.hangup(externalChannelId)));
+      cleanups.push(() => tolerateGone(ari.bridges.destroy(bridgeId), ari, logger, 'bridge'));
+      cleanups.push(() =>
+        tolerateGone(ari.channels.hangup(externalChannelId), ari, logger, 'externalMedia channel'),
+      );
 
       // The bridge and the externalMedia leg do not depend on each other: set them up together.
       const bridged = step('bridging the caller', async () => {
@@ -299,7 +348,8 @@ export class CallMedia {
   /**
    * Ends the media: stops playback, hangs up the externalMedia channel, destroys the bridge (the
    * caller stays in Stasis), closes the socket and frees the port. Idempotent; never rejects: ARI
-   * objects already gone (404) are fine, other ARI failures are logged.
+   * objects already gone (404, or Asterisk restarting: 503 or a refused connection) are fine and
+   * logged at debug, other ARI failures are logged as warnings.
    */
   close(): Promise<void> {
     return this.#end('closed');
@@ -314,8 +364,14 @@ export class CallMedia {
     this.#closing = runCleanups(
       [
         () => this.#session.close(),
-        () => tolerateNotFound(this.#ari.channels.hangup(this.externalChannelId)),
-        () => tolerateNotFound(this.#ari.bridges.destroy(this.bridgeId)),
+        () =>
+          tolerateGone(
+            this.#ari.channels.hangup(this.externalChannelId),
+            this.#ari,
+            this.#logger,
+            'externalMedia channel',
+          ),
+        () => tolerateGone(this.#ari.bridges.destroy(this.bridgeId), this.#ari, this.#logger, 'bridge'),
       ],
       this.#logger,
     ).then(() => this.#resolveClosed(reason));

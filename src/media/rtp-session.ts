@@ -26,7 +26,7 @@ export interface RtpSessionOptions {
 export interface RtpSessionStats {
   /** RTP packets sent. */
   sent: number;
-  /** Packets accepted from the remote address (before the jitter buffer). */
+  /** Packets accepted from the remote address and handed to the jitter buffer. */
   received: number;
   /** Datagrams dropped because they did not come from the announced remote address and port. */
   droppedForeign: number;
@@ -34,6 +34,14 @@ export interface RtpSessionStats {
   malformed: number;
   /** RTP packets of a payload type other than PCMU/PCMA (e.g. telephone-event), dropped. */
   unsupportedPayload: number;
+  /** RTP packets whose payload is over {@link MAX_RTP_PAYLOAD_BYTES} (no G.711 frame is that long), dropped. */
+  oversized: number;
+  /**
+   * Packets of an SSRC other than the stream's that were dropped: interleaved with the current
+   * stream (a stray or spoofed source), or never sequential enough to be a new stream (see
+   * {@link SSRC_PROBATION}).
+   */
+  wrongSsrc: number;
   /** Packets that arrived after their place in the stream had passed (dropped). */
   late: number;
   /** Packets received twice (dropped). */
@@ -42,13 +50,45 @@ export interface RtpSessionStats {
   reordered: number;
   /** Silence frames inserted for lost packets. */
   concealed: number;
-  /** Times the remote's SSRC changed (the jitter buffer restarts each time). */
+  /** Times the remote's SSRC changed and the new one was adopted (the jitter buffer restarts each time). */
   ssrcChanges: number;
   /**
    * Released frames decoded to PCM: once per frame while at least one {@link RtpSession.onAudio}
    * listener is registered, never otherwise.
    */
   decodedFrames: number;
+}
+
+/**
+ * Largest payload accepted: 150 ms of G.711 (1 byte per sample at 8 kHz), the longest packetisation
+ * Asterisk allows for µ-law and A-law. Anything longer (a 60 KB datagram) is not audio of this call.
+ */
+export const MAX_RTP_PAYLOAD_BYTES = 1200;
+
+/**
+ * Sequential packets a new SSRC must send, with no packet of the current SSRC in between, before
+ * it replaces the current one (RFC 3550 A.1's probation, one packet longer). They are held, not
+ * lost: adopted, they go to the jitter buffer in order.
+ */
+export const SSRC_PROBATION = 3;
+
+/**
+ * The least time (ms) over which those packets must have arrived. Asterisk switches SSRC when the
+ * source behind the leg changes, and the old stream stops; the new one comes like any stream, a
+ * packet every 20 ms, so 3 packets take 40 ms. Packets of another SSRC interleaved with a live
+ * stream (a stray or spoofed source), or a burst of them, never qualify. Measured on arrival, so a
+ * stall of this process (which bunches arrivals) can only delay a switch, never cause one.
+ */
+export const SSRC_PROBATION_SPAN_MS = 30;
+
+/** Most packets of a candidate SSRC held in probation (the oldest go first). */
+const MAX_HELD_PACKETS = 8;
+
+/** A packet of an SSRC in probation, held until it is adopted or given up. */
+interface HeldPacket {
+  sequence: number;
+  ulaw: Uint8Array;
+  arrivedAt: number;
 }
 
 /** Listener of inbound audio: one 20 ms frame of 8 kHz PCM. */
@@ -75,7 +115,10 @@ function normaliseAddress(address: string): string {
  *
  * Inbound, only datagrams from the address and port set with {@link setRemote} are accepted (the
  * source Asterisk announced in `UNICASTRTP_LOCAL_ADDRESS/PORT`; anyone else who finds the port is
- * ignored and counted). The µ-law payloads (PCMA ones transcoded to µ-law by table, so the buffer
+ * ignored and counted), only valid RTP of PCMU/PCMA of at most {@link MAX_RTP_PAYLOAD_BYTES}, and
+ * only of the stream's SSRC: another SSRC replaces it only after {@link SSRC_PROBATION} sequential
+ * packets over {@link SSRC_PROBATION_SPAN_MS} with none of the current stream between. Everything
+ * else is dropped and counted in {@link stats}; none of it reaches the listeners. The µ-law payloads (PCMA ones transcoded to µ-law by table, so the buffer
  * holds one encoding) are put in order by a {@link JitterBuffer}; each released frame goes as it
  * is to the {@link onPayload} listeners (a µ-law consumer such as a realtime model pays no codec
  * work) and, decoded once and shared, to the {@link onAudio} listeners. With no onAudio listener
@@ -95,6 +138,8 @@ export class RtpSession {
   readonly #payloadListeners = new Set<PayloadListener>();
   #remote: { address: string; port: number; anyAddress: boolean } | undefined;
   #remoteSsrc: number | undefined;
+  /** Another SSRC seen since the current one's last packet, in probation. */
+  #candidate: { ssrc: number; packets: HeldPacket[] } | undefined;
   // Outbound header state.
   readonly #ssrc = randomInt(1, 0xffffffff);
   #sequence = randomInt(0, 0x10000);
@@ -108,6 +153,8 @@ export class RtpSession {
     droppedForeign: 0,
     malformed: 0,
     unsupportedPayload: 0,
+    oversized: 0,
+    wrongSsrc: 0,
     ssrcChanges: 0,
     decodedFrames: 0,
   };
@@ -278,6 +325,7 @@ export class RtpSession {
       this.#closed = true;
       this.#listeners.clear();
       this.#payloadListeners.clear();
+      this.#candidate = undefined;
       this.#jitter.close();
       try {
         this.#socket.close();
@@ -303,6 +351,10 @@ export class RtpSession {
       this.#stats.malformed++;
       return;
     }
+    if (packet.payload.length > MAX_RTP_PAYLOAD_BYTES) {
+      this.#stats.oversized++;
+      return;
+    }
     let ulaw: Uint8Array;
     if (packet.payloadType === PT_PCMU) ulaw = packet.payload;
     else if (packet.payloadType === PT_PCMA) ulaw = alawToMulaw(packet.payload);
@@ -311,17 +363,59 @@ export class RtpSession {
       return;
     }
     if (ulaw.length === 0) return;
-    this.#stats.received++;
+    this.#remoteSsrc ??= packet.ssrc;
     if (packet.ssrc !== this.#remoteSsrc) {
-      if (this.#remoteSsrc !== undefined) {
-        // Asterisk changes SSRC when the source behind the leg changes (bridge technology switch, a
-        // masquerade): its sequence numbers start elsewhere, so the buffer must start again.
-        this.#stats.ssrcChanges++;
-        this.#jitter.reset(arrivedAt);
-      }
-      this.#remoteSsrc = packet.ssrc;
+      this.#probation(packet.ssrc, { sequence: packet.sequenceNumber, ulaw, arrivedAt });
+      return;
     }
+    // The current stream is alive: a candidate that came meanwhile was interleaved with it.
+    this.#dropCandidate();
+    this.#stats.received++;
     this.#jitter.push(packet.sequenceNumber, ulaw, arrivedAt);
+  }
+
+  /** Holds a packet of another SSRC; adopts that SSRC once it qualifies (see {@link SSRC_PROBATION}). */
+  #probation(ssrc: number, held: HeldPacket): void {
+    let candidate = this.#candidate;
+    const last = candidate?.packets.at(-1);
+    if (candidate && (candidate.ssrc !== ssrc || !last || held.sequence !== ((last.sequence + 1) & 0xffff))) {
+      this.#dropCandidate();
+      candidate = undefined;
+    }
+    if (!candidate) {
+      candidate = { ssrc, packets: [] };
+      this.#candidate = candidate;
+    }
+    candidate.packets.push(held);
+    if (candidate.packets.length > MAX_HELD_PACKETS) {
+      candidate.packets.shift();
+      this.#stats.wrongSsrc++;
+    }
+    const first = candidate.packets[0]!;
+    if (
+      candidate.packets.length < SSRC_PROBATION ||
+      held.arrivedAt - first.arrivedAt < SSRC_PROBATION_SPAN_MS
+    ) {
+      return;
+    }
+    this.#candidate = undefined;
+    // Asterisk changes SSRC when the source behind the leg changes (bridge technology switch, a
+    // masquerade): its sequence numbers start elsewhere, so the buffer must start again.
+    this.#stats.ssrcChanges++;
+    this.#jitter.reset(first.arrivedAt);
+    this.#remoteSsrc = ssrc;
+    for (const packet of candidate.packets) {
+      this.#stats.received++;
+      this.#jitter.push(packet.sequence, packet.ulaw, packet.arrivedAt);
+    }
+  }
+
+  /** Gives up the SSRC in probation, counting its held packets as dropped. */
+  #dropCandidate(): void {
+    const candidate = this.#candidate;
+    if (!candidate) return;
+    this.#stats.wrongSsrc += candidate.packets.length;
+    this.#candidate = undefined;
   }
 
   /** Hands a released frame to the µ-law listeners, then (decoded once, if any) to the PCM ones. */

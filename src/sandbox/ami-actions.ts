@@ -357,9 +357,20 @@ export function cliCommand(pbx: Pbx, command: string): { ok: boolean; lines: str
   return undefined;
 }
 
+/**
+ * Actions a loadable module provides (everything else here is registered by the core: manager.c,
+ * pbx.c ShowDialPlan, message.c MessageSend). They answer `Invalid/unknown command` during the boot
+ * window, before the module is loaded.
+ */
+const MODULE_OF: Readonly<Record<string, string>> = {
+  DialplanExtensionAdd: 'pbx_config',
+  DialplanExtensionRemove: 'pbx_config',
+};
+
 /** Registers the PBX actions and CLI on `server`, and publishes the PBX's AMI events on it. */
 export function installAmiActions(server: AmiServer, pbx: Pbx): () => void {
-  for (const [name, handler] of Object.entries(pbxActions(pbx, server))) server.registerAction(name, handler);
+  for (const [name, handler] of Object.entries(pbxActions(pbx, server)))
+    server.registerAction(name, handler, MODULE_OF[name] ? { module: MODULE_OF[name] } : {});
   server.setCliHandler((command) => cliCommand(pbx, command));
   server.setCallCounts(() => ({ currentCalls: pbx.channels.size, processedCalls: pbx.channels.size }));
   const forward = (fields: Entry[]) => server.publishEvent(fields);

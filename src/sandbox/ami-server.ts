@@ -9,6 +9,7 @@
 import { createHash, randomBytes, randomInt, timingSafeEqual } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { createServer, type Server, type Socket } from 'node:net';
+import { createServer as createTlsServer } from 'node:tls';
 import {
   AMI_GREETING,
   type AmiEntry,
@@ -464,6 +465,8 @@ interface RegisteredAction {
   handler: AmiActionHandler;
   synopsis: string;
   privilege: string;
+  /** The loadable module that provides it (`pbx_config`); undefined for the core's own actions. */
+  module: string | undefined;
 }
 
 /**
@@ -517,6 +520,12 @@ export class AmiServer extends EventEmitter<AmiServerEventMap> {
   private startedAt = new Date();
   private reloadedAt = new Date();
   private shuttingDown = false;
+  private bootingState = false;
+  /** Modules unloaded with {@link unloadModule}: their actions answer `Invalid/unknown command`. */
+  private readonly unloadedModules = new Set<string>();
+  private frozenState = false;
+  /** Sockets corked and paused by {@link freeze}, released by {@link thaw}. */
+  private readonly frozenSockets = new Set<Socket>();
   private closePromise: Promise<void> | undefined;
 
   constructor(options: AmiServerOptions) {
@@ -551,7 +560,7 @@ export class AmiServer extends EventEmitter<AmiServerEventMap> {
   registerAction(
     name: string,
     handler: AmiActionHandler,
-    options: { synopsis?: string; privilege?: string } = {},
+    options: { synopsis?: string; privilege?: string; module?: string } = {},
   ): void {
     if (!/^[A-Za-z0-9_.-]+$/.test(name)) {
       throw new InvalidInputError(`Invalid AMI action name ${JSON.stringify(name)}`);
@@ -559,7 +568,7 @@ export class AmiServer extends EventEmitter<AmiServerEventMap> {
     if (PROTECTED.has(name.toLowerCase())) {
       throw new InvalidInputError(`AMI action ${name} is built in and cannot be replaced`);
     }
-    this.setAction(name, handler, options.synopsis ?? name, options.privilege ?? '<none>');
+    this.setAction(name, handler, options.synopsis ?? name, options.privilege ?? '<none>', options.module);
   }
 
   /** Removes a registered action (it then answers `Invalid/unknown command`). */
@@ -604,9 +613,12 @@ export class AmiServer extends EventEmitter<AmiServerEventMap> {
    * Listens on `port` (0: the OS picks one; read it from {@link port}). Resets the uptime, as a
    * freshly started Asterisk would.
    */
-  async listen(port = 0, host = '127.0.0.1'): Promise<number> {
+  async listen(port = 0, host = '127.0.0.1', tls?: { cert: string; key: string }): Promise<number> {
     if (this.server) throw new Error('AmiServer is already listening');
-    const server = createServer((socket) => this.onConnection(socket));
+    // With `tls`, AMI over TLS (manager.conf tlsenable): sessions start after the handshake.
+    const server = tls
+      ? createTlsServer({ cert: tls.cert, key: tls.key }, (socket) => this.onConnection(socket))
+      : createServer((socket) => this.onConnection(socket));
     await new Promise<void>((resolve, reject) => {
       const onError = (err: Error): void => reject(err);
       server.once('error', onError);
@@ -649,6 +661,86 @@ export class AmiServer extends EventEmitter<AmiServerEventMap> {
     await this.close();
   }
 
+  /** True during the boot window (see {@link startBoot}). */
+  get booting(): boolean {
+    return this.bootingState;
+  }
+
+  /**
+   * Starts the boot window of a (re)starting Asterisk: the manager is a built-in module loaded
+   * before the others, so logins succeed (without `FullyBooted`), the core's actions answer, and
+   * actions registered with a `module` (pbx_config's DialplanExtensionAdd/Remove) answer `Invalid/
+   * unknown command` until {@link finishBoot}. Call it before {@link listen}.
+   */
+  startBoot(): void {
+    this.bootingState = true;
+  }
+
+  /**
+   * Ends the boot window: modules are loaded, and every logged-in session whose mask lets `system`
+   * events through gets `Event: FullyBooted` (as asterisk.c publishes it, with a Timestamp).
+   */
+  finishBoot(): void {
+    if (!this.bootingState) return;
+    this.bootingState = false;
+    const now = Date.now();
+    this.publishEvent([
+      ['Event', 'FullyBooted'],
+      ['Privilege', 'system,all'],
+      ['Status', 'Fully Booted'],
+      ['Uptime', String(Math.floor((now - this.startedAt.getTime()) / 1000))],
+      ['LastReload', String(Math.floor((now - this.reloadedAt.getTime()) / 1000))],
+    ]);
+  }
+
+  /**
+   * Like `module unload <name>` (or a module that failed to load): the actions registered with
+   * that `module` answer `Invalid/unknown command` until {@link loadModule}.
+   */
+  unloadModule(name: string): void {
+    this.unloadedModules.add(name);
+  }
+
+  /** Undoes {@link unloadModule}. */
+  loadModule(name: string): void {
+    this.unloadedModules.delete(name);
+  }
+
+  /** True between {@link freeze} and {@link thaw}. */
+  get frozen(): boolean {
+    return this.frozenState;
+  }
+
+  /**
+   * Stops answering without closing anything, as a process stopped with SIGSTOP (or a blackholed
+   * port) does: every socket stops being read and whatever the server writes is held back; a new
+   * connection is accepted but gets no greeting. {@link thaw} delivers what was held and reads on.
+   */
+  freeze(): void {
+    if (this.frozenState) return;
+    this.frozenState = true;
+    for (const session of this.sessions) this.freezeSocket(session.socket);
+  }
+
+  /** Undoes {@link freeze}: held output is written, input is read again. */
+  thaw(): void {
+    if (!this.frozenState) return;
+    this.frozenState = false;
+    for (const socket of this.frozenSockets) {
+      if (socket.destroyed) continue;
+      socket.uncork();
+      socket.resume();
+    }
+    this.frozenSockets.clear();
+  }
+
+  private freezeSocket(socket: Socket): void {
+    if (this.frozenSockets.has(socket)) return;
+    this.frozenSockets.add(socket);
+    socket.cork();
+    socket.pause();
+  }
+
   /**
    * Stops listening and closes every session (FIN; destroyed if the peer lingers over 1 s).
    * Idempotent; resolves when every socket is closed.
@@ -661,6 +753,10 @@ export class AmiServer extends EventEmitter<AmiServerEventMap> {
   private async doClose(): Promise<void> {
     const server = this.server;
     this.server = undefined;
+    // A frozen process that is killed writes nothing more: what it held back is lost.
+    for (const socket of this.frozenSockets) socket.destroy();
+    this.frozenSockets.clear();
+    this.frozenState = false;
     const closing = [...this.sessions].map(
       (s) =>
         new Promise<void>((resolve) => {
@@ -707,6 +803,8 @@ export class AmiServer extends EventEmitter<AmiServerEventMap> {
       if (!session.authenticated) session.socket.destroy();
     }, this.authTimeoutMs);
     session.authTimer.unref();
+    // A frozen PBX's kernel still accepts the connection; the greeting waits for the thaw.
+    if (this.frozenState) this.freezeSocket(socket);
     socket.write(`${AMI_GREETING}\r\n`);
   }
 
@@ -748,7 +846,7 @@ export class AmiServer extends EventEmitter<AmiServerEventMap> {
     if (this.shuttingDown && lower !== 'logoff') return amiError('Asterisk is shutting down');
     if (!session.authenticated && !UNAUTHENTICATED_OK.has(lower)) return amiError('Permission denied');
     const registered = this.actions.get(lower);
-    if (!registered) {
+    if (!registered || !this.available(registered)) {
       return amiError(
         `Invalid/unknown command: ${req.action}. Use Action: ListCommands to show available commands.`,
       );
@@ -803,8 +901,19 @@ export class AmiServer extends EventEmitter<AmiServerEventMap> {
 
   // --- built-in actions ------------------------------------------------------------------------
 
-  private setAction(name: string, handler: AmiActionHandler, synopsis: string, privilege: string): void {
-    this.actions.set(name.toLowerCase(), { name, handler, synopsis, privilege });
+  private setAction(
+    name: string,
+    handler: AmiActionHandler,
+    synopsis: string,
+    privilege: string,
+    module?: string,
+  ): void {
+    this.actions.set(name.toLowerCase(), { name, handler, synopsis, privilege, module });
+  }
+
+  /** Whether an action answers now: a module's actions exist only once (and while) it is loaded. */
+  private available(action: RegisteredAction): boolean {
+    return action.module === undefined || (!this.bootingState && !this.unloadedModules.has(action.module));
   }
 
   private installBuiltIns(): void {
@@ -904,16 +1013,20 @@ export class AmiServer extends EventEmitter<AmiServerEventMap> {
       message: 'Authentication accepted',
       after: () => {
         const now = Date.now();
-        session.sendEvent(
-          [
-            ['Event', 'FullyBooted'],
-            ['Privilege', 'system,all'],
-            ['Uptime', String(Math.floor((now - this.startedAt.getTime()) / 1000))],
-            ['LastReload', String(Math.floor((now - this.reloadedAt.getTime()) / 1000))],
-            ['Status', 'Fully Booted'],
-          ],
-          { timestamp: false },
-        );
+        // manager.c sends it at login only once ast_fully_booted is set; during the boot window the
+        // session gets the broadcast FullyBooted at the end of boot instead (see finishBoot).
+        if (!this.bootingState) {
+          session.sendEvent(
+            [
+              ['Event', 'FullyBooted'],
+              ['Privilege', 'system,all'],
+              ['Uptime', String(Math.floor((now - this.startedAt.getTime()) / 1000))],
+              ['LastReload', String(Math.floor((now - this.reloadedAt.getTime()) / 1000))],
+              ['Status', 'Fully Booted'],
+            ],
+            { timestamp: false },
+          );
+        }
         const tv = eventTv(new Date(now));
         session.sendEvent([
           ['Event', 'SuccessfulAuth'],
@@ -1034,6 +1147,7 @@ export class AmiServer extends EventEmitter<AmiServerEventMap> {
 
   private listCommands(): AmiReply {
     const fields: AmiEntry[] = [...this.actions.values()]
+      .filter((a) => this.available(a))
       .sort((a, b) => a.name.localeCompare(b.name))
       .map((a) => [a.name, `${a.synopsis} (Priv: ${a.privilege})`]);
     return amiSuccess(undefined, fields);

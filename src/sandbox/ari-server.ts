@@ -1,4 +1,5 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo, Socket } from 'node:net';
 import { type WebSocket, WebSocketServer } from 'ws';
 import { type AriRequest, type AriResponse, type AriRoute, ariRoutes } from './ari-routes.js';
@@ -51,6 +52,16 @@ export class AriServer {
    * (res_ari not loaded yet), `not-booted` with 503 "Asterisk not booted".
    */
   booting: false | 'http-only' | 'not-booted' = false;
+  /**
+   * The final phase of a shutdown (`ast_shutdown_final()`): Asterisk's HTTP server answers every
+   * request, whatever its URL and before authentication, with an HTML `503 Shutdown in progress`.
+   */
+  shuttingDown = false;
+  private frozenState = false;
+  /** Sockets corked by {@link freeze}. */
+  private readonly corked = new Set<Socket>();
+  /** Requests and upgrades that arrived while frozen, run by {@link thaw}. */
+  private held: (() => void)[] = [];
 
   constructor(
     private readonly pbx: Pbx,
@@ -63,19 +74,34 @@ export class AriServer {
     return (this.http?.address() as AddressInfo | null)?.port ?? 0;
   }
 
-  async listen(port: number, host: string): Promise<void> {
-    const http = createServer((req, res) => {
-      this.handle(req, res).catch(() => {
-        if (!res.headersSent)
-          this.send(res, 500, { message: 'An internal error prevented this request from being handled' });
-      });
+  /** With `tls`, serves https and wss (http.conf tlsenable) instead of http and ws. */
+  async listen(port: number, host: string, tls?: { cert: string; key: string }): Promise<void> {
+    const http: Server = tls ? createHttpsServer({ cert: tls.cert, key: tls.key }) : createServer();
+    http.on('request', (req: IncomingMessage, res: ServerResponse) => {
+      const run = () =>
+        this.handle(req, res).catch(() => {
+          if (!res.headersSent)
+            this.send(res, 500, { message: 'An internal error prevented this request from being handled' });
+        });
+      if (this.frozenState) this.held.push(run);
+      else run();
     });
     http.on('connection', (socket) => {
       this.sockets.add(socket);
-      socket.on('close', () => this.sockets.delete(socket));
+      socket.on('close', () => {
+        this.sockets.delete(socket);
+        this.corked.delete(socket);
+      });
+      if (this.frozenState) this.cork(socket);
     });
     const wss = new WebSocketServer({ noServer: true });
-    http.on('upgrade', (req, socket, head) => this.upgrade(wss, req, socket as Socket, head));
+    http.on('upgrade', (req, socket, head) => {
+      const run = () => {
+        if (!(socket as Socket).destroyed) this.upgrade(wss, req, socket as Socket, head);
+      };
+      if (this.frozenState) this.held.push(run);
+      else run();
+    });
     this.http = http;
     this.wss = wss;
     await new Promise<void>((resolve, reject) => {
@@ -87,8 +113,44 @@ export class AriServer {
     });
   }
 
+  /** True between {@link freeze} and {@link thaw}. */
+  get frozen(): boolean {
+    return this.frozenState;
+  }
+
+  /**
+   * Stops answering without closing anything, as a process stopped with SIGSTOP does: nothing more
+   * is written on any connection (responses, events and websocket pongs are held back), requests
+   * and websocket upgrades that arrive wait, new connections are accepted but not served.
+   */
+  freeze(): void {
+    if (this.frozenState) return;
+    this.frozenState = true;
+    for (const socket of this.sockets) this.cork(socket);
+  }
+
+  /** Undoes {@link freeze}: held output is written and held requests run, in arrival order. */
+  thaw(): void {
+    if (!this.frozenState) return;
+    this.frozenState = false;
+    for (const socket of this.corked) if (!socket.destroyed) socket.uncork();
+    this.corked.clear();
+    const held = this.held;
+    this.held = [];
+    for (const run of held) run();
+  }
+
+  private cork(socket: Socket): void {
+    if (this.corked.has(socket)) return;
+    this.corked.add(socket);
+    socket.cork();
+  }
+
   /** Drops every connection at once (websockets without a close frame, as a crash or restart does). */
   async close(): Promise<void> {
+    this.frozenState = false;
+    this.held = [];
+    this.corked.clear();
     for (const client of this.wss?.clients ?? []) client.terminate();
     for (const socket of this.sockets) socket.destroy();
     this.wss?.close();
@@ -179,6 +241,9 @@ export class AriServer {
     if (`${req.method} ${req.url} HTTP/${req.httpVersion}`.length > MAX_REQUEST_LINE) {
       return this.sendHtml(res, 400, 'Bad Request', 'Request line too long', { Connection: 'close' });
     }
+    if (this.shuttingDown) {
+      return this.sendHtml(res, 503, 'Service Unavailable', 'Shutdown in progress', { Connection: 'close' });
+    }
     const url = new URL(req.url ?? '/', 'http://localhost');
     if ((!url.pathname.startsWith('/ari/') && url.pathname !== '/ari') || this.booting === 'http-only') {
       return this.sendHtml404(res);
@@ -253,8 +318,9 @@ export class AriServer {
       );
     };
     const appParam = url.searchParams.get('app');
-    const refusal: [number, string, string, string?] | undefined =
-      url.pathname !== '/ari/events'
+    const refusal: [number, string, string, string?] | undefined = this.shuttingDown
+      ? [503, 'Service Unavailable', 'Shutdown in progress', 'text/html']
+      : url.pathname !== '/ari/events'
         ? [404, 'Not Found', JSON.stringify({ message: 'Resource not found' })]
         : this.booting === 'http-only'
           ? [404, 'Not Found', 'The requested URL was not found on this server.', 'text/html']

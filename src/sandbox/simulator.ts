@@ -50,6 +50,11 @@ export interface SimulatorOptions {
   amiLoginFailureDelayMs?: number;
   /** A spool folder: call files moved into `<it>/outgoing` are placed, and archived in `<it>/outgoing_done`. */
   spoolDirectory?: string;
+  /**
+   * Serve ARI over https/wss and AMI over TLS with this certificate and key (PEM), as http.conf and
+   * manager.conf `tlsenable` do. `ari`/`ami: false` keeps that one plain. Default: both plain.
+   */
+  tls?: { cert: string; key: string; ari?: boolean; ami?: boolean };
 }
 
 /** Credentials of the simulator's ARI and AMI users. */
@@ -58,6 +63,34 @@ export interface SimulatorCredentials {
   ariPassword: string;
   amiUser: string;
   amiPassword: string;
+}
+
+/**
+ * Where the simulated Asterisk is: `running`; `shutting-down` (a restart's last moments: ARI
+ * answers 503 `Shutdown in progress`); `down` (ports closed); `booting` (ports open, modules
+ * loading: ARI 404/503, AMI logins work but pbx_config's actions do not, no FullyBooted yet);
+ * `frozen` (stopped without closing anything, see {@link Simulator.freeze}).
+ */
+export type SimulatorState = 'running' | 'shutting-down' | 'down' | 'booting' | 'frozen';
+
+/** Options of {@link Simulator.restart}. */
+export interface SimulatorRestartOptions {
+  /** Ports closed for this long (ms). Default 50. */
+  downMs?: number;
+  /**
+   * The boot window (ms) after the ports open again: ARI answers an HTML 404 for its first half
+   * and 503 `Asterisk not booted` for the second; AMI accepts logins at once but answers
+   * pbx_config's actions (DialplanExtensionAdd/Remove) `Invalid/unknown command`, and sends
+   * `FullyBooted` when the window ends. Default 100 (a real `core restart now`: ~250 ms).
+   */
+  bootMs?: number;
+  /**
+   * How long (ms) ARI answers 503 `Shutdown in progress` after the channels were hung up, before the
+   * ports close. Default 60 (real: ~100 ms from the command to refused connections).
+   */
+  shutdownMs?: number;
+  /** A crash or a cut network: no hang-up events, no Shutdown, no 503 window. */
+  crash?: boolean;
 }
 
 /** Thrown by {@link Simulator.call} when the PBX refuses the call (no such extension). */
@@ -98,6 +131,10 @@ export class Simulator extends EventEmitter {
   private spool?: CallFileSpool;
   private readonly consumedTexts = new WeakSet<SentText>();
   private uninstallAmi?: () => void;
+  private stateNow: SimulatorState = 'running';
+  /** The state before {@link freeze}, restored by {@link thaw}. */
+  private stateBeforeFreeze: SimulatorState = 'running';
+  private bootTimers: NodeJS.Timeout[] = [];
 
   private constructor(options: SimulatorOptions) {
     super();
@@ -148,9 +185,19 @@ export class Simulator extends EventEmitter {
     return sim;
   }
 
-  /** ARI base URL, `http://127.0.0.1:<port>` (the client adds `/ari`). */
+  /** ARI base URL, `http://127.0.0.1:<port>` (`https://` with TLS; the client adds `/ari`). */
   get ariUrl(): string {
-    return `http://${this.host}:${this.ariPortNumber}`;
+    return `${this.ariTls ? 'https' : 'http'}://${this.host}:${this.ariPortNumber}`;
+  }
+
+  /** Whether ARI is served over https/wss (see {@link SimulatorOptions.tls}). */
+  get ariTls(): boolean {
+    return this.options.tls !== undefined && this.options.tls.ari !== false;
+  }
+
+  /** Whether AMI is served over TLS (see {@link SimulatorOptions.tls}). */
+  get amiTls(): boolean {
+    return this.options.tls !== undefined && this.options.tls.ami !== false;
   }
 
   get ariPort(): number {
@@ -161,7 +208,10 @@ export class Simulator extends EventEmitter {
     return this.amiPortNumber;
   }
 
-  /** Options for `resolveConfig`/`Server.create` that point the library at this simulator. */
+  /**
+   * Options for `resolveConfig`/`Server.create` that point the library at this simulator, TLS flags
+   * included (the CA that signed `tls.cert` is the caller's to pass, as `tlsCaFile`).
+   */
   connectionOptions(): {
     asteriskHost: string;
     ariPort: number;
@@ -170,24 +220,60 @@ export class Simulator extends EventEmitter {
     ariPassword: string;
     amiUser: string;
     amiPassword: string;
+    ariTls: boolean;
+    amiTls: boolean;
   } {
-    return { asteriskHost: this.host, ariPort: this.ariPort, amiPort: this.amiPort, ...this.credentials };
+    return {
+      asteriskHost: this.host,
+      ariPort: this.ariPort,
+      amiPort: this.amiPort,
+      ...this.credentials,
+      ariTls: this.ariTls,
+      amiTls: this.amiTls,
+    };
   }
 
-  private async listen(): Promise<void> {
+  private async listen(booting = false): Promise<void> {
     this.ari = new AriServer(this.pbx, {
       users: { [this.credentials.ariUser]: this.credentials.ariPassword },
     });
-    await this.ari.listen(this.ariPortNumber, this.host);
+    if (booting) this.ari.booting = 'http-only';
+    await this.ari.listen(this.ariPortNumber, this.host, this.ariTls ? this.options.tls : undefined);
     this.ariPortNumber = this.ari.port;
     this.ami = new AmiServer({
       users: { [this.credentials.amiUser]: this.credentials.amiPassword },
       loginFailureDelayMs: this.options.amiLoginFailureDelayMs ?? 1000,
     });
+    if (booting) this.ami.startBoot();
     this.uninstallAmi?.();
     this.uninstallAmi = installAmiActions(this.ami, this.pbx);
-    await this.ami.listen(this.amiPortNumber, this.host);
+    await this.ami.listen(this.amiPortNumber, this.host, this.amiTls ? this.options.tls : undefined);
     this.amiPortNumber = this.ami.port;
+  }
+
+  /** Where the simulated Asterisk is (see {@link SimulatorState}). */
+  get state(): SimulatorState {
+    return this.stateNow;
+  }
+
+  /** Resolves once the PBX is fully booted and not frozen (at once when it is). */
+  whenRunning(): Promise<void> {
+    if (this.stateNow === 'running') return Promise.resolve();
+    return new Promise((resolve) => {
+      const check = () => {
+        if (this.stateNow !== 'running') return;
+        this.off('state', check);
+        resolve();
+      };
+      this.on('state', check);
+    });
+  }
+
+  private setState(state: SimulatorState): void {
+    if (this.stateNow === state) return;
+    this.stateNow = state;
+    this.emit('state', state);
+    if (state === 'running') this.emit('fully-booted');
   }
 
   /** Adds a dialplan step, as extensions.conf would have it (kept across restarts). */
@@ -211,6 +297,13 @@ export class Simulator extends EventEmitter {
    * when no extension of the endpoint's context matches `to`.
    */
   async call(opts: { from: string; to: string; fromName?: string; via?: string }): Promise<SimPhone> {
+    if (this.stateNow !== 'running') {
+      // Down, booting (res_pjsip not loaded yet) or frozen: the phone gets no call through.
+      throw new SimCallRejectedError(
+        this.stateNow === 'frozen' ? 408 : 503,
+        `The PBX is ${this.stateNow}: the call was not accepted`,
+      );
+    }
     const endpointName = opts.via ?? (this.pbx.endpoints.has(opts.from) ? opts.from : 'pstn');
     const endpoint = this.pbx.endpoints.get(endpointName);
     if (!endpoint) throw new SimCallRejectedError(401, `No matching endpoint for ${endpointName}`);
@@ -289,42 +382,104 @@ export class Simulator extends EventEmitter {
 
   /**
    * Restarts like `core restart now`: each channel in Stasis gets ChannelHangupRequest (cause 4,
-   * soft) and StasisEnd, AMI sessions get `Event: Shutdown` and are closed, the ARI websockets drop
-   * without a close frame, every call ends, the dialplan loses what AMI added. With `crash`, no
-   * event is sent first (a crash or a cut network). The ports come back after `downMs`; for
-   * `bootMs` more, ARI first answers an HTML 404 (HTTP up, ARI not loaded) and then 503
-   * "Asterisk not booted", as a real restart does.
+   * soft) and StasisEnd, ARI answers every request with 503 `Shutdown in progress` for `shutdownMs`,
+   * AMI sessions get `Event: Shutdown` and are closed, the ARI websockets drop without a close
+   * frame, every call ends, the dialplan loses what AMI added. With `crash`, nothing is sent first
+   * (a crash or a cut network). The ports come back after `downMs`, then the boot window of
+   * `bootMs` runs (see {@link SimulatorRestartOptions}); the simulator emits `fully-booted` (and
+   * {@link whenRunning} resolves) at its end. Resolves once the ports accept again.
    */
-  async restart(options: { downMs?: number; bootMs?: number; crash?: boolean } = {}): Promise<void> {
+  async restart(options: SimulatorRestartOptions = {}): Promise<void> {
     if (this.closed) throw new Error('simulator is closed');
-    if (!options.crash) this.pbx.endStasisForShutdown();
-    await this.ami.shutdown({ restart: true });
+    for (const timer of this.bootTimers) clearTimeout(timer);
+    this.bootTimers = [];
+    if (this.stateNow === 'frozen') this.thaw();
+    if (!options.crash) {
+      this.setState('shutting-down');
+      this.pbx.endStasisForShutdown();
+      this.ari.shuttingDown = true;
+      const shutdownMs = options.shutdownMs ?? 60;
+      const closeDelayMs = Math.min(13, shutdownMs);
+      const amiDone = this.ami.shutdown({ restart: true, closeDelayMs });
+      await new Promise((resolve) => setTimeout(resolve, shutdownMs));
+      await amiDone;
+    }
     await this.ami.close();
     await this.ari.close();
+    this.setState('down');
     this.pbx.reset(() => {
       for (const [context, exten, priority, app, appData] of this.dialplanSeed) {
         this.pbx.dialplan.add(context, exten, priority, { app, appData, registrar: 'pbx_config' });
       }
     });
     await new Promise((resolve) => setTimeout(resolve, options.downMs ?? 50));
-    await this.listen();
-    if (options.bootMs) {
+    const bootMs = options.bootMs ?? 100;
+    await this.listen(bootMs > 0);
+    if (bootMs > 0) {
+      this.setState('booting');
       const ari = this.ari;
-      ari.booting = 'http-only';
-      setTimeout(() => {
-        ari.booting = 'not-booted';
-      }, options.bootMs / 2).unref();
-      setTimeout(() => {
-        ari.booting = false;
-      }, options.bootMs).unref();
+      const ami = this.ami;
+      this.bootTimers.push(
+        setTimeout(() => {
+          ari.booting = 'not-booted';
+        }, bootMs / 2),
+        setTimeout(() => {
+          ari.booting = false;
+          ami.finishBoot();
+          if (this.ami !== ami || this.closed) return;
+          if (this.stateNow === 'frozen') this.stateBeforeFreeze = 'running';
+          else this.setState('running');
+        }, bootMs),
+      );
+      for (const timer of this.bootTimers) timer.unref();
+    } else {
+      this.setState('running');
     }
     this.emit('restarted');
+  }
+
+  /**
+   * Stops answering without closing a socket, as an Asterisk stopped with SIGSTOP or behind a
+   * blackholed port: ARI and AMI read and write nothing more (events, responses, websocket pongs,
+   * AMI greetings are held back; new connections are accepted but not served). Calls stay up.
+   * {@link thaw} resumes, delivering what was held back.
+   */
+  freeze(): void {
+    if (this.closed || this.stateNow === 'frozen') return;
+    this.stateBeforeFreeze = this.stateNow;
+    this.ari.freeze();
+    this.ami.freeze();
+    this.setState('frozen');
+  }
+
+  /**
+   * Like `module unload <name>` on the CLI, for the AMI actions the simulator attributes to a module
+   * (`pbx_config`: DialplanExtensionAdd/Remove answer `Invalid/unknown command`). A restart loads
+   * it again.
+   */
+  unloadModule(name: string): void {
+    this.ami.unloadModule(name);
+  }
+
+  /** Undoes {@link unloadModule}. */
+  loadModule(name: string): void {
+    this.ami.loadModule(name);
+  }
+
+  /** Undoes {@link freeze}. */
+  thaw(): void {
+    if (this.stateNow !== 'frozen') return;
+    this.ari.thaw();
+    this.ami.thaw();
+    this.setState(this.stateBeforeFreeze);
   }
 
   /** Stops everything: every call ends, every socket closes. Idempotent. */
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    for (const timer of this.bootTimers) clearTimeout(timer);
+    this.bootTimers = [];
     this.spool?.close();
     this.pbx.reset(() => {});
     await Promise.all([this.ari.close(), this.ami.close()]);

@@ -39,15 +39,16 @@ export class OpenAiSttEngine implements SttEngine {
   readonly model: string;
   private readonly language: string | undefined;
   private readonly minSamples: number;
-  private readonly apiKey: string;
-  private readonly client: OpenAI;
+  // ES private fields: util.inspect and JSON.stringify of the engine never show the key.
+  readonly #apiKey: string;
+  readonly #client: OpenAI;
 
   constructor(options: OpenAiSttOptions = {}) {
-    this.apiKey = resolveOpenAiKey(options.apiKey, 'OpenAI speech-to-text engine');
+    this.#apiKey = resolveOpenAiKey(options.apiKey, 'OpenAI speech-to-text engine');
     this.model = options.model ?? 'gpt-4o-mini-transcribe';
     this.language = options.language;
     this.minSamples = Math.round(((options.minDurationMs ?? 100) * SPEECH_SAMPLE_RATE) / 1000);
-    this.client = createOpenAiClient(this.apiKey, options);
+    this.#client = createOpenAiClient(this.#apiKey, options);
   }
 
   async transcribe(pcm: Int16Array, options: TranscribeOptions = {}): Promise<string> {
@@ -58,7 +59,7 @@ export class OpenAiSttEngine implements SttEngine {
     const hints = (options.hints ?? []).map((h) => h.trim()).filter((h) => h !== '');
     try {
       const file = await toFile(encodeWav(pcm, SPEECH_SAMPLE_RATE), 'utterance.wav', { type: 'audio/wav' });
-      const result = await this.client.audio.transcriptions.create(
+      const result = await this.#client.audio.transcriptions.create(
         {
           file,
           model: this.model,
@@ -69,7 +70,7 @@ export class OpenAiSttEngine implements SttEngine {
       );
       return result.text.trim();
     } catch (error) {
-      throw openAiFailure(this.name, error, this.apiKey, signal);
+      throw openAiFailure(this.name, error, this.#apiKey, signal);
     }
   }
 }

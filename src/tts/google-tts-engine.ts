@@ -133,8 +133,9 @@ export class GoogleTtsEngine implements TtsEngine {
   readonly audioEncoding: 'LINEAR16' | 'MULAW';
   private readonly timeoutMs: number;
   private readonly packageName: string;
-  private readonly clientOptions: Record<string, unknown>;
-  private client: Promise<GoogleTtsClient> | undefined;
+  // ES private fields: they hold the service-account key, which util.inspect must never show.
+  readonly #clientOptions: Record<string, unknown>;
+  #client: Promise<GoogleTtsClient> | undefined;
   private closed = false;
 
   constructor(options: GoogleTtsOptions = {}) {
@@ -158,7 +159,7 @@ export class GoogleTtsEngine implements TtsEngine {
     }
     this.timeoutMs = options.timeoutMs ?? 30_000;
     this.cacheId = [this.name, this.voice ?? '', this.languageCode, this.audioEncoding].join('|');
-    this.clientOptions = {
+    this.#clientOptions = {
       ...auth,
       ...(options.projectId !== undefined && { projectId: options.projectId }),
       ...(options.apiEndpoint !== undefined && { apiEndpoint: options.apiEndpoint }),
@@ -214,7 +215,7 @@ export class GoogleTtsEngine implements TtsEngine {
   }
 
   private async getClient(): Promise<GoogleTtsClient> {
-    this.client ??= (async () => {
+    this.#client ??= (async () => {
       let mod: Record<string, unknown>;
       try {
         mod = (await import(this.packageName)) as Record<string, unknown>;
@@ -229,13 +230,13 @@ export class GoogleTtsEngine implements TtsEngine {
       if (typeof Client !== 'function') {
         throw new SpeechEngineError(this.name, `${this.packageName} has no TextToSpeechClient export`);
       }
-      return new Client(this.clientOptions);
+      return new Client(this.#clientOptions);
     })();
     // A failed load is not remembered: the next call tries again.
-    this.client.catch(() => {
-      this.client = undefined;
+    this.#client.catch(() => {
+      this.#client = undefined;
     });
-    return this.client;
+    return this.#client;
   }
 
   async synthesize(text: string, options: SynthesizeOptions = {}): Promise<Int16Array> {
@@ -325,8 +326,8 @@ export class GoogleTtsEngine implements TtsEngine {
   /** Closes the gRPC channel. */
   async close(): Promise<void> {
     this.closed = true;
-    const client = this.client;
-    this.client = undefined;
+    const client = this.#client;
+    this.#client = undefined;
     if (client) await client.then((c) => c.close()).catch(() => {});
   }
 }

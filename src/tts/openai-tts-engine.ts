@@ -47,16 +47,17 @@ export class OpenAiTtsEngine implements TtsEngine {
   readonly voice: string;
   private readonly instructions: string | undefined;
   private readonly speed: number | undefined;
-  private readonly apiKey: string;
-  private readonly client: OpenAI;
+  // ES private fields: util.inspect and JSON.stringify of the engine never show the key.
+  readonly #apiKey: string;
+  readonly #client: OpenAI;
 
   constructor(options: OpenAiTtsOptions = {}) {
-    this.apiKey = resolveOpenAiKey(options.apiKey, 'OpenAI TTS engine');
+    this.#apiKey = resolveOpenAiKey(options.apiKey, 'OpenAI TTS engine');
     this.model = options.model ?? 'gpt-4o-mini-tts';
     this.voice = options.voice ?? 'alloy';
     this.instructions = options.instructions;
     this.speed = options.speed;
-    this.client = createOpenAiClient(this.apiKey, options);
+    this.#client = createOpenAiClient(this.#apiKey, options);
     this.cacheId = [
       this.name,
       this.model,
@@ -78,7 +79,7 @@ export class OpenAiTtsEngine implements TtsEngine {
     const { signal } = options;
     let bytes: Uint8Array;
     try {
-      const response = await this.client.audio.speech.create(
+      const response = await this.#client.audio.speech.create(
         {
           model: this.model,
           voice: options.voice ?? this.voice,
@@ -91,7 +92,7 @@ export class OpenAiTtsEngine implements TtsEngine {
       );
       bytes = new Uint8Array(await response.arrayBuffer());
     } catch (error) {
-      throw openAiFailure(this.name, error, this.apiKey, signal);
+      throw openAiFailure(this.name, error, this.#apiKey, signal);
     }
     if (bytes.byteLength === 0) throw new SpeechEngineError(this.name, 'the API returned no audio');
     return resamplePcm16(pcm16leToInt16(bytes), OPENAI_PCM_RATE, SPEECH_SAMPLE_RATE);

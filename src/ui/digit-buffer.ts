@@ -1,18 +1,25 @@
+import { MAX_BUFFERED_DIGITS } from './input-limits.js';
 import { InputQueue } from './input-queue.js';
 
 /**
  * DTMF digits of one call, in arrival order. Digits pressed before anyone asks are kept
- * (type-ahead), so `gather` never loses a key pressed during or before its prompt.
+ * (type-ahead), so `gather` never loses a key pressed during or before its prompt; at most
+ * {@link MAX_BUFFERED_DIGITS} of them, the oldest going first beyond that.
  */
 export class DigitBuffer extends InputQueue<string> {
   /** A terminator to drop if it is the next key, until the deadline (see {@link swallowNext}). */
   private swallow?: { key: string; until: number };
 
-  override push(digit: string): void {
+  constructor(capacity: number = MAX_BUFFERED_DIGITS) {
+    super(capacity);
+  }
+
+  /** Adds a key; false when the buffer was full and its oldest key was dropped. */
+  override push(digit: string): boolean {
     const swallow = this.swallow;
     this.swallow = undefined;
-    if (swallow && swallow.key === digit && performance.now() <= swallow.until) return;
-    super.push(digit);
+    if (swallow && swallow.key === digit && performance.now() <= swallow.until) return true;
+    return super.push(digit);
   }
 
   /**

@@ -1,28 +1,41 @@
 /**
  * Input of one call or conversation (keys pressed, texts received), in arrival order. Input that
- * arrives before anyone asks is kept, so nothing typed ahead is lost.
+ * arrives before anyone asks is kept, so nothing typed ahead is lost, up to `capacity` items:
+ * beyond it the oldest unread item goes, so a reader that never comes cannot make it grow forever.
  */
 export class InputQueue<T> {
   protected readonly items: T[] = [];
   private waiter?: { resolve: (item: T | undefined) => void; timer?: NodeJS.Timeout };
   private readonly pushListeners = new Set<(item: T) => void>();
+  private readonly capacity: number;
+
+  /** @param capacity most unread items kept (default: no limit). */
+  constructor(capacity = Number.POSITIVE_INFINITY) {
+    this.capacity = capacity;
+  }
 
   /** Items waiting to be read. */
   get size(): number {
     return this.items.length;
   }
 
-  /** Adds an item: to the pending reader if there is one, otherwise to the queue. */
-  push(item: T): void {
+  /**
+   * Adds an item: to the pending reader if there is one, otherwise to the queue. Returns false when
+   * the queue was full and its oldest unread item was dropped to make room.
+   */
+  push(item: T): boolean {
     for (const listener of [...this.pushListeners]) listener(item);
     const waiter = this.waiter;
     if (waiter) {
       this.waiter = undefined;
       if (waiter.timer) clearTimeout(waiter.timer);
       waiter.resolve(item);
-      return;
+      return true;
     }
     this.items.push(item);
+    if (this.items.length <= this.capacity) return true;
+    this.items.shift();
+    return false;
   }
 
   /** Puts items back at the front, in order (read but not handled); a pending reader gets the first. */

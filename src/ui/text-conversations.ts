@@ -1,6 +1,13 @@
 import type { Config } from '../config.js';
 import { HangupError } from '../errors.js';
 import { childLogger, type Logger } from '../logger.js';
+import {
+  MAX_QUEUED_TEXTS,
+  MAX_TRACKED_TEXT_SENDERS,
+  TEXT_BURST,
+  TEXT_RATE_PER_SECOND,
+  TokenBucket,
+} from './input-limits.js';
 import type { IncomingText, TextPeer } from './sip-address.js';
 import { TextUI } from './text-ui.js';
 
@@ -26,7 +33,11 @@ export interface TextConversationsOptions {
 }
 
 /** Why a text did not start a conversation. */
-export type TextDeclineReason = 'no text handler for this number' | 'over MAX_CONCURRENT_CONVERSATIONS';
+export type TextDeclineReason =
+  | 'no text handler for this number'
+  | 'over MAX_CONCURRENT_CONVERSATIONS'
+  | 'over the inbound text rate'
+  | 'server is draining';
 
 /**
  * The open text conversations of a process, keyed by (our number, peer): a text goes to the open
@@ -35,7 +46,12 @@ export type TextDeclineReason = 'no text handler for this number' | 'over MAX_CO
  */
 export class TextConversations {
   private readonly open = new Map<string, TextUI>();
+  /** Inbound rate per (our number, sender) pair; `warned` once per flood (see input-limits.ts). */
+  private readonly senders = new Map<string, { bucket: TokenBucket; warned: boolean }>();
+  private readonly counts = { rateLimited: 0, queueOverflow: 0 };
   private readonly tasks = new Set<Promise<void>>();
+  /** Inbound conversations whose handler is running. */
+  private readonly handled = new Set<TextUI>();
   private readonly options: TextConversationsOptions;
 
   constructor(options: TextConversationsOptions) {
@@ -45,6 +61,54 @@ export class TextConversations {
   /** Open conversations now. */
   get size(): number {
     return this.open.size;
+  }
+
+  /**
+   * Inbound texts dropped: `rateLimited` for coming faster than {@link TEXT_RATE_PER_SECOND} from
+   * one sender to one number (after a burst of {@link TEXT_BURST}), `queueOverflow` for unread
+   * texts pushed out of a conversation holding {@link MAX_QUEUED_TEXTS}.
+   */
+  get inboundStats(): { rateLimited: number; queueOverflow: number } {
+    return { ...this.counts };
+  }
+
+  /**
+   * Whether an inbound text may be handled (in a conversation or a call): false when its sender is
+   * over the inbound rate to that number. Counted, and warned about once per flood.
+   */
+  admit(text: IncomingText): boolean {
+    const k = key(text.to, text.peer.number);
+    const now = performance.now();
+    let sender = this.senders.get(k);
+    if (!sender) {
+      if (this.senders.size >= MAX_TRACKED_TEXT_SENDERS) this.forgetQuietSenders(now);
+      sender = { bucket: new TokenBucket(TEXT_BURST, TEXT_RATE_PER_SECOND, now), warned: false };
+      this.senders.set(k, sender);
+    } else if (sender.warned && sender.bucket.full(now)) {
+      sender.warned = false; // the last flood is over: warn about the next one
+    }
+    if (sender.bucket.take(now)) return true;
+    this.counts.rateLimited++;
+    if (!sender.warned) {
+      sender.warned = true;
+      this.options.logger.warn(
+        { to: text.to, from: text.peer.number, ratePerSecond: TEXT_RATE_PER_SECOND, burst: TEXT_BURST },
+        'text flood: texts from this sender over the rate limit are dropped until it slows down',
+      );
+    }
+    return false;
+  }
+
+  /**
+   * Forgets senders quiet long enough to burst again, then, if still over 90 % of the limit (a flood
+   * from very many senders), the longest-tracked ones: one scan per thousand new senders at most.
+   */
+  private forgetQuietSenders(now: number): void {
+    for (const [k, sender] of this.senders) if (sender.bucket.full(now)) this.senders.delete(k);
+    for (const k of this.senders.keys()) {
+      if (this.senders.size < MAX_TRACKED_TEXT_SENDERS * 0.9) break;
+      this.senders.delete(k);
+    }
   }
 
   /** The open conversation of a pair, if any. */
@@ -73,29 +137,55 @@ export class TextConversations {
     return ui;
   }
 
+  /** Inbound conversations whose handler is still running. */
+  get handling(): number {
+    return this.handled.size;
+  }
+
   /**
    * Routes an inbound text: to its open conversation, or into a new one run by `handler`.
-   * Returns why it was declined, or undefined when it was taken.
+   * Returns why it was declined, or undefined when it was taken. With `refuseNew`, a text that
+   * would open a new conversation is declined for that reason (and answered like over capacity).
    */
-  deliver(text: IncomingText, handler: TextConversationHandler | undefined): TextDeclineReason | undefined {
+  deliver(
+    text: IncomingText,
+    handler: TextConversationHandler | undefined,
+    refuseNew?: TextDeclineReason,
+  ): TextDeclineReason | undefined {
     const open = this.find(text.to, text.peer.number);
     if (open?.active) {
-      open.deliver(text.body);
+      if (!open.deliver(text.body)) this.counts.queueOverflow++;
       return undefined;
     }
     if (!handler) return 'no text handler for this number';
-    if (this.open.size >= this.options.config.maxConcurrentConversations) {
+    if (refuseNew || this.open.size >= this.options.config.maxConcurrentConversations) {
       if ((this.options.overflow ?? 'busy') === 'busy') {
         const busy = this.options.busyMessage ?? 'Sorry, we are busy right now. Please try again later.';
         this.options.send(text.to, text.peer, busy).catch(() => {});
       }
-      return 'over MAX_CONCURRENT_CONVERSATIONS';
+      return refuseNew ?? 'over MAX_CONCURRENT_CONVERSATIONS';
     }
     const ui = this.start(text.to, text.peer);
     ui.firstMessage = text.body;
-    const task = this.run(ui, handler).finally(() => this.tasks.delete(task));
+    this.handled.add(ui);
+    const task = this.run(ui, handler).finally(() => {
+      this.tasks.delete(task);
+      this.handled.delete(ui);
+    });
     this.tasks.add(task);
     return undefined;
+  }
+
+  /** Resolves once every inbound conversation's handler has returned. */
+  async settled(): Promise<void> {
+    while (this.tasks.size > 0) await Promise.allSettled([...this.tasks]);
+  }
+
+  /** Ends the inbound conversations whose handler still runs (it sees HangupError), and waits for none. */
+  endHandled(reason: string): number {
+    const open = [...this.handled].filter((ui) => ui.active);
+    for (const ui of open) void ui.end(reason);
+    return open.length;
   }
 
   private async run(ui: TextUI, handler: TextConversationHandler): Promise<void> {

@@ -6,6 +6,7 @@ import { GoBackError, InvalidInputError } from '../errors.js';
 import type { Logger } from '../logger.js';
 import { CallScope } from './call-scope.js';
 import type { ChoiceOptions, Conversation, MenuAction } from './conversation.js';
+import { MAX_QUEUED_TEXTS } from './input-limits.js';
 import { InputQueue } from './input-queue.js';
 import type { TextPeer } from './sip-address.js';
 import { askYesNo, choose, menu, select } from './verbs/menu.js';
@@ -81,7 +82,7 @@ export class TextUI {
 
   private readonly deps: TextUIDeps;
   private readonly scope = new CallScope();
-  private readonly inbox = new InputQueue<string>();
+  private readonly inbox = new InputQueue<string>(MAX_QUEUED_TEXTS);
   private readonly listeners: { [K in keyof TextUIEvents]: Set<TextUIEvents[K]> } = {
     message: new Set(),
     ended: new Set(),
@@ -300,11 +301,14 @@ export class TextUI {
     return () => this.listeners[event].delete(listener);
   }
 
-  /** @internal A text from the peer. */
-  deliver(body: string): void {
-    if (this.scope.ended) return;
+  /**
+   * @internal A text from the peer. Returns false when the unread texts were at
+   * {@link MAX_QUEUED_TEXTS} and the oldest was dropped to make room.
+   */
+  deliver(body: string): boolean {
+    if (this.scope.ended) return true;
     this.touch();
-    this.inbox.push(body);
+    const kept = this.inbox.push(body);
     for (const l of this.listeners.message) this.safely(() => l(body));
     for (const other of this.bridged) {
       if (other.active)
@@ -312,6 +316,7 @@ export class TextUI {
           .say(body)
           .catch((error: unknown) => this.deps.logger.warn({ err: String(error) }, 'relaying a text failed'));
     }
+    return kept;
   }
 
   /** @internal */

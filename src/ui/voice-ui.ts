@@ -13,6 +13,7 @@ import type { CallEventSink } from './call-event-router.js';
 import { CallScope } from './call-scope.js';
 import type { ChoiceOptions, Conversation, MenuAction } from './conversation.js';
 import { DigitBuffer } from './digit-buffer.js';
+import { DTMF_BURST, DTMF_RATE_PER_SECOND, MAX_QUEUED_TEXTS, TokenBucket } from './input-limits.js';
 import { InputQueue } from './input-queue.js';
 import { KeyedWaiters } from './keyed-waiters.js';
 import { type GatherOptions, gather } from './verbs/gather.js';
@@ -123,7 +124,11 @@ export class VoiceUI implements CallEventSink {
   };
   /** TALK_DETECT listeners (the agent's talk-detect activation). */
   private readonly talkListeners = new Set<(talking: boolean) => void>();
-  private readonly texts = new InputQueue<string>();
+  private readonly texts = new InputQueue<string>(MAX_QUEUED_TEXTS);
+  /** DTMF flood control (see input-limits.ts): a bucket per call, counters, one warning per call. */
+  private readonly dtmfBucket = new TokenBucket(DTMF_BURST, DTMF_RATE_PER_SECOND);
+  private readonly dtmfCounts = { received: 0, dropped: 0, overflowed: 0 };
+  private dtmfFloodWarned = false;
   private audioPath?: Promise<CallAudio>;
   private openedAudio?: CallAudio;
   private isAnswered: boolean;
@@ -175,6 +180,16 @@ export class VoiceUI implements CallEventSink {
   /** `ringing` until answered, `up`, then `ended`. */
   get state(): VoiceUIState {
     return this.scope.ended ? 'ended' : this.isAnswered ? 'up' : 'ringing';
+  }
+
+  /**
+   * DTMF counters of this call: keys `received` from Asterisk, keys `dropped` for coming faster
+   * than {@link DTMF_RATE_PER_SECOND} (after a burst of {@link DTMF_BURST}; a caller flooding keys),
+   * unread type-ahead keys pushed out of the buffer (`overflowed`, beyond `MAX_BUFFERED_DIGITS` of
+   * input-limits.ts), and keys `buffered` now for the next gather.
+   */
+  get dtmfStats(): { received: number; dropped: number; overflowed: number; buffered: number } {
+    return { ...this.dtmfCounts, buffered: this.digits.size };
   }
 
   /** Whether the call has been answered. */
@@ -530,7 +545,20 @@ export class VoiceUI implements CallEventSink {
   handleEvent(event: AriEvent): void {
     switch (event.type) {
       case 'ChannelDtmfReceived':
-        this.digits.push(event.digit);
+        this.dtmfCounts.received++;
+        if (!this.dtmfBucket.take()) {
+          // Faster than any phone signals: a flood. Dropped before it reaches gather or listeners.
+          this.dtmfCounts.dropped++;
+          if (!this.dtmfFloodWarned) {
+            this.dtmfFloodWarned = true;
+            this.deps.logger.warn(
+              { ratePerSecond: DTMF_RATE_PER_SECOND, burst: DTMF_BURST },
+              'DTMF flood: keys over the rate limit are dropped for the rest of the flood',
+            );
+          }
+          break;
+        }
+        if (!this.digits.push(event.digit)) this.dtmfCounts.overflowed++;
         for (const l of this.listeners.dtmf) this.safely(() => l(event.digit));
         break;
       case 'ChannelStateChange':
@@ -683,6 +711,8 @@ export class VoiceUI implements CallEventSink {
 
 /** Whether an ARI failure means the call's channel is gone (hung up, or taken out of our app). */
 function isChannelGone(error: unknown): boolean {
-  if (error instanceof AriNotFoundError) return true;
-  return error instanceof AriHttpError && /channel not found|not in stasis/i.test(error.asteriskMessage);
+  if (!(error instanceof AriHttpError)) return false;
+  // A 404 about something else of a live channel (an unset variable) is not a hang-up.
+  if (/variable/i.test(error.asteriskMessage)) return false;
+  return error instanceof AriNotFoundError || /channel not found|not in stasis/i.test(error.asteriskMessage);
 }

@@ -79,8 +79,14 @@ describe.skipIf(!host)(
       const b = await second.add(CONTEXT, number, 'Stasis', 'second,call');
       expect([a.priority, b.priority]).toEqual([1, 2]);
       await first.remove(number);
+      // Priority 1 stays, as a pass-through: without it Asterisk finds no extension at all
+      // ("No such extension/context" for a Local channel, 404 for a SIP INVITE).
       const left = await ami.action({ Action: 'ShowDialPlan', Context: CONTEXT, Extension: number });
-      expect(left.events.map((e) => [e.fields.Priority, e.fields.AppData])).toEqual([['2', 'second,call']]);
+      expect(left.events.map((e) => [e.fields.Priority, e.fields.Application, e.fields.AppData])).toEqual([
+        ['1', 'NoOp', 'asteramisk: an instance left; on to the next priority'],
+        ['2', 'Stasis', 'second,call'],
+      ]);
+      // The last one to leave takes the placeholder with it.
       await second.remove(number);
       await expect(
         ami.action({ Action: 'ShowDialPlan', Context: CONTEXT, Extension: number }),

@@ -19,15 +19,27 @@ export interface TlsMaterial {
   readonly key: string;
 }
 
+/** Variations of the server certificate, for negative tests. */
+export interface TlsCertOptions {
+  /** DNS names of the server certificate. Default `['localhost']`. */
+  dnsNames?: readonly string[];
+  /** IP addresses of the server certificate. Default `['127.0.0.1']`. */
+  ipAddresses?: readonly string[];
+  /** Validity of the server certificate (the CA's stays one day from a minute ago), e.g. an expired one. */
+  leafValidity?: { notBeforeDate: Date; notAfterDate: Date };
+}
+
 /**
  * Generates a fresh CA and a server certificate for `localhost`/`127.0.0.1`, valid from one minute ago
  * (tolerates small clock skew) for one day. Every call yields an unrelated CA, so a second call is a handy
  * "wrong CA" for negative tests.
  */
-export async function generateLocalhostTls(): Promise<TlsMaterial> {
+export async function generateLocalhostTls(options: TlsCertOptions = {}): Promise<TlsMaterial> {
   const notBeforeDate = new Date(Date.now() - 60_000);
   const notAfterDate = new Date(notBeforeDate.getTime() + 24 * 3600_000);
   const common = { keyType: 'ec', curve: 'P-256', algorithm: 'sha256', notBeforeDate, notAfterDate } as const;
+  const dnsNames = options.dnsNames ?? ['localhost'];
+  const ipAddresses = options.ipAddresses ?? ['127.0.0.1'];
   // A unique CA name: two CAs sharing a subject would make a mismatch look like a bad signature rather
   // than the ordinary "unknown issuer" a client meets with an untrusted server.
   const caName = `asteramisk test CA ${randomBytes(6).toString('hex')}`;
@@ -38,8 +50,9 @@ export async function generateLocalhostTls(): Promise<TlsMaterial> {
       { name: 'keyUsage', keyCertSign: true, cRLSign: true, critical: true },
     ],
   });
-  const leaf = await generate([{ name: 'commonName', value: 'localhost' }], {
+  const leaf = await generate([{ name: 'commonName', value: dnsNames[0] ?? ipAddresses[0] ?? 'localhost' }], {
     ...common,
+    ...options.leafValidity,
     ca: { key: ca.private, cert: ca.cert },
     extensions: [
       { name: 'basicConstraints', cA: false },
@@ -48,8 +61,8 @@ export async function generateLocalhostTls(): Promise<TlsMaterial> {
       {
         name: 'subjectAltName',
         altNames: [
-          { type: 2, value: 'localhost' },
-          { type: 7, ip: '127.0.0.1' },
+          ...dnsNames.map((value) => ({ type: 2 as const, value })),
+          ...ipAddresses.map((ip) => ({ type: 7 as const, ip })),
         ],
       },
     ],
