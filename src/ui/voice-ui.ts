@@ -8,6 +8,7 @@ import type { Channel } from '../asterisk/ari-types.js';
 import type { Config } from '../config.js';
 import { AriHttpError, AriNotFoundError, HangupError, InvalidInputError } from '../errors.js';
 import type { Logger } from '../logger.js';
+import { isPbxGone } from '../media/call-media.js';
 import type { SttEngine } from '../stt/stt-engine.js';
 import type { CallEventSink } from './call-event-router.js';
 import { CallScope } from './call-scope.js';
@@ -223,7 +224,8 @@ export class VoiceUI implements CallEventSink {
     try {
       await this.deps.ari.channels.hangup(this.channelId);
     } catch (error) {
-      if (!(error instanceof AriNotFoundError))
+      // Gone already, or going with a restarting PBX: nothing to report.
+      if (!(error instanceof AriNotFoundError) && !isPbxGone(error, this.deps.ari))
         this.deps.logger.warn({ err: String(error) }, 'hangup failed');
     }
     await this.end('hangup');
@@ -692,7 +694,7 @@ export class VoiceUI implements CallEventSink {
     try {
       return await this.scope.race(request);
     } catch (error) {
-      if (isChannelGone(error)) {
+      if (isChannelGone(error) || isPbxGone(error, this.deps.ari)) {
         void this.end('hangup');
         throw new HangupError('The call has ended', { cause: error });
       }
