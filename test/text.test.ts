@@ -215,6 +215,28 @@ describe('inbound text conversations over SIP MESSAGE', () => {
 });
 
 describe('bridged text conversations', () => {
+  it('close() does not wait forever for a text handler that ignores the end of its conversation', async () => {
+    h = await startVoiceHarness();
+    const started = deferred<void>();
+    let stuck: NodeJS.Timeout | undefined;
+    await h.server.registerExtension('1000', {
+      text: async () => {
+        started.resolve();
+        // Its own long work, deaf to ui.signal.
+        await new Promise<void>((resolve) => {
+          stuck = setTimeout(resolve, 120_000);
+        });
+      },
+    });
+    await h.sim.sendText({ from: 'alice', to: '1000', body: 'hi' });
+    await started.promise;
+    const closed = h.server.close().then(() => 'closed');
+    expect(
+      await Promise.race([closed, new Promise((r) => setTimeout(() => r('still waiting'), 20_000))]),
+    ).toBe('closed');
+    clearTimeout(stuck);
+  }, 30_000);
+
   it('relays texts both ways until one side ends', async () => {
     h = await startVoiceHarness({ server: fast });
     const agent = deferred<TextUI>();

@@ -206,9 +206,26 @@ export class TextConversations {
   }
 
   /** Ends every open conversation and waits for their handlers. */
-  async close(): Promise<void> {
+  /**
+   * Ends every conversation and waits for their handlers, up to `graceMs` (default 5 s): a handler
+   * stuck in its own work (ignoring `ui.signal`) must not keep the process from closing.
+   */
+  async close(graceMs = 5000): Promise<void> {
     await Promise.allSettled([...this.open.values()].map((ui) => ui.end('closed')));
-    await Promise.allSettled([...this.tasks]);
+    if (this.tasks.size === 0) return;
+    let timer: NodeJS.Timeout | undefined;
+    const gaveUp = await Promise.race([
+      Promise.allSettled([...this.tasks]).then(() => false),
+      new Promise<boolean>((resolve) => {
+        timer = setTimeout(() => resolve(true), graceMs);
+      }),
+    ]);
+    clearTimeout(timer);
+    if (gaveUp)
+      this.options.logger.warn(
+        { handlers: this.tasks.size, graceMs },
+        'text handlers still running at close; not waiting longer',
+      );
   }
 }
 
