@@ -206,7 +206,11 @@ export type AgentEvent =
   | { type: 'connected'; ms: number }
   | { type: 'transcript'; role: 'user' | 'assistant'; text: string; final: boolean; itemId: string }
   | ({ type: 'toolCall' } & AgentToolCall)
-  /** The caller talked over the agent: `heardMs` of the item were sent; `reactionMs` from the model's speech_started to the stop. */
+  /**
+   * The caller talked over the agent: `heardMs` of the item were sent; `reactionMs` from the
+   * model's speech_started (or TALK_DETECT, or a key) to the moment no more of the answer is sent,
+   * the minBargeInMs confirmation included.
+   */
   | { type: 'bargeIn'; itemId: string | undefined; heardMs: number; reactionMs: number }
   /** The end of the caller's speech → the first agent audio packet of the answer. */
   | { type: 'turnLatency'; ms: number }

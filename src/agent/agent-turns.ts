@@ -111,6 +111,12 @@ export class AgentTurns<UI> {
       case 'error':
         // A refused response.create (e.g. one was already active) must not leave us waiting forever.
         this.#awaitingResponse = false;
+        if (event.code === 'response_cancel_not_active') {
+          // A barge-in's cancel crossed the response's own end on the wire: nothing went wrong.
+          this.#logger.debug({ err: event.message }, 'The response had already ended');
+          this.#drainIdleQueue();
+          break;
+        }
         this.#logger.debug({ code: event.code, err: event.message }, 'The realtime model reported an error');
         this.#hooks.emit({ type: 'error', error: new Error(event.message), fatal: false });
         this.#drainIdleQueue();

@@ -134,7 +134,9 @@ export class OpenAIRealtimeTransport implements RealtimeTransport {
 
   async connect(config: RealtimeSessionConfig, signal: AbortSignal): Promise<void> {
     if (signal.aborted) throw signal.reason;
-    const options = this.#websocket ? { options: this.#websocket } : {};
+    // No permessage-deflate unless asked for: base64 audio barely compresses, and inflating every
+    // delta on libuv's thread pool would add latency that nothing here would see.
+    const options = { options: { perMessageDeflate: false, ...this.#websocket } };
     const rt =
       this.#client instanceof AzureOpenAI
         ? await OpenAIRealtimeWS.azure(this.#client, { deploymentName: config.model, ...options })

@@ -156,7 +156,7 @@ export async function runVoiceAgent<UI, Target>(
     pendingBargeInSince = undefined;
     if (!media || !speaking()) return;
     // stop() first: from this call on no frame of these playbacks goes out, so sentSamples is final.
-    const stopped = media.stop();
+    void media.stop();
     let heardItem: string | undefined;
     let heardMs = 0;
     for (const item of items.values()) {
@@ -171,9 +171,9 @@ export async function runVoiceAgent<UI, Target>(
     const active = turns.cancelActive();
     if (active !== undefined) cancelled.add(active);
     record.durations.bargeIns++;
-    void stopped.then(() =>
-      emit({ type: 'bargeIn', itemId: heardItem, heardMs, reactionMs: performance.now() - startedAt }),
-    );
+    // From here on no frame of the answer goes out: this is when the caller stops hearing it.
+    const reactionMs = performance.now() - startedAt;
+    emit({ type: 'bargeIn', itemId: heardItem, heardMs, reactionMs });
   };
   const onSpeechStarted = (): void => {
     const now = performance.now();
