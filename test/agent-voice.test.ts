@@ -298,6 +298,64 @@ describe('connectOpenAIAgent over the call’s RTP leg', () => {
     await call.phone.hangup();
   });
 
+  it('signal: aborting ends the session with reason aborted; the handler keeps the call', async () => {
+    h = await startAgentHarness();
+    const controller = new AbortController();
+    const call = await callAgent(h, { instructions: INSTRUCTIONS, signal: controller.signal }, async (ui) =>
+      ui.say('Back to the menu.'),
+    );
+    const conn = await h.fake.nextConnection();
+    await waitForEvent(call.events, 'connected');
+    controller.abort();
+    expect((await call.result).reason).toBe('aborted');
+    await conn.closed;
+    expect((await call.phone.ended()).cause).toBe(16);
+    expect(h.tts.said).toEqual(['Back to the menu.']);
+  });
+
+  it('reports transcripts, turn latency and token usage', async () => {
+    h = await startAgentHarness();
+    const call = await callAgent(h, { instructions: INSTRUCTIONS });
+    const conn = await h.fake.nextConnection();
+    await waitForEvent(call.events, 'connected');
+    await call.phone.speak(tonePcm(200));
+    conn.speechStarted();
+    conn.speechStopped();
+    conn.userTranscript('Where is my order?');
+    const response = conn.startResponse();
+    await response.audio(toneUlaw(200));
+    response.transcript('It shipped today.');
+    response.done('completed', {
+      total_tokens: 30,
+      input_tokens: 20,
+      output_tokens: 10,
+      input_token_details: { audio_tokens: 15, text_tokens: 5 },
+      output_token_details: { audio_tokens: 8, text_tokens: 2 },
+    });
+    await call.phone.waitForAudio(200);
+    const latency = await waitForEvent(call.events, 'turnLatency');
+    expect(latency.ms).toBeGreaterThanOrEqual(0);
+    await waitUntil(() =>
+      call.events.some((e) => e.type === 'transcript' && e.role === 'assistant' && e.final),
+    );
+    await call.phone.hangup();
+    const result = await call.result;
+    expect(result.transcript.map((t) => [t.role, t.text])).toEqual([
+      ['user', 'Where is my order?'],
+      ['assistant', 'It shipped today.'],
+    ]);
+    expect(result.usage).toMatchObject({
+      responses: 1,
+      totalTokens: 30,
+      inputTokens: 20,
+      outputTokens: 10,
+      inputAudioTokens: 15,
+      outputAudioTokens: 8,
+    });
+    const partials = eventsOf(call.events, 'transcript').filter((e) => e.role === 'assistant' && !e.final);
+    expect(partials.at(-1)?.text).toBe('It shipped today.');
+  });
+
   it('no API key: ConfigError before the call is touched', async () => {
     h = await startAgentHarness();
     const error = deferred<unknown>();
