@@ -95,7 +95,6 @@ export async function runVoiceAgent<UI, Target>(
   const { ended } = life;
   const finish = life.finish.bind(life);
   const emit = life.emit.bind(life);
-  const cleanups = { push: (cleanup: () => void) => life.onEnd(cleanup) };
   life.endOn(port.signal, 'caller-hangup');
   life.endOn(options.signal, 'aborted');
 
@@ -209,7 +208,7 @@ export async function runVoiceAgent<UI, Target>(
             resolve();
           }
         });
-        cleanups.push(off);
+        life.onEnd(off);
         life.signal.addEventListener('abort', () => resolve(), { once: true });
       });
     }
@@ -247,7 +246,7 @@ export async function runVoiceAgent<UI, Target>(
     }
     turns.handle(event);
   });
-  cleanups.push(() => transport.close());
+  life.onEnd(() => transport.close());
 
   // ---------------------------------------------------------------- caller audio in
 
@@ -316,7 +315,7 @@ export async function runVoiceAgent<UI, Target>(
     if (digit === '#') forwardDigits();
     else dtmfTimer = setTimeout(forwardDigits, DTMF_GROUP_MS);
   };
-  cleanups.push(() => dtmfTimer && clearTimeout(dtmfTimer));
+  life.onEnd(() => dtmfTimer && clearTimeout(dtmfTimer));
 
   // ---------------------------------------------------------------- start
 
@@ -346,14 +345,14 @@ export async function runVoiceAgent<UI, Target>(
     );
 
   // Keys count from the start: a caller may type before the media path and the model are up.
-  cleanups.push(port.onDtmf(onDigit));
+  life.onEnd(port.onDtmf(onDigit));
   try {
     // The model connects while the media path opens; caller audio waits in the buffer meanwhile.
     media = await Promise.race([port.openMedia(), ended.then(() => undefined)]);
     if (media && !life.outcome) {
       const m = media;
-      cleanups.push(m.onPayload(onCallerFrame));
-      cleanups.push(
+      life.onEnd(m.onPayload(onCallerFrame));
+      life.onEnd(
         m.onFirstPacket((info) => {
           if (firstDeltaAt !== undefined) {
             publishAudioLatency('out', info.sentAt - firstDeltaAt);
@@ -366,7 +365,7 @@ export async function runVoiceAgent<UI, Target>(
         }),
       );
       if (activation === 'talk-detect') {
-        cleanups.push(
+        life.onEnd(
           port.onTalking((isTalking) => {
             if (!isTalking || talking || life.outcome) return;
             talking = true;
