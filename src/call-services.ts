@@ -10,6 +10,7 @@ import { decodeWav } from './media/wav.js';
 import { createSttEngine, type SttEngineName } from './stt/create-stt-engine.js';
 import type { SttEngine } from './stt/stt-engine.js';
 import { createTtsEngine, type TtsEngineName } from './tts/create-tts-engine.js';
+import { detectEspeak } from './tts/espeak-tts-engine.js';
 import { CachedTts } from './tts/tts-cache.js';
 import type { TtsEngine } from './tts/tts-engine.js';
 import type { CallAudio, Speaker } from './ui/voice-call-context.js';
@@ -17,13 +18,17 @@ import type { CallAudio, Speaker } from './ui/voice-call-context.js';
 /** Speech and media options shared by the Server and the Communicator. */
 export interface CallServicesOptions {
   /**
-   * Text-to-speech: an engine, or `'openai'` | `'google'` | `'offline'`. Default: `'openai'` when
-   * OPENAI_API_KEY is set, `'google'` when GOOGLE_APPLICATION_CREDENTIALS is set, otherwise none
-   * (say() then throws a ConfigError; sound: playback still works). Credentials are checked here,
-   * at startup, not in the middle of a call.
+   * Text-to-speech: an engine, or `'openai'` | `'google'` | `'espeak'` | `'offline'`. Default:
+   * `'openai'` when OPENAI_API_KEY is set, `'google'` when GOOGLE_APPLICATION_CREDENTIALS is set,
+   * `'espeak'` when espeak-ng is on the PATH, otherwise none: a warning is logged at startup and
+   * say() throws a ConfigError (sound: playback still works). Credentials are checked here, at
+   * startup, not in the middle of a call. `false`: no TTS, and no warning.
    */
   tts?: TtsEngine | TtsEngineName | false;
-  /** Speech-to-text for prompt()/inputStream(): an engine, or `'openai'`. Default: `'openai'` when OPENAI_API_KEY is set. */
+  /**
+   * Speech-to-text for prompt()/inputStream(): an engine, or `'openai'` | `'pocketsphinx'` (local,
+   * for hinted closed vocabularies such as yes/no). Default: `'openai'` when OPENAI_API_KEY is set.
+   */
   stt?: SttEngine | SttEngineName | false;
   /** Folder of the persistent TTS cache. Default: `<tmpdir>/asteramisk-tts-cache`; `false` keeps it in memory only. */
   ttsCacheDirectory?: string | false;
@@ -45,22 +50,36 @@ export interface CallServices {
   close(): Promise<void>;
 }
 
-function chooseTts(config: Config, options: CallServicesOptions): TtsEngine | undefined {
+/** The warning logged at startup when no TTS engine could be chosen. */
+export const NO_TTS_WARNING =
+  'No text-to-speech engine: say() will fail and callers will only hear sound files. Install espeak-ng ' +
+  '(apt-get install espeak-ng, or brew install espeak-ng) for local speech, or set OPENAI_API_KEY or ' +
+  'GOOGLE_APPLICATION_CREDENTIALS, or pass `tts` to Server.create (tts: false silences this warning).';
+
+/** The TTS engine a Server picks from `options.tts` and the environment (see {@link CallServicesOptions.tts}). */
+export async function chooseTts(
+  config: Config,
+  options: Pick<CallServicesOptions, 'tts'>,
+): Promise<TtsEngine | undefined> {
   const choice = options.tts;
   if (choice === false) return undefined;
   if (choice !== undefined && typeof choice !== 'string') return choice;
-  const name =
+  let name: TtsEngineName | undefined =
     choice ??
     (config.openaiApiKey ? 'openai' : process.env.GOOGLE_APPLICATION_CREDENTIALS ? 'google' : undefined);
+  const espeak = name === undefined || name === 'espeak' ? await detectEspeak() : undefined;
+  if (name === undefined && espeak) name = 'espeak';
   if (!name) return undefined;
   return createTtsEngine({
     engine: name,
     ...(config.openaiApiKey ? { openaiApiKey: config.openaiApiKey } : {}),
     systemVoice: config.systemVoice,
+    ...(espeak && { espeak: { version: espeak.version }, espeakVoices: espeak.voices }),
   });
 }
 
-function chooseStt(config: Config, options: CallServicesOptions): SttEngine | undefined {
+/** The STT engine a Server picks from `options.stt` and the environment (see {@link CallServicesOptions.stt}). */
+export function chooseStt(config: Config, options: Pick<CallServicesOptions, 'stt'>): SttEngine | undefined {
   const choice = options.stt;
   if (choice === false) return undefined;
   if (choice !== undefined && typeof choice !== 'string') return choice;
@@ -89,7 +108,8 @@ export async function createCallServices(
   options: CallServicesOptions,
   logger: Logger,
 ): Promise<CallServices> {
-  const engine = chooseTts(config, options);
+  const engine = await chooseTts(config, options);
+  if (!engine && options.tts !== false) logger.warn({}, NO_TTS_WARNING);
   const stt = chooseStt(config, options);
   const directory =
     options.ttsCacheDirectory === false
@@ -122,6 +142,8 @@ export async function createCallServices(
     decodeWav,
     async close() {
       await cache?.close();
+      // An engine the library built by name is the library's to close; one passed in is the caller's.
+      if (typeof options.stt === 'string' || options.stt === undefined) await stt?.close?.();
     },
   };
 }

@@ -24,7 +24,15 @@ export {
 } from './communicator.js';
 export { type Config, type ConfigOptions, ENV_NAMES, redactConfig, resolveConfig } from './config.js';
 export * from './errors.js';
-export { createDefaultLogger, type LogFields, type Logger, silentLogger } from './logger.js';
+export {
+  createDefaultLogger,
+  type DefaultLoggerOptions,
+  type LogFields,
+  type LogFormat,
+  type Logger,
+  silentLogger,
+} from './logger.js';
+export type { MetricsOptions } from './metrics.js';
 export type { RecoveryAttemptFailure, RuntimeOptions, TextIntakeState } from './runtime.js';
 export type { SentText } from './sandbox/pbx.js';
 export { type PhoneHeard, SimPhone } from './sandbox/sim-phone.js';

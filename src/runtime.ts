@@ -18,7 +18,7 @@ import {
   type TextOverflow,
 } from './ui/text-conversations.js';
 import { TextOutbox, type TextRateLimit } from './ui/text-outbox.js';
-import { VoiceUI } from './ui/voice-ui.js';
+import { type CallObserver, VoiceUI } from './ui/voice-ui.js';
 
 /** Options shared by Server.create and Communicator.create. */
 export interface RuntimeOptions extends ConfigOptions, CallServicesOptions {
@@ -108,6 +108,14 @@ export type TextHandlerLookup = (number: string) => TextConversationHandler | un
 /** A text that was not taken. */
 export type TextDeclinedListener = (info: { to: string; from: string; reason: TextDeclineReason }) => void;
 
+/** @internal Observes calls and texts for metrics (a Server with `metrics` adds one). */
+export interface RuntimeObserver extends CallObserver {
+  /** A text arrived from a phone (to a conversation, a call, or declined). */
+  textIn(): void;
+  /** A text went out to a phone (a conversation's or an in-call one). */
+  textOut(): void;
+}
+
 /** An outbound channel waiting to be answered (Communicator.makeCall). */
 interface PendingOriginate {
   onStart: (channel: Channel) => void;
@@ -136,6 +144,17 @@ export class Runtime {
   private readonly outbox: TextOutbox;
   private textHandlers: TextHandlerLookup = () => undefined;
   private readonly textDeclined = new Set<TextDeclinedListener>();
+  /** Metrics observers; empty unless a Server has `metrics` on. */
+  readonly observers = new Set<RuntimeObserver>();
+  /** What every VoiceUI reports to: fans out to {@link observers} (nothing to do when empty). */
+  private readonly callObserver: CallObserver = {
+    verb: (verb, seconds, outcome) => {
+      for (const o of this.observers) o.verb(verb, seconds, outcome);
+    },
+    mediaClosed: (stats) => {
+      for (const o of this.observers) o.mediaClosed(stats);
+    },
+  };
   /** Status changes and failed recovery attempts, for the Server. */
   readonly events = new EventEmitter<RuntimeEvents>();
   readonly recoveryBackoff: BackoffOptions;
@@ -214,6 +233,11 @@ export class Runtime {
       offReadiness,
       () => this.textRound?.abort(),
     );
+  }
+
+  /** Texts waiting in the outbox for their recipient's rate limit. */
+  get textsQueued(): number {
+    return this.outbox.queued;
   }
 
   /** What the connection can do now: ARI, AMI readiness, the text subscription. */
@@ -391,6 +415,7 @@ export class Runtime {
       from: `sip:${localNumber}@${this.config.asteriskHost}`,
       body,
     });
+    for (const o of this.observers) o.textOut();
   }
 
   /** Waits for the StasisStart of an originated channel carrying `token` as its second app argument. */
@@ -418,6 +443,7 @@ export class Runtime {
       sendText: (text) => this.sendInCallText(channel.name, text),
       enableTextIntake: () => this.enableTextIntake(),
       routeBridge: (bridgeId, owner) => this.router.addBridge(bridgeId, owner),
+      observer: this.callObserver,
       ...(parties ? { parties } : {}),
     });
     const unroute = this.router.addChannel(channel.id, ui);
@@ -446,6 +472,7 @@ export class Runtime {
       Message: text,
       'Content-Type': 'text/plain;charset=UTF-8',
     });
+    for (const o of this.observers) o.textOut();
   }
 
   private onStasisStart(event: StasisStartEvent): void {
@@ -477,6 +504,7 @@ export class Runtime {
       }
       return;
     }
+    for (const o of this.observers) o.textIn();
     // Floods first: a sender over the rate costs a counter, not a log line or a routing decision.
     if (!this.conversations.admit(text)) {
       for (const listener of this.textDeclined)

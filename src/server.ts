@@ -5,6 +5,7 @@ import type { Config } from './config.js';
 import { DialplanKeeper } from './dialplan-keeper.js';
 import { AsteramiskError, HangupError, InvalidInputError } from './errors.js';
 import { childLogger, type Logger } from './logger.js';
+import { type MetricsOptions, ServerMetrics } from './metrics.js';
 import {
   type RecoveryAttemptFailure,
   Runtime,
@@ -35,14 +36,22 @@ export interface ServerOptions extends RuntimeOptions {
    * example-configs/extensions.conf); the Server routes by the dialed number.
    */
   dialplan?: 'register' | 'static';
-  /** Said when a handler throws, before hanging up. */
+  /** Said when a handler throws, before hanging up; `sound:an-error-has-occurred` is played instead when it cannot be said. */
   apology?: string;
   /**
    * Seconds {@link Server.serveForever} lets calls and text conversations finish after SIGTERM or
    * SIGINT before hanging up the rest (see {@link Server.close}). Default 30.
    */
   drainSeconds?: number;
+  /**
+   * Serves Prometheus metrics at `http://host:port/metrics` (see README: Metrics), in a registry of
+   * this Server's own. Off by default. `port: 0` picks a free port ({@link Server.metricsUrl}).
+   */
+  metrics?: MetricsOptions;
 }
+
+/** Played when a failed handler's apology cannot be said (no TTS engine, or it failed). */
+export const APOLOGY_SOUND = 'sound:an-error-has-occurred';
 
 /** Default of {@link ServerOptions.drainSeconds}. */
 export const DEFAULT_DRAIN_SECONDS = 30;
@@ -173,6 +182,7 @@ export class Server extends EventEmitter<ServerEvents> {
     this.closedResolve = resolve;
   });
   private readonly detach: (() => void)[] = [];
+  private metrics?: ServerMetrics;
 
   private constructor(runtime: Runtime, options: ServerOptions) {
     super();
@@ -227,7 +237,21 @@ export class Server extends EventEmitter<ServerEvents> {
    */
   static async create(options: ServerOptions = {}): Promise<Server> {
     const runtime = await Runtime.acquire(options, 'new');
-    return new Server(runtime, options);
+    const server = new Server(runtime, options);
+    if (options.metrics) {
+      try {
+        server.metrics = await ServerMetrics.start(server, runtime, options.metrics, server.logger);
+      } catch (error) {
+        await server.close();
+        throw error;
+      }
+    }
+    return server;
+  }
+
+  /** `http://host:port/metrics` when `metrics` is on, else undefined. */
+  get metricsUrl(): string | undefined {
+    return this.metrics?.url;
   }
 
   /** Number of calls being handled now. */
@@ -447,6 +471,7 @@ export class Server extends EventEmitter<ServerEvents> {
       );
     this.state = 'closed';
     this.refreshHealth('closed');
+    await this.metrics?.close();
     await this.runtime.release();
     // Detached last: a call or a text arriving until the connection closes is still declined.
     for (const detach of this.detach) detach();
@@ -531,12 +556,18 @@ export class Server extends EventEmitter<ServerEvents> {
           'call handler failed',
         );
         if (ui.active) {
-          try {
-            if (this.runtime.services.speaker) await ui.say(this.apology);
-            else await ui.play('sound:an-error-has-occurred');
-          } catch {
-            // The apology is best effort: the call may be failing for the same reason.
+          // The apology is best effort: the call may be failing for the same reason. When it cannot
+          // be said (no TTS, or the engine failing), a built-in sound stands in: never silence.
+          let apologised = false;
+          if (this.runtime.services.speaker) {
+            try {
+              await ui.say(this.apology);
+              apologised = true;
+            } catch (sayError) {
+              if (sayError instanceof HangupError) apologised = true;
+            }
           }
+          if (!apologised && ui.active) await ui.play(APOLOGY_SOUND).catch(() => {});
         }
       }
     } finally {

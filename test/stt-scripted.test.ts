@@ -47,7 +47,7 @@ describe('ScriptedSttEngine', () => {
 
 describe('createSttEngine', () => {
   it('creates engines by name and checks the OpenAI key up front', async () => {
-    expect(STT_ENGINE_NAMES).toEqual(['openai', 'scripted']);
+    expect(STT_ENGINE_NAMES).toEqual(['openai', 'pocketsphinx', 'scripted']);
     const scripted = createSttEngine({ engine: 'scripted', script: ['hi'] });
     expect(await scripted.transcribe(utterance)).toBe('hi');
     expect(createSttEngine({ engine: 'openai', openaiApiKey: 'sk-x' })).toBeInstanceOf(OpenAiSttEngine);

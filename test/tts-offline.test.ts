@@ -58,7 +58,7 @@ describe('OfflineTtsEngine', () => {
 
 describe('createTtsEngine', () => {
   it('creates each engine by name and checks credentials up front', () => {
-    expect(TTS_ENGINE_NAMES).toEqual(['openai', 'google', 'offline']);
+    expect(TTS_ENGINE_NAMES).toEqual(['openai', 'google', 'espeak', 'offline']);
     expect(createTtsEngine({ engine: 'offline' })).toBeInstanceOf(OfflineTtsEngine);
     const openai = createTtsEngine({ engine: 'openai', openaiApiKey: 'sk-x', systemVoice: 'nova' });
     expect(openai).toBeInstanceOf(OpenAiTtsEngine);
@@ -71,6 +71,6 @@ describe('createTtsEngine', () => {
     } finally {
       vi.unstubAllEnvs();
     }
-    expect(() => createTtsEngine({ engine: 'espeak' as never })).toThrow(ConfigError);
+    expect(() => createTtsEngine({ engine: 'festival' as never })).toThrow(ConfigError);
   });
 });

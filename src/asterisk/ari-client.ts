@@ -24,6 +24,7 @@ import {
   AriHttp,
   type AriHttpMethod,
   type AriRequestFn,
+  type AriRequestObserver,
   type AriRequestOptions,
   basicAuthorization,
 } from './ari-http.js';
@@ -305,6 +306,11 @@ export class AriClient {
     this.#disconnectAnnounced = false;
     await this.#stream.close();
     await this.#http.close();
+  }
+
+  /** Reports every REST request once it has an answer or failed (metrics); returns the undo. */
+  observeRequests(observer: AriRequestObserver): () => void {
+    return this.#http.observe(observer);
   }
 
   /**

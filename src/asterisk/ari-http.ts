@@ -79,6 +79,18 @@ export interface AriHttpOptions {
   logger?: Logger;
 }
 
+/**
+ * What a request observer gets once per request (for metrics): the method, the path as requested
+ * (with ids: template it before using it as a label), the HTTP status (0 when no answer came) and
+ * the time taken in seconds.
+ */
+export type AriRequestObserver = (info: {
+  method: AriHttpMethod;
+  path: string;
+  status: number;
+  seconds: number;
+}) => void;
+
 /** Default time limit of one REST request. */
 export const DEFAULT_REQUEST_TIMEOUT_MS = 10_000;
 
@@ -241,6 +253,7 @@ export class AriHttp {
   readonly #maxConnections: number;
   /** TLS options of an `https://` base URL; undefined for `http://`. */
   readonly #tls: TlsConnectOptions | undefined;
+  readonly #observers = new Set<AriRequestObserver>();
 
   constructor(options: AriHttpOptions) {
     this.baseUrl = ariBaseUrl(options.url).toString();
@@ -259,6 +272,24 @@ export class AriHttp {
     const pool = this.#pool;
     this.#pool = undefined;
     await pool?.close().catch(() => {});
+  }
+
+  /** Adds a request observer (metrics); returns the function that removes it. */
+  observe(observer: AriRequestObserver): () => void {
+    this.#observers.add(observer);
+    return () => this.#observers.delete(observer);
+  }
+
+  #report(method: AriHttpMethod, path: string, status: number, started: number): void {
+    if (this.#observers.size === 0) return;
+    const info = { method, path, status, seconds: (performance.now() - started) / 1000 };
+    for (const observer of this.#observers) {
+      try {
+        observer(info);
+      } catch (error) {
+        this.#logger.warn({ err: String(error) }, 'an ARI request observer threw');
+      }
+    }
   }
 
   #connections(): Agent {
@@ -304,8 +335,10 @@ export class AriHttp {
       // The body read is covered by the same signal, so a server that stalls mid-body times out too.
       raw = Buffer.from(await response.arrayBuffer());
     } catch (error) {
+      this.#report(method, path, 0, started);
       throw this.#transportError(error, method, path, timeoutMs, timeoutSignal, options.signal);
     }
+    this.#report(method, path, response.status, started);
     const elapsedMs = Math.round(performance.now() - started);
     this.#logger.debug({ method, path, status: response.status, elapsedMs }, 'ARI request');
 

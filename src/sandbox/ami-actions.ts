@@ -1,5 +1,6 @@
 import { type AmiActionHandler, type AmiReply, type AmiServer, amiError, amiSuccess } from './ami-server.js';
 import { type Pbx, PbxError, splitAppData } from './pbx.js';
+import { installInspectionActions, knownContexts } from './pbx-inspection.js';
 import { amiChannelFields, parseCallerId, type SimChannel } from './sim-model.js';
 
 type Entry = [string, string];
@@ -277,6 +278,21 @@ export function pbxActions(pbx: Pbx, server: AmiServer): Record<string, AmiActio
       const steps = pbx.dialplan
         .dump()
         .filter((d) => (!context || d.context === context) && (!extension || d.exten === extension));
+      if (steps.length === 0 && context && !extension && knownContexts(pbx).has(context)) {
+        // An empty context of extensions.conf exists: Asterisk lists nothing, successfully.
+        return {
+          message: 'DialPlan list will follow',
+          list: {
+            items: [],
+            completeEvent: 'ShowDialPlanComplete',
+            completeFields: [
+              ['ListExtensions', '0'],
+              ['ListPriorities', '0'],
+              ['ListContexts', '1'],
+            ],
+          },
+        };
+      }
       if (steps.length === 0) {
         return amiError(context ? `Did not find context ${context}` : 'No dialplan found');
       }
@@ -371,6 +387,7 @@ const MODULE_OF: Readonly<Record<string, string>> = {
 export function installAmiActions(server: AmiServer, pbx: Pbx): () => void {
   for (const [name, handler] of Object.entries(pbxActions(pbx, server)))
     server.registerAction(name, handler, MODULE_OF[name] ? { module: MODULE_OF[name] } : {});
+  installInspectionActions(server, pbx);
   server.setCliHandler((command) => cliCommand(pbx, command));
   server.setCallCounts(() => ({ currentCalls: pbx.channels.size, processedCalls: pbx.channels.size }));
   const forward = (fields: Entry[]) => server.publishEvent(fields);

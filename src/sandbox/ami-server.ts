@@ -706,6 +706,11 @@ export class AmiServer extends EventEmitter<AmiServerEventMap> {
     this.unloadedModules.delete(name);
   }
 
+  /** False for a module unloaded with {@link unloadModule}. */
+  isModuleLoaded(name: string): boolean {
+    return !this.unloadedModules.has(name);
+  }
+
   /** True between {@link freeze} and {@link thaw}. */
   get frozen(): boolean {
     return this.frozenState;

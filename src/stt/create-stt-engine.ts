@@ -1,5 +1,6 @@
 import { ConfigError } from '../errors.js';
 import { OpenAiSttEngine, type OpenAiSttOptions } from './openai-stt-engine.js';
+import { PocketsphinxSttEngine, type PocketsphinxSttOptions } from './pocketsphinx-stt-engine.js';
 import {
   ScriptedSttEngine,
   type ScriptedSttOptions,
@@ -8,7 +9,7 @@ import {
 import type { SttEngine } from './stt-engine.js';
 
 /** The STT engines {@link createSttEngine} knows. */
-export const STT_ENGINE_NAMES = ['openai', 'scripted'] as const;
+export const STT_ENGINE_NAMES = ['openai', 'pocketsphinx', 'scripted'] as const;
 export type SttEngineName = (typeof STT_ENGINE_NAMES)[number];
 
 /** Options of {@link createSttEngine}. */
@@ -17,6 +18,7 @@ export interface SttEngineFactoryOptions {
   /** Config `openaiApiKey` (env OPENAI_API_KEY); required by `openai`. */
   openaiApiKey?: string;
   openai?: Omit<OpenAiSttOptions, 'apiKey'>;
+  pocketsphinx?: PocketsphinxSttOptions;
   /** The transcripts of the `scripted` engine (tests and demos). Default: none (every utterance is ''). */
   script?: readonly string[] | TranscriptFunction;
   scripted?: ScriptedSttOptions;
@@ -34,6 +36,8 @@ export function createSttEngine(options: SttEngineFactoryOptions): SttEngine {
         ...options.openai,
         ...(options.openaiApiKey !== undefined && { apiKey: options.openaiApiKey }),
       });
+    case 'pocketsphinx':
+      return new PocketsphinxSttEngine(options.pocketsphinx);
     case 'scripted':
       return new ScriptedSttEngine(options.script ?? [], options.scripted);
     default:

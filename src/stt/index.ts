@@ -7,6 +7,13 @@ export {
 } from './create-stt-engine.js';
 export { OpenAiSttEngine, type OpenAiSttOptions } from './openai-stt-engine.js';
 export {
+  detectPocketsphinx,
+  hintsToJsgf,
+  POCKETSPHINX_COMMAND,
+  PocketsphinxSttEngine,
+  type PocketsphinxSttOptions,
+} from './pocketsphinx-stt-engine.js';
+export {
   ScriptedSttEngine,
   type ScriptedSttOptions,
   type TranscriptFunction,

@@ -1,11 +1,12 @@
 import { ConfigError } from '../errors.js';
+import { EspeakTtsEngine, type EspeakTtsOptions, isEspeakVoice } from './espeak-tts-engine.js';
 import { GoogleTtsEngine, type GoogleTtsOptions, languageFromVoice } from './google-tts-engine.js';
 import { OfflineTtsEngine, type OfflineTtsOptions } from './offline-tts-engine.js';
 import { OpenAiTtsEngine, type OpenAiTtsOptions } from './openai-tts-engine.js';
 import type { TtsEngine } from './tts-engine.js';
 
 /** The TTS engines {@link createTtsEngine} knows. */
-export const TTS_ENGINE_NAMES = ['openai', 'google', 'offline'] as const;
+export const TTS_ENGINE_NAMES = ['openai', 'google', 'espeak', 'offline'] as const;
 export type TtsEngineName = (typeof TTS_ENGINE_NAMES)[number];
 
 /** Options of {@link createTtsEngine}: the relevant Config fields plus per-engine settings. */
@@ -19,6 +20,9 @@ export interface TtsEngineFactoryOptions {
   openai?: Omit<OpenAiTtsOptions, 'apiKey'>;
   google?: GoogleTtsOptions;
   offline?: OfflineTtsOptions;
+  espeak?: EspeakTtsOptions;
+  /** The voices espeak-ng knows (from detectEspeak), to tell whether systemVoice is one of them. */
+  espeakVoices?: ReadonlySet<string>;
 }
 
 /**
@@ -52,6 +56,17 @@ export function createTtsEngine(options: TtsEngineFactoryOptions): TtsEngine {
     }
     case 'offline':
       return new OfflineTtsEngine(options.offline);
+    case 'espeak': {
+      // SYSTEM_VOICE is often a cloud voice (alloy, en-US-Neural2-J): espeak-ng takes it only if it
+      // names one of its own voices, and keeps en-us otherwise.
+      const system = options.systemVoice;
+      const useSystem =
+        options.espeak?.voice === undefined &&
+        system !== undefined &&
+        system !== '' &&
+        isEspeakVoice(system, options.espeakVoices);
+      return new EspeakTtsEngine({ ...options.espeak, ...(useSystem && { voice: system }) });
+    }
     default:
       throw new ConfigError(
         'ttsEngine',

@@ -6,6 +6,14 @@ export {
   type TtsEngineName,
 } from './create-tts-engine.js';
 export {
+  detectEspeak,
+  ESPEAK_COMMAND,
+  ESPEAK_DEFAULT_VOICE,
+  type EspeakInstallation,
+  EspeakTtsEngine,
+  type EspeakTtsOptions,
+} from './espeak-tts-engine.js';
+export {
   GOOGLE_TTS_PACKAGE,
   type GoogleServiceAccountCredentials,
   GoogleTtsEngine,

@@ -49,6 +49,7 @@ export class TextConversations {
   /** Inbound rate per (our number, sender) pair; `warned` once per flood (see input-limits.ts). */
   private readonly senders = new Map<string, { bucket: TokenBucket; warned: boolean }>();
   private readonly counts = { rateLimited: 0, queueOverflow: 0 };
+  private failedHandlers = 0;
   private readonly tasks = new Set<Promise<void>>();
   /** Inbound conversations whose handler is running. */
   private readonly handled = new Set<TextUI>();
@@ -61,6 +62,11 @@ export class TextConversations {
   /** Open conversations now. */
   get size(): number {
     return this.open.size;
+  }
+
+  /** Text handlers that threw something other than HangupError (for metrics). */
+  get handlerErrors(): number {
+    return this.failedHandlers;
   }
 
   /**
@@ -195,11 +201,13 @@ export class TextConversations {
     } catch (error) {
       if (error instanceof HangupError)
         log.info({ reason: 'ended' }, 'conversation ended while the handler waited');
-      else
+      else {
+        this.failedHandlers++;
         log.error(
           { err: error instanceof Error ? (error.stack ?? error.message) : String(error) },
           'text handler failed',
         );
+      }
     } finally {
       await ui.end('done');
     }

@@ -43,6 +43,13 @@ export class TextOutbox {
     return this.queues.get(recipient)?.queue.size ?? 0;
   }
 
+  /** Texts waiting (not yet sent), all recipients together. */
+  get queued(): number {
+    let total = 0;
+    for (const entry of this.queues.values()) total += entry.queue.size;
+    return total;
+  }
+
   private sweep(): void {
     const now = Date.now();
     for (const [recipient, entry] of this.queues) {

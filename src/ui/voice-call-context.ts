@@ -3,6 +3,7 @@ import type { AriClient } from '../asterisk/ari-client.js';
 import type { PlaybackFinishedEvent, RecordingFinishedEvent } from '../asterisk/ari-events.js';
 import type { Config } from '../config.js';
 import type { Logger } from '../logger.js';
+import type { RtpSessionStats } from '../media/rtp-session.js';
 import type { SttEngine } from '../stt/stt-engine.js';
 import type { CallScope } from './call-scope.js';
 import type { DigitBuffer } from './digit-buffer.js';
@@ -23,6 +24,8 @@ export interface CallAudio extends AgentMedia {
   readonly bridgeId: string;
   /** The externalMedia channel. */
   readonly externalChannelId: string;
+  /** RTP counters of the media leg (read once, when the call's media closes, for metrics). */
+  readonly stats?: RtpSessionStats;
   close(): Promise<void>;
 }
 

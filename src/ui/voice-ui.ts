@@ -9,6 +9,7 @@ import type { Config } from '../config.js';
 import { AriHttpError, AriNotFoundError, HangupError, InvalidInputError } from '../errors.js';
 import type { Logger } from '../logger.js';
 import { isPbxGone } from '../media/call-media.js';
+import type { RtpSessionStats } from '../media/rtp-session.js';
 import type { SttEngine } from '../stt/stt-engine.js';
 import type { CallEventSink } from './call-event-router.js';
 import { CallScope } from './call-scope.js';
@@ -84,6 +85,22 @@ export interface VoiceUIDeps {
   enableTextIntake: () => Promise<void>;
   /** For an outbound call: our number and the called party, which the channel does not carry. */
   parties?: { localNumber: string; remoteNumber: string; remoteName?: string };
+  /** Metrics: told each verb's duration and the RTP counters when the media closes. */
+  observer?: CallObserver;
+}
+
+/** How a verb ended, for metrics: it returned, the caller hung up, or it failed. */
+export type VerbOutcome = 'ok' | 'hangup' | 'error';
+
+/**
+ * @internal Observes calls for metrics (the Server's Prometheus endpoint). Called once per verb
+ * and once per call's media path, never per frame.
+ */
+export interface CallObserver {
+  /** A verb (`say`, `play`, `gather`, `prompt`, `record`, `menu`…) finished after `seconds`. */
+  verb(verb: string, seconds: number, outcome: VerbOutcome): void;
+  /** The call's media path closed; `stats` are its RTP counters. */
+  mediaClosed(stats: RtpSessionStats): void;
 }
 
 /**
@@ -305,11 +322,13 @@ export class VoiceUI implements CallEventSink {
 
   /** Speaks `text` and resolves when the caller has heard it (or, if interruptible, pressed a key). */
   async say(text: string, options: SayOptions = {}): Promise<void> {
-    await this.track(
-      (async () => {
-        const output = await synthesize(this.ctx, text, options);
-        await playOutput(this.ctx, output, { interruptible: options.interruptible ?? false });
-      })(),
+    await this.timed('say', () =>
+      this.track(
+        (async () => {
+          const output = await synthesize(this.ctx, text, options);
+          await playOutput(this.ctx, output, { interruptible: options.interruptible ?? false });
+        })(),
+      ),
     );
   }
 
@@ -323,15 +342,17 @@ export class VoiceUI implements CallEventSink {
     options: { interruptible?: boolean } = {},
   ): Promise<void> {
     const items = Array.isArray(media) ? (media as readonly PlayableMedia[]) : [media as PlayableMedia];
-    await this.track(
-      (async () => {
-        for (const output of await this.scope.race(this.outputs(items))) {
-          const result = await playOutput(this.ctx, output, {
-            interruptible: options.interruptible ?? false,
-          });
-          if (result === 'interrupted') return;
-        }
-      })(),
+    await this.timed('play', () =>
+      this.track(
+        (async () => {
+          for (const output of await this.scope.race(this.outputs(items))) {
+            const result = await playOutput(this.ctx, output, {
+              interruptible: options.interruptible ?? false,
+            });
+            if (result === 'interrupted') return;
+          }
+        })(),
+      ),
     );
   }
 
@@ -360,9 +381,11 @@ export class VoiceUI implements CallEventSink {
    * Says `prompt` (a key stops it) and collects digits. Defaults follow Twilio's Gather: timeout
    * 5 s, finishOnKey `#`. Returns '' when the caller pressed nothing.
    */
-  async gather(promptText: string | undefined, options: GatherOptions = {}): Promise<string> {
-    const output = promptText ? await synthesize(this.ctx, promptText, {}) : undefined;
-    return gather(this.ctx, output, options);
+  gather(promptText: string | undefined, options: GatherOptions = {}): Promise<string> {
+    return this.timed('gather', async () => {
+      const output = promptText ? await synthesize(this.ctx, promptText, {}) : undefined;
+      return gather(this.ctx, output, options);
+    });
   }
 
   /**
@@ -370,7 +393,7 @@ export class VoiceUI implements CallEventSink {
    * the question interrupts it. Returns '' when the caller said nothing within the timeout.
    */
   prompt(question: string, options: PromptOptions = {}): Promise<string> {
-    return prompt(this.ctx, question, options);
+    return this.timed('prompt', () => prompt(this.ctx, question, options));
   }
 
   /** Transcripts of everything the caller says, one per utterance, until the call ends. */
@@ -384,7 +407,7 @@ export class VoiceUI implements CallEventSink {
     actions: Readonly<Record<string, MenuAction<T>>>,
     options: ChoiceOptions = {},
   ): Promise<T> {
-    return menu(this.conversation(), promptText, actions, options);
+    return this.timed('menu', () => menu(this.conversation(), promptText, actions, options));
   }
 
   /** Returns the value of the chosen key: `select('…', { '1': 'sales', '2': 'support' })`. */
@@ -393,22 +416,22 @@ export class VoiceUI implements CallEventSink {
     choices: Readonly<Record<string, T>>,
     options: ChoiceOptions = {},
   ): Promise<T> {
-    return select(this.conversation(), promptText, choices, options);
+    return this.timed('select', () => select(this.conversation(), promptText, choices, options));
   }
 
   /** Reads the labels out with numbers ("For sales, press 1.") and returns the chosen label. */
   choose(promptText: string, labels: readonly string[], options: ChoiceOptions = {}): Promise<string> {
-    return choose(this.conversation(), promptText, labels, options);
+    return this.timed('choose', () => choose(this.conversation(), promptText, labels, options));
   }
 
   /** A yes/no question: 1 for yes, 2 for no. */
   askYesNo(question: string, options: ChoiceOptions = {}): Promise<boolean> {
-    return askYesNo(this.conversation(), question, options);
+    return this.timed('askYesNo', () => askYesNo(this.conversation(), question, options));
   }
 
   /** Records the caller (beep, then until silence, a key, or maxLength). */
   record(options: RecordOptions = {}): Promise<Recording> {
-    return record(this.ctx, options);
+    return this.timed('record', () => record(this.ctx, options));
   }
 
   // ------------------------------------------------------------------ realtime agent
@@ -673,10 +696,42 @@ export class VoiceUI implements CallEventSink {
     if (!path) return;
     try {
       const audio = await path;
+      if (this.deps.observer && audio.stats) this.deps.observer.mediaClosed(audio.stats);
       await audio.close();
     } catch {
       // Opening failed: nothing to release.
     }
+  }
+
+  /** Runs a verb and tells the observer (metrics) how long it took and how it ended. */
+  private timed<T>(verb: string, work: () => Promise<T>): Promise<T> {
+    const observer = this.deps.observer;
+    if (!observer) return work();
+    const started = performance.now();
+    const report = (outcome: VerbOutcome) => {
+      try {
+        observer.verb(verb, (performance.now() - started) / 1000, outcome);
+      } catch (error) {
+        this.deps.logger.warn({ err: String(error) }, 'a call observer threw');
+      }
+    };
+    let running: Promise<T>;
+    try {
+      running = work();
+    } catch (error) {
+      report(error instanceof HangupError ? 'hangup' : 'error');
+      throw error;
+    }
+    return running.then(
+      (value) => {
+        report('ok');
+        return value;
+      },
+      (error: unknown) => {
+        report(error instanceof HangupError ? 'hangup' : 'error');
+        throw error;
+      },
+    );
   }
 
   private track<T>(work: Promise<T>): Promise<T> {

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { InvalidInputError } from '../../errors.js';
+import { ConfigError, InvalidInputError } from '../../errors.js';
 import type { VoiceCallContext } from '../voice-call-context.js';
 
 /** What can be played to a caller: Asterisk media URIs, or audio rendered by the library. */
@@ -85,8 +85,13 @@ export async function synthesize(
   text: string,
   options: { voice?: string; language?: string },
 ): Promise<VoiceOutput> {
-  if (!ctx.speaker)
-    throw new InvalidInputError('No text-to-speech engine is configured: pass `tts` to Server.create');
+  if (!ctx.speaker) {
+    throw new ConfigError(
+      'tts',
+      'No text-to-speech engine is configured: install espeak-ng for local speech, or set OPENAI_API_KEY or ' +
+        'GOOGLE_APPLICATION_CREDENTIALS, or pass `tts` to Server.create.',
+    );
+  }
   // The engine's own default voice comes from SYSTEM_VOICE; only an explicit voice is passed.
   const pcm = await ctx.scope.race(
     ctx.speaker.speak(text, {
