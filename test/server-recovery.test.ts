@@ -1,9 +1,9 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { AmiActionError, AsteriskConnectionError, HangupError, TimeoutError } from '../src/errors.js';
-import type { LogFields, Logger } from '../src/logger.js';
 import type { Simulator } from '../src/sandbox/simulator.js';
 import type { Server, ServerEvents, ServerHealth } from '../src/server.js';
 import type { VoiceUI } from '../src/ui/voice-ui.js';
+import { capturingLogger, type LogLine } from './support/capturing-logger.js';
 import { deferred, nextServerEvent, startVoiceHarness, type VoiceHarness } from './support/voice-harness.js';
 import { catchError, within } from './support/within.js';
 
@@ -17,29 +17,6 @@ const cleanups: (() => Promise<void>)[] = [];
 afterEach(async () => {
   for (const c of cleanups.splice(0).reverse()) await c();
 });
-
-interface LogLine {
-  level: string;
-  msg: string;
-  fields: LogFields;
-}
-
-function capturingLogger(lines: LogLine[]): Logger {
-  const make = (bindings: LogFields): Logger => {
-    const keep =
-      (level: string) =>
-      (fields: LogFields, msg = '') =>
-        lines.push({ level, msg, fields: { ...bindings, ...fields } });
-    return {
-      debug: keep('debug'),
-      info: keep('info'),
-      warn: keep('warn'),
-      error: keep('error'),
-      child: (more) => make({ ...bindings, ...more }),
-    };
-  };
-  return make({});
-}
 
 /** Fast failure detection and retries, so outages play out in a second instead of a minute. */
 const FAST = {

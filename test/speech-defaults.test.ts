@@ -4,13 +4,13 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { NO_TTS_WARNING } from '../src/call-services.js';
 import { ConfigError, SpeechEngineError } from '../src/errors.js';
-import type { LogFields, Logger } from '../src/logger.js';
 import { Simulator } from '../src/sandbox/simulator.js';
 import { APOLOGY_SOUND, Server, type ServerOptions } from '../src/server.js';
 import { createSttEngine } from '../src/stt/create-stt-engine.js';
 import { detectPocketsphinx, PocketsphinxSttEngine } from '../src/stt/pocketsphinx-stt-engine.js';
 import { detectEspeak, EspeakTtsEngine } from '../src/tts/espeak-tts-engine.js';
 import type { VoiceUI } from '../src/ui/voice-ui.js';
+import { capturingLogger, type LogLine } from './support/capturing-logger.js';
 import { deferred } from './support/voice-harness.js';
 
 const espeak = await detectEspeak();
@@ -21,29 +21,6 @@ if (!pocketsphinx) {
   console.warn(
     'pocketsphinx is not installed: the local STT tests are skipped (apt-get install pocketsphinx pocketsphinx-en-us)',
   );
-}
-
-interface LogLine {
-  level: string;
-  msg: string;
-  fields: LogFields;
-}
-
-function capturingLogger(lines: LogLine[]): Logger {
-  const make = (bindings: LogFields): Logger => {
-    const keep =
-      (level: string) =>
-      (fields: LogFields, msg = '') =>
-        lines.push({ level, msg, fields: { ...bindings, ...fields } });
-    return {
-      debug: keep('debug'),
-      info: keep('info'),
-      warn: keep('warn'),
-      error: keep('error'),
-      child: (more) => make({ ...bindings, ...more }),
-    };
-  };
-  return make({});
 }
 
 function rms(pcm: Int16Array): number {

@@ -9,8 +9,10 @@ import { Server } from '../../src/server.js';
 import { toneUlaw } from '../support/agent-harness.js';
 import { FAKE_REALTIME_API_KEY, type FakeRealtime, startFakeRealtime } from '../support/fake-realtime.js';
 import { realAsteriskAvailable } from '../support/real-asterisk.js';
+import { toneShare } from '../support/tone-analysis.js';
 import { nextServerEvent } from '../support/voice-harness.js';
 import { within } from '../support/within.js';
+import { amiPass, amiPort, amiUser, ariPass, ariPort, ariUser, host, sipProxy } from './real-env.js';
 import { SippPhone, sippAvailable } from './sipp/sipp-phone.js';
 
 /**
@@ -21,35 +23,11 @@ import { SippPhone, sippAvailable } from './sipp/sipp-phone.js';
  * the SIP call up. Runs only when ASTERISK_HOST is set (plus ASTERISK_ARI/AMI_USER/PASS), with
  * sipp on the PATH (root), and a PJSIP endpoint `alice` whose calls reach `asteramisk-call`.
  */
-const host = process.env.ASTERISK_HOST;
-const ariUser = process.env.ASTERISK_ARI_USER ?? 'asteramisk';
-const ariPass = process.env.ASTERISK_ARI_PASS ?? 'asteramisk';
-const amiUser = process.env.ASTERISK_AMI_USER ?? 'asteramisk';
-const amiPass = process.env.ASTERISK_AMI_PASS ?? 'asteramisk';
-const ariPort = Number(process.env.ASTERISK_ARI_PORT ?? 8088);
-const amiPort = Number(process.env.ASTERISK_AMI_PORT ?? 5038);
-const sipProxy = process.env.ASTERISK_SIP ?? `${host ?? '127.0.0.1'}:5060`;
 const haveSipp = sippAvailable();
 realAsteriskAvailable('agent.real.test.ts', {
   ok: haveSipp,
   needs: 'sipp on the PATH (Debian: apt-get install sip-tester)',
 });
-
-/** Share of the signal's energy at `hz` (Goertzel): about 1 for a pure tone of that frequency. */
-function toneShare(pcm: Int16Array, hz: number): number {
-  const k = 2 * Math.cos((2 * Math.PI * hz) / 8000);
-  let s1 = 0;
-  let s2 = 0;
-  let energy = 0;
-  for (const x of pcm) {
-    const s = x + k * s1 - s2;
-    s2 = s1;
-    s1 = s;
-    energy += x * x;
-  }
-  const power = s1 * s1 + s2 * s2 - k * s1 * s2;
-  return energy === 0 ? 0 : (2 * power) / (pcm.length * energy);
-}
 
 /** Whether some 500 ms window of the µ-law audio from `fromByte` on is mostly a tone of `hz`. */
 function holdsTone(ulaw: Buffer, hz: number, fromByte = 0): boolean {

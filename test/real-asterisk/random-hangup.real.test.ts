@@ -7,6 +7,7 @@ import { OfflineTtsEngine } from '../../src/tts/offline-tts-engine.js';
 import { FLOW_NUMBER, flowHandler } from '../support/random-hangups.js';
 import { realAsteriskAvailable } from '../support/real-asterisk.js';
 import { nextServerEvent } from '../support/voice-harness.js';
+import { amiPass, amiPort, amiUser, ariPass, ariPort, ariUser, host, sipProxy } from './real-env.js';
 import { SippPhone, sippAvailable } from './sipp/sipp-phone.js';
 
 /**
@@ -17,14 +18,6 @@ import { SippPhone, sippAvailable } from './sipp/sipp-phone.js';
  * or in the process (calls, UDP sockets). The simulator runs the same with every verb and 600
  * calls (test/random-hangup.test.ts), and 10,000 in bench/random-hangup.ts.
  */
-const host = process.env.ASTERISK_HOST;
-const ariUser = process.env.ASTERISK_ARI_USER ?? 'asteramisk';
-const ariPass = process.env.ASTERISK_ARI_PASS ?? 'asteramisk';
-const amiUser = process.env.ASTERISK_AMI_USER ?? 'asteramisk';
-const amiPass = process.env.ASTERISK_AMI_PASS ?? 'asteramisk';
-const ariPort = Number(process.env.ASTERISK_ARI_PORT ?? 8088);
-const amiPort = Number(process.env.ASTERISK_AMI_PORT ?? 5038);
-const sipProxy = process.env.ASTERISK_SIP ?? `${host ?? '127.0.0.1'}:5060`;
 const haveSipp = sippAvailable();
 realAsteriskAvailable('random-hangup.real.test.ts', {
   ok: haveSipp,

@@ -8,12 +8,13 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AmiClient } from '../../src/asterisk/ami-client.js';
 import { AriClient } from '../../src/asterisk/ari-client.js';
 import { HangupError } from '../../src/errors.js';
-import type { LogFields, Logger } from '../../src/logger.js';
 import { Server, type ServerHealth } from '../../src/server.js';
 import type { VoiceUI } from '../../src/ui/voice-ui.js';
+import { capturingLogger, type LogLine } from '../support/capturing-logger.js';
 import { realAsteriskAvailable } from '../support/real-asterisk.js';
 import { RecordingTts } from '../support/voice-harness.js';
 import { within } from '../support/within.js';
+import { amiPass, amiPort, amiUser, ariPass, ariPort, ariUser, host, sipProxy } from './real-env.js';
 import { freeUdpPort, sippAvailable } from './sipp/sipp-phone.js';
 
 /**
@@ -29,15 +30,7 @@ import { freeUdpPort, sippAvailable } from './sipp/sipp-phone.js';
  * - SIGTERM to a Server process (test/real-asterisk/drain-server.ts) during 50 live calls: every
  *   handler finishes, then nothing of them is left on the PBX (channel, bridge, dialplan step).
  */
-const host = process.env.ASTERISK_HOST;
 const restartCommand = process.env.ASTERISK_RESTART_COMMAND;
-const ariPort = Number(process.env.ASTERISK_ARI_PORT ?? 8088);
-const amiPort = Number(process.env.ASTERISK_AMI_PORT ?? 5038);
-const ariUser = process.env.ASTERISK_ARI_USER ?? 'asteramisk';
-const ariPass = process.env.ASTERISK_ARI_PASS ?? 'asteramisk';
-const amiUser = process.env.ASTERISK_AMI_USER ?? 'asteramisk';
-const amiPass = process.env.ASTERISK_AMI_PASS ?? 'asteramisk';
-const sipProxy = process.env.ASTERISK_SIP ?? `${host ?? '127.0.0.1'}:5060`;
 const RESTARTS = Number(process.env.RESTARTS ?? 5);
 const haveSipp = sippAvailable();
 realAsteriskAvailable('recovery.real.test.ts', {
@@ -49,30 +42,6 @@ const HERE = dirname(fileURLToPath(import.meta.url));
 const NUMBER = '4700';
 const DRAIN_NUMBER = '4701';
 const CONTEXT = 'asteramisk-call';
-
-interface LogLine {
-  level: string;
-  msg: string;
-  fields: LogFields;
-}
-
-function capturingLogger(lines: LogLine[]): Logger {
-  const make = (bindings: LogFields): Logger => {
-    const keep =
-      (level: string) =>
-      (fields: LogFields, msg = '') => {
-        if (level !== 'debug') lines.push({ level, msg, fields: { ...bindings, ...fields } });
-      };
-    return {
-      debug: keep('debug'),
-      info: keep('info'),
-      warn: keep('warn'),
-      error: keep('error'),
-      child: (more) => make({ ...bindings, ...more }),
-    };
-  };
-  return make({});
-}
 
 /** A sipp run placing `calls` calls to `number` at `rate` per second, all allowed up at once. */
 interface SippRun {
@@ -240,7 +209,7 @@ describe.skipIf(!host || !restartCommand || !haveSipp)(
       await ari.connect();
       server = await Server.create({
         appName,
-        logger: capturingLogger(lines),
+        logger: capturingLogger(lines, (l) => l.level !== 'debug'),
         tts: new RecordingTts(10),
         stt: false,
         ttsCacheDirectory: false,

@@ -4,12 +4,15 @@ import { AmiClient } from '../../src/asterisk/ami-client.js';
 import type { AmiEvent } from '../../src/asterisk/ami-types.js';
 import { AriClient, type AriClientEvents } from '../../src/asterisk/ari-client.js';
 import { AmiActionError } from '../../src/errors.js';
-import type { LogFields, Logger } from '../../src/logger.js';
+import type { LogFields } from '../../src/logger.js';
 import { decodeWav } from '../../src/media/wav.js';
 import { Server } from '../../src/server.js';
+import { capturingLogger } from '../support/capturing-logger.js';
 import { realAsteriskAvailable } from '../support/real-asterisk.js';
+import { loudest, toneShare } from '../support/tone-analysis.js';
 import { nextServerEvent, RecordingTts } from '../support/voice-harness.js';
 import { within } from '../support/within.js';
+import { amiPass, amiPort, amiUser, ariPass, ariPort, ariUser, host, sipProxy } from './real-env.js';
 import { SippPhone, sippAvailable } from './sipp/sipp-phone.js';
 
 /**
@@ -24,14 +27,6 @@ import { SippPhone, sippAvailable } from './sipp/sipp-phone.js';
  * The test adds steps only for IVR_NUMBER in the call context (through the Server) and for the
  * operator extension, and removes both.
  */
-const host = process.env.ASTERISK_HOST;
-const ariUser = process.env.ASTERISK_ARI_USER ?? 'asteramisk';
-const ariPass = process.env.ASTERISK_ARI_PASS ?? 'asteramisk';
-const amiUser = process.env.ASTERISK_AMI_USER ?? 'asteramisk';
-const amiPass = process.env.ASTERISK_AMI_PASS ?? 'asteramisk';
-const ariPort = Number(process.env.ASTERISK_ARI_PORT ?? 8088);
-const amiPort = Number(process.env.ASTERISK_AMI_PORT ?? 5038);
-const sipProxy = process.env.ASTERISK_SIP ?? `${host ?? '127.0.0.1'}:5060`;
 const haveSipp = sippAvailable();
 realAsteriskAvailable('voice.real.test.ts', {
   ok: haveSipp,
@@ -62,58 +57,6 @@ function nextAri<K extends keyof AriClientEvents>(
     ms,
     `ARI '${name}'`,
   );
-}
-
-/** A logger keeping what the library reports at warn/error, and each call's media statistics. */
-function capturingLogger(lines: { level: string; msg: string; fields: LogFields }[]): Logger {
-  const make = (bindings: LogFields): Logger => {
-    const keep =
-      (level: string) =>
-      (fields: LogFields, msg = '') => {
-        if (level === 'warn' || level === 'error' || msg === 'Call media closing')
-          lines.push({ level, msg, fields: { ...bindings, ...fields } });
-      };
-    return {
-      debug: keep('debug'),
-      info: keep('info'),
-      warn: keep('warn'),
-      error: keep('error'),
-      child: (more) => make({ ...bindings, ...more }),
-    };
-  };
-  return make({});
-}
-
-/** Share of the signal's energy at `hz` (Goertzel): about 1 for a pure tone of that frequency. */
-function toneShare(pcm: Int16Array, hz: number): number {
-  const k = 2 * Math.cos((2 * Math.PI * hz) / 8000);
-  let s1 = 0;
-  let s2 = 0;
-  let energy = 0;
-  for (const x of pcm) {
-    const s = x + k * s1 - s2;
-    s2 = s1;
-    s1 = s;
-    energy += x * x;
-  }
-  const power = s1 * s1 + s2 * s2 - k * s1 * s2;
-  return energy === 0 ? 0 : (2 * power) / (pcm.length * energy);
-}
-
-/** The loudest `ms` of `pcm`. */
-function loudest(pcm: Int16Array, ms: number): Int16Array {
-  const n = ms * 8;
-  let best = 0;
-  let bestEnergy = -1;
-  for (let start = 0; start + n <= pcm.length; start += 800) {
-    let e = 0;
-    for (let i = start; i < start + n; i++) e += pcm[i]! * pcm[i]!;
-    if (e > bestEnergy) {
-      bestEnergy = e;
-      best = start;
-    }
-  }
-  return pcm.subarray(best, best + n);
 }
 
 describe.skipIf(!host || !haveSipp)(
@@ -180,7 +123,10 @@ describe.skipIf(!host || !haveSipp)(
         asteramiskHost: '127.0.0.1',
         rtpPortMin,
         rtpPortMax: rtpPortMin + 99,
-        logger: capturingLogger(logLines),
+        logger: capturingLogger(
+          logLines,
+          (l) => l.level === 'warn' || l.level === 'error' || l.msg === 'Call media closing',
+        ),
       });
       await server.registerExtension(IVR_NUMBER, { voice: ivr });
     }, 30_000);
