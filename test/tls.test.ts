@@ -8,9 +8,10 @@ import { AriClient } from '../src/asterisk/ari-client.js';
 import { Communicator } from '../src/communicator.js';
 import { resolveConfig } from '../src/config.js';
 import { AsteriskConnectionError, AuthenticationError, TlsError } from '../src/errors.js';
-import type { LogFields, Logger } from '../src/logger.js';
+import type { Logger } from '../src/logger.js';
 import { Simulator, type SimulatorOptions } from '../src/sandbox/simulator.js';
 import { Server, type ServerOptions } from '../src/server.js';
+import { textLogger } from './support/capturing-logger.js';
 import { generateLocalhostTls, type TlsMaterial } from './support/tls-cert.js';
 import { deferred, RecordingTts } from './support/voice-harness.js';
 import { catchError, within } from './support/within.js';
@@ -48,26 +49,6 @@ const cleanups: (() => Promise<unknown>)[] = [];
 afterEach(async () => {
   for (const c of cleanups.splice(0).reverse()) await c();
 });
-
-/** A logger that keeps every line, at every level, as text. */
-function capturingLogger(): { logger: Logger; lines: string[] } {
-  const lines: string[] = [];
-  const make = (bindings: LogFields): Logger => {
-    const log =
-      (level: string) =>
-      (fields: LogFields, message?: string): void => {
-        lines.push(`${level} ${message ?? ''} ${inspect({ ...bindings, ...fields }, { depth: 6 })}`);
-      };
-    return {
-      debug: log('debug'),
-      info: log('info'),
-      warn: log('warn'),
-      error: log('error'),
-      child: (more) => make({ ...bindings, ...more }),
-    };
-  };
-  return { logger: make({}), lines };
-}
 
 function expectNoSecret(...texts: string[]): void {
   for (const text of texts) for (const secret of SECRETS) expect(text).not.toContain(secret);
@@ -109,7 +90,7 @@ describe('TLS: a Server and a Communicator over https/wss and AMI/TLS', () => {
     const sim = await startSim({ cert: good.cert, key: good.key });
     expect(sim.ariUrl).toMatch(/^https:/);
     expect(sim.connectionOptions()).toMatchObject({ ariTls: true, amiTls: true });
-    const { logger, lines } = capturingLogger();
+    const { logger, lines } = textLogger();
     const tts = new RecordingTts();
     const server = await Server.create(serverOptions(sim, logger, { tlsCaFile: caFile, tts }));
     cleanups.push(() => server.close());
@@ -163,7 +144,7 @@ describe('TLS: a Server and a Communicator over https/wss and AMI/TLS', () => {
   it('refuses a PBX whose certificate is signed by a CA it does not trust, naming the certificate, not the password', async () => {
     const sim = await startSim({ cert: good.cert, key: good.key });
     for (const more of [{ tlsCaFile: otherCaFile }, {}]) {
-      const { logger, lines } = capturingLogger();
+      const { logger, lines } = textLogger();
       const error = await catchError(Server.create(serverOptions(sim, logger, more)));
       expect(error).toBeInstanceOf(TlsError);
       expect(error).toBeInstanceOf(AsteriskConnectionError);
@@ -183,7 +164,7 @@ describe('TLS: a Server and a Communicator over https/wss and AMI/TLS', () => {
     const before = process.env.NODE_TLS_REJECT_UNAUTHORIZED;
     process.env.NODE_TLS_REJECT_UNAUTHORIZED = '0';
     try {
-      const error = await catchError(Server.create(serverOptions(sim, capturingLogger().logger, {})));
+      const error = await catchError(Server.create(serverOptions(sim, textLogger().logger, {})));
       expect((error as TlsError).reason).toBe('unknown-ca');
       const ami = new AmiClient({
         host: '127.0.0.1',
@@ -213,7 +194,7 @@ describe('TLS: a Server and a Communicator over https/wss and AMI/TLS', () => {
     const sim = await startSim({ cert: good.cert, key: good.key });
     const missing = join(dir, 'nope.pem');
     const error = await catchError(
-      Server.create(serverOptions(sim, capturingLogger().logger, { tlsCaFile: missing })),
+      Server.create(serverOptions(sim, textLogger().logger, { tlsCaFile: missing })),
     );
     expect((error as Error).name).toBe('ConfigError');
     expect((error as Error).message).toContain(missing);
@@ -222,7 +203,7 @@ describe('TLS: a Server and a Communicator over https/wss and AMI/TLS', () => {
 
   it('says (info) when TLS options are set but ARI and AMI are plain (they are not used)', async () => {
     const sim = await startSim(undefined);
-    const { logger, lines } = capturingLogger();
+    const { logger, lines } = textLogger();
     const server = await Server.create(serverOptions(sim, logger, { tlsCaFile: caFile }));
     cleanups.push(() => server.close());
     expect(lines.filter((l) => l.startsWith('info') && l.includes('TLS options are set'))).toHaveLength(1);
@@ -234,7 +215,7 @@ describe('TLS: AMI and ARI each on their own', () => {
     const sim = await startSim({ cert: good.cert, key: good.key, ari: false });
     expect(sim.connectionOptions()).toMatchObject({ ariTls: false, amiTls: true });
     sim.addExtension('asteramisk-call', '5000', 1, 'Hangup');
-    const { logger, lines } = capturingLogger();
+    const { logger, lines } = textLogger();
     const options = {
       host: '127.0.0.1',
       port: sim.amiPort,
@@ -275,7 +256,7 @@ describe('TLS: AMI and ARI each on their own', () => {
   it('ARI over https/wss: REST and an event with the CA; refuses another CA on REST and on the websocket', async () => {
     const sim = await startSim({ cert: good.cert, key: good.key, ami: false });
     expect(sim.connectionOptions()).toMatchObject({ ariTls: true, amiTls: false });
-    const { logger, lines } = capturingLogger();
+    const { logger, lines } = textLogger();
     const options = {
       url: sim.ariUrl,
       username: 'asteramisk',
@@ -330,7 +311,7 @@ describe('TLS: what is verified', () => {
     // By IP (the certificate has no IP), and by a name it does not list.
     for (const more of [{}, { tlsServerName: 'other.example.test' }]) {
       const error = await catchError(
-        Server.create(serverOptions(sim, capturingLogger().logger, { tlsCaFile: namedCaFile, ...more })),
+        Server.create(serverOptions(sim, textLogger().logger, { tlsCaFile: namedCaFile, ...more })),
       );
       expect(error).toBeInstanceOf(TlsError);
       expect((error as TlsError).reason).toBe('hostname-mismatch');
@@ -360,7 +341,7 @@ describe('TLS: what is verified', () => {
 
     // Connecting by IP to the certificate's name: ARI (undici and ws) and AMI all check that name.
     const server = await Server.create(
-      serverOptions(sim, capturingLogger().logger, {
+      serverOptions(sim, textLogger().logger, {
         tlsCaFile: namedCaFile,
         tlsServerName: 'pbx.example.test',
       }),

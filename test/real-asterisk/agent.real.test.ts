@@ -12,7 +12,7 @@ import { realAsteriskAvailable } from '../support/real-asterisk.js';
 import { toneShare } from '../support/tone-analysis.js';
 import { nextServerEvent } from '../support/voice-harness.js';
 import { within } from '../support/within.js';
-import { amiPass, amiPort, amiUser, ariPass, ariPort, ariUser, host, sipProxy } from './real-env.js';
+import { amiPass, amiPort, amiUser, host, realConnectionOptions, sipProxy } from './real-env.js';
 import { SippPhone, sippAvailable } from './sipp/sipp-phone.js';
 
 /**
@@ -53,18 +53,10 @@ describe.skipIf(!host || !haveSipp)(
       await ami.connect();
       const rtpPortMin = 42000 + (process.pid % 40) * 100;
       server = await Server.create({
-        asteriskHost: host!,
-        ariPort,
-        ariUser,
-        ariPassword: ariPass,
-        amiPort,
-        amiUser,
-        amiPassword: amiPass,
+        ...realConnectionOptions(),
         appName,
         tts: false,
         stt: false,
-        rtpBindAddress: '127.0.0.1',
-        asteramiskHost: '127.0.0.1',
         rtpPortMin,
         rtpPortMax: rtpPortMin + 99,
         logger: silentLogger,

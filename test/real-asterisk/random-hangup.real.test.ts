@@ -7,7 +7,7 @@ import { OfflineTtsEngine } from '../../src/tts/offline-tts-engine.js';
 import { FLOW_NUMBER, flowHandler } from '../support/random-hangups.js';
 import { realAsteriskAvailable } from '../support/real-asterisk.js';
 import { nextServerEvent } from '../support/voice-harness.js';
-import { amiPass, amiPort, amiUser, ariPass, ariPort, ariUser, host, sipProxy } from './real-env.js';
+import { ariPass, ariPort, ariUser, host, realConnectionOptions, sipProxy } from './real-env.js';
 import { SippPhone, sippAvailable } from './sipp/sipp-phone.js';
 
 /**
@@ -47,18 +47,10 @@ describe.skipIf(!host || !haveSipp)(
       await spy.connect();
       const rtpPortMin = 44000 + (process.pid % 20) * 100;
       server = await Server.create({
-        asteriskHost: host!,
-        ariPort,
-        ariUser,
-        ariPassword: ariPass,
-        amiPort,
-        amiUser,
-        amiPassword: amiPass,
+        ...realConnectionOptions(),
         appName,
         tts: new OfflineTtsEngine({ msPerChar: 60 }),
         stt: false,
-        rtpBindAddress: '127.0.0.1',
-        asteramiskHost: '127.0.0.1',
         rtpPortMin,
         rtpPortMax: rtpPortMin + 99,
         logger: silentLogger,

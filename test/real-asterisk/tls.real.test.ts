@@ -9,8 +9,8 @@ import { AmiClient } from '../../src/asterisk/ami-client.js';
 import type { AmiEvent } from '../../src/asterisk/ami-types.js';
 import { AriClient } from '../../src/asterisk/ari-client.js';
 import { AsteriskConnectionError, AuthenticationError, TlsError } from '../../src/errors.js';
-import type { LogFields, Logger } from '../../src/logger.js';
 import { Server } from '../../src/server.js';
+import { textLogger } from '../support/capturing-logger.js';
 import { realAsteriskAvailable } from '../support/real-asterisk.js';
 import { generateLocalhostTls } from '../support/tls-cert.js';
 import { RecordingTts } from '../support/voice-harness.js';
@@ -37,26 +37,6 @@ const ariUser = process.env.ASTERISK_ARI_USER ?? 'asteramisk';
 const ariPass = process.env.ASTERISK_ARI_PASS ?? 'asteramisk';
 const amiUser = process.env.ASTERISK_AMI_USER ?? 'asteramisk';
 const amiPass = process.env.ASTERISK_AMI_PASS ?? 'asteramisk';
-
-/** A logger that keeps every line, at every level, as text. */
-function capturingLogger(): { logger: Logger; lines: string[] } {
-  const lines: string[] = [];
-  const make = (bindings: LogFields): Logger => {
-    const log =
-      (level: string) =>
-      (fields: LogFields, message?: string): void => {
-        lines.push(`${level} ${message ?? ''} ${inspect({ ...bindings, ...fields }, { depth: 6 })}`);
-      };
-    return {
-      debug: log('debug'),
-      info: log('info'),
-      warn: log('warn'),
-      error: log('error'),
-      child: (more) => make({ ...bindings, ...more }),
-    };
-  };
-  return { logger: make({}), lines };
-}
 
 /** Whether `number` has a step in `asteramisk-call`, asked over `ami` (waits up to 5 s for `expected`). */
 async function dialplanHas(ami: AmiClient, number: string, expected = true): Promise<boolean> {
@@ -156,7 +136,7 @@ describe.skipIf(!runs)('TLS against a real Asterisk 22 (ASTERISK_HOST, ASTERISK_
   });
 
   it('a Server over TLS (ASTERISK_TLS_CA_FILE) registers a number over AMI/TLS and removes it on close', async () => {
-    const { logger, lines } = capturingLogger();
+    const { logger, lines } = textLogger();
     const number = `79${randomInt(10_000, 99_999)}`;
     const server = await Server.create({
       asteriskHost: host!,
@@ -219,7 +199,7 @@ describe.skipIf(!runs)('TLS against a real Asterisk 22 (ASTERISK_HOST, ASTERISK_
     const wsError = await catchError(ari.connect());
     const restError = await catchError(ari.asterisk.ping());
     await ari.close();
-    const { logger, lines } = capturingLogger();
+    const { logger, lines } = textLogger();
     const serverError = await catchError(
       Server.create({
         asteriskHost: host!,

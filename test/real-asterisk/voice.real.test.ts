@@ -12,7 +12,17 @@ import { realAsteriskAvailable } from '../support/real-asterisk.js';
 import { loudest, toneShare } from '../support/tone-analysis.js';
 import { nextServerEvent, RecordingTts } from '../support/voice-harness.js';
 import { within } from '../support/within.js';
-import { amiPass, amiPort, amiUser, ariPass, ariPort, ariUser, host, sipProxy } from './real-env.js';
+import {
+  amiPass,
+  amiPort,
+  amiUser,
+  ariPass,
+  ariPort,
+  ariUser,
+  host,
+  realConnectionOptions,
+  sipProxy,
+} from './real-env.js';
 import { SippPhone, sippAvailable } from './sipp/sipp-phone.js';
 
 /**
@@ -106,21 +116,13 @@ describe.skipIf(!host || !haveSipp)(
       await spy.connect();
       const rtpPortMin = 40000 + (process.pid % 40) * 100;
       server = await Server.create({
-        asteriskHost: host!,
-        ariPort,
-        ariUser,
-        ariPassword: ariPass,
-        amiPort,
-        amiUser,
-        amiPassword: amiPass,
+        ...realConnectionOptions(),
         appName,
         tts,
         stt: false,
         // Every prompt is synthesized again, so `tts.said` counts each time it is spoken.
         ttsCacheDirectory: false,
         ttsCacheBytes: 0,
-        rtpBindAddress: '127.0.0.1',
-        asteramiskHost: '127.0.0.1',
         rtpPortMin,
         rtpPortMax: rtpPortMin + 99,
         logger: capturingLogger(

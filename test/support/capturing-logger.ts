@@ -1,3 +1,4 @@
+import { inspect } from 'node:util';
 import type { LogFields, Logger } from '../../src/logger.js';
 
 /** One line a {@link capturingLogger} kept: its level, message and fields (child bindings merged). */
@@ -28,4 +29,17 @@ export function capturingLogger(lines: LogLine[], keep: (line: LogLine) => boole
     };
   };
   return make({});
+}
+
+/**
+ * A Logger that keeps every line, at every level, as text (`level message {fields}`, fields
+ * rendered in full), for tests that grep what was logged (e.g. for a secret).
+ */
+export function textLogger(): { logger: Logger; lines: string[] } {
+  const lines: string[] = [];
+  const logger = capturingLogger([], (line) => {
+    lines.push(`${line.level} ${line.msg} ${inspect(line.fields, { depth: 6 })}`);
+    return false;
+  });
+  return { logger, lines };
 }
