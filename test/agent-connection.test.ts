@@ -7,15 +7,15 @@ import type {
   RealtimeTransport,
 } from '../src/agent/realtime-transport.js';
 import { decodeMulaw, encodeMulaw } from '../src/media/g711.js';
-import type { SimPhone } from '../src/sandbox/sim-phone.js';
 import {
   type AgentHarness,
   callAgent,
+  playGreeting,
   startAgentHarness,
   tonePcm,
   toneUlaw,
 } from './support/agent-harness.js';
-import { FAKE_REALTIME_API_KEY, type FakeRealtimeConnection } from './support/fake-realtime.js';
+import { FAKE_REALTIME_API_KEY } from './support/fake-realtime.js';
 import { deferred } from './support/voice-harness.js';
 
 let h: AgentHarness | undefined;
@@ -55,16 +55,6 @@ async function withEnv<T>(
   }
 }
 
-/** The model answers the greeting request with a tone; resolves once the phone heard all of it. */
-async function greetingReachesPhone(conn: FakeRealtimeConnection, phone: SimPhone): Promise<void> {
-  const tone = toneUlaw(400);
-  const response = conn.startResponse({ request: await conn.waitFor('response.create') });
-  await response.audio(tone);
-  response.done();
-  await phone.waitForAudio(400);
-  expect(phone.heard().audio.subarray(0, tone.length)).toEqual(decodeMulaw(tone));
-}
-
 describe('how the agent reaches the model', () => {
   it('an AzureOpenAI client: the Azure URL with the model as deployment, and an api-key header', async () => {
     h = await startAgentHarness();
@@ -90,7 +80,7 @@ describe('how the agent reaches the model', () => {
       authorized: true,
     });
     expect(conn.request.headers.authorization).toBeUndefined();
-    await greetingReachesPhone(conn, call.phone);
+    await playGreeting(conn, call.phone);
     await call.phone.hangup();
     expect((await call.result).reason).toBe('caller-hangup');
     expect(conn.errors).toEqual([]);
@@ -114,7 +104,7 @@ describe('how the agent reaches the model', () => {
         authorized: true,
       });
       expect(conn.request.headers.authorization).toBe(`Bearer ${FAKE_REALTIME_API_KEY}`);
-      await greetingReachesPhone(conn, call.phone);
+      await playGreeting(conn, call.phone);
       await call.phone.hangup();
       expect((await call.result).reason).toBe('caller-hangup');
     });
@@ -143,7 +133,7 @@ describe('how the agent reaches the model', () => {
           auth: 'api-key',
           authorized: true,
         });
-        await greetingReachesPhone(conn, call.phone);
+        await playGreeting(conn, call.phone);
         await call.phone.hangup();
         expect((await call.result).reason).toBe('caller-hangup');
       },
@@ -167,7 +157,7 @@ describe('how the agent reaches the model', () => {
         connection: { websocket: harness.fake.wsOptions },
       });
       const conn = await harness.fake.nextConnection();
-      await greetingReachesPhone(conn, good.phone);
+      await playGreeting(conn, good.phone);
       const tool = conn.startResponse();
       tool.functionCall('look_up_order', {}, 'call_L');
       tool.functionCall('end_call', {}, 'call_E');

@@ -8,8 +8,10 @@ import {
   startAgentHarness,
   tonePcm,
   toneUlaw,
+  toolOutput,
 } from './support/agent-harness.js';
 import type { FakeRealtimeConnection } from './support/fake-realtime.js';
+import { resourceCounts } from './support/resource-counts.js';
 import { deferred, nextServerEvent } from './support/voice-harness.js';
 
 let h: AgentHarness | undefined;
@@ -69,7 +71,7 @@ describe('connectOpenAIAgent over the call’s RTP leg', () => {
     h = await startAgentHarness();
     const call = await callAgent(h, { instructions: INSTRUCTIONS });
     const conn = await h.fake.nextConnection();
-    await waitForEvent(call.events, 'connected');
+    await call.event('connected');
     const speech = tonePcm(400);
     await call.phone.speak(speech);
     const heard = await conn.waitForAudio(speech.length);
@@ -95,7 +97,7 @@ describe('connectOpenAIAgent over the call’s RTP leg', () => {
     // At most the frame on the wire and the one of the current tick went out after speech_started.
     expect(truncate.audio_end_ms).toBeGreaterThanOrEqual(heardAtSpeech);
     expect(truncate.audio_end_ms - heardAtSpeech).toBeLessThanOrEqual(40);
-    const bargeIn = await waitForEvent(call.events, 'bargeIn');
+    const bargeIn = await call.event('bargeIn');
     expect(bargeIn.heardMs).toBe(truncate.audio_end_ms);
     // Proving an absence: no frame of the stopped answer reaches the phone afterwards.
     await new Promise((resolve) => setTimeout(resolve, 200));
@@ -166,15 +168,13 @@ describe('connectOpenAIAgent over the call’s RTP leg', () => {
       ],
     });
     const conn = await h.fake.nextConnection();
-    await waitForEvent(call.events, 'connected');
+    await call.event('connected');
     const response = conn.startResponse();
     response.functionCall('look_up_order', { order: '1234' }, 'call_A');
     response.functionCall('broken', {}, 'call_B');
     response.done();
-    const outputA = await conn.waitFor('conversation.item.create', (e) => itemCallId(e.item) === 'call_A');
-    const outputB = await conn.waitFor('conversation.item.create', (e) => itemCallId(e.item) === 'call_B');
-    expect(JSON.parse(itemOutput(outputA.item))).toEqual({ status: 'shipped' });
-    expect(JSON.parse(itemOutput(outputB.item))).toEqual({ error: 'The tool failed: database down' });
+    expect(await toolOutput(conn, 'call_A')).toEqual({ status: 'shipped' });
+    expect(await toolOutput(conn, 'call_B')).toEqual({ error: 'The tool failed: database down' });
     await conn.waitFor('response.create');
     expect(await seen.promise).toEqual({ args: { order: '1234' }, remote: 'alice' });
     await call.phone.hangup();
@@ -204,12 +204,11 @@ describe('connectOpenAIAgent over the call’s RTP leg', () => {
       ],
     });
     const conn = await h.fake.nextConnection();
-    await waitForEvent(call.events, 'connected');
+    await call.event('connected');
     const response = conn.startResponse();
     response.functionCall('slow', {}, 'call_S');
     response.done();
-    const output = await conn.waitFor('conversation.item.create', (e) => itemCallId(e.item) === 'call_S');
-    expect(JSON.parse(itemOutput(output.item))).toEqual({ error: 'The tool did not answer within 50 ms' });
+    expect(await toolOutput(conn, 'call_S')).toEqual({ error: 'The tool did not answer within 50 ms' });
     expect(await aborted.promise).toBe(true);
     await call.phone.hangup();
     await call.result;
@@ -219,7 +218,7 @@ describe('connectOpenAIAgent over the call’s RTP leg', () => {
     h = await startAgentHarness();
     const call = await callAgent(h, { instructions: INSTRUCTIONS, endCall: { goodbye: 'Bye now.' } });
     const conn = await h.fake.nextConnection();
-    await waitForEvent(call.events, 'connected');
+    await call.event('connected');
     const first = conn.startResponse();
     await first.audio(toneUlaw(300));
     first.functionCall('end_call', {}, 'call_E');
@@ -255,8 +254,7 @@ describe('connectOpenAIAgent over the call’s RTP leg', () => {
     const talkedInto = conn.startResponse();
     talkedInto.functionCall('transfer_call', { destination: 'PJSIP/+1900555666' }, 'call_X');
     talkedInto.done();
-    const refused = await conn.waitFor('conversation.item.create', (e) => itemCallId(e.item) === 'call_X');
-    expect(JSON.parse(itemOutput(refused.item)).error).toMatch(/Unknown destination/);
+    expect(((await toolOutput(conn, 'call_X')) as { error: string }).error).toMatch(/Unknown destination/);
     const next = conn.startResponse({ request: await conn.waitFor('response.create') });
     next.functionCall('transfer_call', { destination: 'sales' }, 'call_Y');
     next.done();
@@ -305,7 +303,7 @@ describe('connectOpenAIAgent over the call’s RTP leg', () => {
       ui.say('Back to the menu.'),
     );
     const conn = await h.fake.nextConnection();
-    await waitForEvent(call.events, 'connected');
+    await call.event('connected');
     controller.abort();
     expect((await call.result).reason).toBe('aborted');
     await conn.closed;
@@ -317,7 +315,7 @@ describe('connectOpenAIAgent over the call’s RTP leg', () => {
     h = await startAgentHarness();
     const call = await callAgent(h, { instructions: INSTRUCTIONS });
     const conn = await h.fake.nextConnection();
-    await waitForEvent(call.events, 'connected');
+    await call.event('connected');
     await call.phone.speak(tonePcm(200));
     conn.speechStarted();
     conn.speechStopped();
@@ -333,7 +331,7 @@ describe('connectOpenAIAgent over the call’s RTP leg', () => {
       output_token_details: { audio_tokens: 8, text_tokens: 2 },
     });
     await call.phone.waitForAudio(200);
-    const latency = await waitForEvent(call.events, 'turnLatency');
+    const latency = await call.event('turnLatency');
     expect(latency.ms).toBeGreaterThanOrEqual(0);
     await waitUntil(() =>
       call.events.some((e) => e.type === 'transcript' && e.role === 'assistant' && e.final),
@@ -402,7 +400,7 @@ describe('activation modes', () => {
     h = await startAgentHarness();
     const call = await callAgent(h, { instructions: INSTRUCTIONS, activation: 'talk-detect' });
     const conn = await h.fake.nextConnection();
-    await waitForEvent(call.events, 'connected');
+    await call.event('connected');
     const ui = await call.ui;
     const channel = h.sim.pbx.channels.get(ui.channelId);
     await waitUntil(() => channel?.talkDetect !== undefined);
@@ -456,7 +454,7 @@ describe('activation modes', () => {
     await call.phone.speak(early);
     expect(conn.audio.length).toBe(0);
     conn.releaseSessionUpdates();
-    await waitForEvent(call.events, 'connected');
+    await call.event('connected');
     const late = tonePcm(300, 350);
     await call.phone.speak(late);
     const heard = await conn.waitForAudio(early.length + late.length);
@@ -470,7 +468,7 @@ describe('activation modes', () => {
     h = await startAgentHarness();
     const call = await callAgent(h, { instructions: INSTRUCTIONS, activation: { delayMs: 300 } });
     const conn = await h.fake.nextConnection();
-    await waitForEvent(call.events, 'connected');
+    await call.event('connected');
     await call.phone.speak(tonePcm(100, 500));
     expect(conn.audio.length).toBe(0);
     await new Promise((resolve) => setTimeout(resolve, 300)); // the delay under test
@@ -489,7 +487,7 @@ describe('dtmf modes', () => {
     h = await startAgentHarness();
     const call = await callAgent(h, { instructions: INSTRUCTIONS });
     const conn = await h.fake.nextConnection();
-    await waitForEvent(call.events, 'connected');
+    await call.event('connected');
     await call.phone.press('42#');
     const item = await conn.waitFor('conversation.item.create', (e) => e.item.type === 'message');
     expect(JSON.stringify(item.item)).toContain('4 2 #');
@@ -503,7 +501,7 @@ describe('dtmf modes', () => {
     const keys: string[] = [];
     const call = await callAgent(h, { instructions: INSTRUCTIONS, dtmf: 'ignore' });
     const conn = await h.fake.nextConnection();
-    await waitForEvent(call.events, 'connected');
+    await call.event('connected');
     const ui = await call.ui;
     const pressed = deferred<void>();
     ui.on('dtmf', (digit) => {
@@ -533,7 +531,7 @@ describe('dtmf modes', () => {
       async (ui) => ui.say('Connecting you to a human.'),
     );
     const conn = await h.fake.nextConnection();
-    await waitForEvent(call.events, 'connected');
+    await call.event('connected');
     await call.phone.press('50');
     const result = await call.result;
     expect(result).toMatchObject({ reason: 'dtmf', digit: '0' });
@@ -566,12 +564,7 @@ describe('leaks', () => {
       });
       return found!;
     };
-    const resources = (): Record<string, number> => {
-      const counts: Record<string, number> = {};
-      for (const r of process.getActiveResourcesInfo()) counts[r] = (counts[r] ?? 0) + 1;
-      return counts;
-    };
-    const baseline = resources();
+    const baseline = resourceCounts();
     let stage = 0;
     for (let batch = 0; batch < 10; batch++) {
       await Promise.all(
@@ -597,28 +590,12 @@ describe('leaks', () => {
     expect(harness.fake.openSockets).toBe(0);
     expect(harness.sim.pbx.channels.size).toBe(0);
     expect(harness.sim.pbx.bridges.size).toBe(0);
-    const after = resources();
+    const after = resourceCounts();
     const shown = JSON.stringify({ baseline, after });
     expect(after.UDPWrap ?? 0, shown).toBe(baseline.UDPWrap ?? 0);
     expect(after.Timeout ?? 0, shown).toBeLessThanOrEqual(baseline.Timeout ?? 0);
   }, 120_000);
 });
-
-function itemCallId(item: unknown): string | undefined {
-  return (item as { call_id?: string }).call_id;
-}
-
-function itemOutput(item: unknown): string {
-  return (item as { output: string }).output;
-}
-
-async function waitForEvent<T extends AgentEvent['type']>(
-  events: AgentEvent[],
-  type: T,
-): Promise<Extract<AgentEvent, { type: T }>> {
-  await waitUntil(() => events.some((e) => e.type === type));
-  return eventsOf(events, type)[0]!;
-}
 
 /** Polls a condition the simulator exposes no event for (channel state). */
 async function waitUntil(condition: () => boolean, timeoutMs = 5000): Promise<void> {

@@ -1,9 +1,9 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { AGENT_NUMBER, OPERATORS, textAgent, voiceAgent } from '../examples/openai-agent.js';
-import { decodeMulaw } from '../src/media/g711.js';
 import type { SimPhone } from '../src/sandbox/sim-phone.js';
 import {
   type AgentHarness,
+  playGreeting,
   startAgentHarness,
   tonePcm,
   toneUlaw,
@@ -46,19 +46,6 @@ async function callExample(
   return { phone, conn: await harness.fake.nextConnection() };
 }
 
-/** The model says its greeting (a tone); resolves once the phone heard all of it. */
-async function greet(conn: FakeRealtimeConnection, phone: SimPhone): Promise<void> {
-  const request = await conn.waitFor('response.create');
-  expect(JSON.stringify(request.response?.instructions)).toContain(GREETING);
-  const tone = toneUlaw(400);
-  const response = conn.startResponse({ request });
-  await response.audio(tone);
-  response.transcript(GREETING);
-  response.done();
-  await phone.waitForAudio(400);
-  expect(phone.heard().audio.subarray(0, tone.length)).toEqual(decodeMulaw(tone));
-}
-
 describe('examples/openai-agent.ts by voice, against the simulator and the fake model', () => {
   it('greets, looks up an order with its tool, and transfers to sales in the dialplan', async () => {
     h = await startAgentHarness();
@@ -72,7 +59,7 @@ describe('examples/openai-agent.ts by voice, against the simulator and the fake 
     expect(session.tools[2]?.parameters).toMatchObject({
       properties: { destination: { enum: ['sales', 'support'] } },
     });
-    await greet(conn, phone);
+    await playGreeting(conn, phone, GREETING);
 
     // The caller asks; the model's VAD takes the turn and the model calls the tool.
     await phone.speak(tonePcm(300));
@@ -111,7 +98,7 @@ describe('examples/openai-agent.ts by voice, against the simulator and the fake 
     h = await startAgentHarness();
     captureConsole();
     const { phone, conn } = await callExample(h);
-    await greet(conn, phone);
+    await playGreeting(conn, phone, GREETING);
     const done = conn.startResponse();
     done.functionCall('end_call', {}, 'call_E');
     done.done();
@@ -131,7 +118,7 @@ describe('examples/openai-agent.ts by voice, against the simulator and the fake 
     captureConsole();
     addOperator(h, 'operator');
     const { phone, conn } = await callExample(h);
-    await greet(conn, phone);
+    await playGreeting(conn, phone, GREETING);
     conn.drop();
     expect(await phone.waitForMedia('sound:an-error-has-occurred')).toBe('sound:an-error-has-occurred');
     expect((await phone.ended()).cause).toBe(16);

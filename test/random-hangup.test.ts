@@ -2,6 +2,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { HangupError } from '../src/errors.js';
 import type { Runtime } from '../src/runtime.js';
 import { FLOW_NUMBER, flowHandler, randomHangupRun, TRANSFER_TARGET } from './support/random-hangups.js';
+import { resourceCounts } from './support/resource-counts.js';
 import { nextServerEvent, startVoiceHarness, type VoiceHarness } from './support/voice-harness.js';
 
 let h: VoiceHarness | undefined;
@@ -9,12 +10,6 @@ afterEach(async () => {
   await h?.close();
   h = undefined;
 });
-
-function resourceCounts(): Record<string, number> {
-  const counts: Record<string, number> = {};
-  for (const r of process.getActiveResourcesInfo()) counts[r] = (counts[r] ?? 0) + 1;
-  return counts;
-}
 
 describe('a hang-up at any await point', () => {
   // bench/random-hangup.ts runs the same with 10,000 calls.

@@ -4,6 +4,7 @@ import type { Runtime } from '../src/runtime.js';
 import { ScriptedSttEngine } from '../src/stt/scripted-stt-engine.js';
 import { RecordingHangupError } from '../src/ui/verbs/record.js';
 import type { VoiceUI } from '../src/ui/voice-ui.js';
+import { resourceCounts } from './support/resource-counts.js';
 import { deferred, nextServerEvent, startVoiceHarness, type VoiceHarness } from './support/voice-harness.js';
 
 let h: VoiceHarness | undefined;
@@ -11,12 +12,6 @@ afterEach(async () => {
   await h?.close();
   h = undefined;
 });
-
-function resourceCounts(): Record<string, number> {
-  const counts: Record<string, number> = {};
-  for (const r of process.getActiveResourcesInfo()) counts[r] = (counts[r] ?? 0) + 1;
-  return counts;
-}
 
 /** Nothing of a call may remain once it ended: PBX channels and bridges, routes, RTP ports. */
 function expectNoLeftovers(harness: VoiceHarness): void {

@@ -1,6 +1,7 @@
 import OpenAI from 'openai';
+import { expect } from 'vitest';
 import type { AgentEvent, AgentResult } from '../../src/agent/agent-options.js';
-import { encodeMulaw } from '../../src/media/g711.js';
+import { decodeMulaw, encodeMulaw } from '../../src/media/g711.js';
 import type { SimPhone } from '../../src/sandbox/sim-phone.js';
 import type { TextAgentOptions, TextUI } from '../../src/ui/text-ui.js';
 import type { VoiceAgentOptions, VoiceUI } from '../../src/ui/voice-ui.js';
@@ -45,7 +46,32 @@ export interface AgentCall {
   phone: SimPhone;
   ui: Promise<VoiceUI>;
   events: AgentEvent[];
+  /** Resolves with the first agent event of `type`, already emitted or still to come. */
+  event<T extends AgentEvent['type']>(type: T): Promise<Extract<AgentEvent, { type: T }>>;
   result: Promise<AgentResult>;
+}
+
+/** An event log whose entries can be awaited. */
+function awaitableEvents(): { events: AgentEvent[]; push(e: AgentEvent): void; event: AgentCall['event'] } {
+  const events: AgentEvent[] = [];
+  const waiters: { type: string; resolve: (e: AgentEvent) => void }[] = [];
+  return {
+    events,
+    push(e) {
+      events.push(e);
+      for (const w of waiters.filter((w) => w.type === e.type)) {
+        waiters.splice(waiters.indexOf(w), 1);
+        w.resolve(e);
+      }
+    },
+    event<T extends AgentEvent['type']>(type: T) {
+      const seen = events.find((e) => e.type === type);
+      return new Promise<Extract<AgentEvent, { type: T }>>((resolve) => {
+        if (seen) resolve(seen as Extract<AgentEvent, { type: T }>);
+        else waiters.push({ type, resolve: resolve as (e: AgentEvent) => void });
+      });
+    },
+  };
 }
 
 /**
@@ -59,11 +85,11 @@ export async function callAgent(
 ): Promise<AgentCall> {
   const ui = deferred<VoiceUI>();
   const result = deferred<AgentResult>();
-  const events: AgentEvent[] = [];
+  const log = awaitableEvents();
   await h.server.registerExtension(AGENT_NUMBER, {
     voice: async (call) => {
       ui.resolve(call);
-      call.on('agent', (event) => events.push(event));
+      call.on('agent', (event) => log.push(event));
       try {
         const outcome = await call.connectOpenAIAgent({ connection: h.connection, ...options });
         result.resolve(outcome);
@@ -75,7 +101,7 @@ export async function callAgent(
     },
   });
   const phone = await h.sim.call({ from: 'alice', to: AGENT_NUMBER });
-  return { phone, ui: ui.promise, events, result: result.promise };
+  return { phone, ui: ui.promise, events: log.events, event: log.event, result: result.promise };
 }
 
 /** What one agent text conversation produced: the UI, its events, the session's result, the texts. */
@@ -179,4 +205,25 @@ export async function toolOutput(conn: FakeRealtimeConnection, callId: string): 
     (e) => (e.item as { call_id?: string }).call_id === callId,
   );
   return JSON.parse((event.item as { output: string }).output);
+}
+
+/**
+ * Answers the agent's greeting request with 400 ms of tone and checks that the phone heard it
+ * sample for sample; `instructions`, when given, must be part of the request's instructions.
+ */
+export async function playGreeting(
+  conn: FakeRealtimeConnection,
+  phone: SimPhone,
+  instructions?: string,
+): Promise<void> {
+  const request = await conn.waitFor('response.create');
+  if (instructions !== undefined)
+    expect(JSON.stringify(request.response?.instructions)).toContain(instructions);
+  const tone = toneUlaw(400);
+  const response = conn.startResponse({ request });
+  await response.audio(tone);
+  if (instructions !== undefined) response.transcript(instructions);
+  response.done();
+  await phone.waitForAudio(400);
+  expect(phone.heard().audio.subarray(0, tone.length)).toEqual(decodeMulaw(tone));
 }
