@@ -3,6 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AGENT_NUMBER, voiceAgent } from '../../examples/openai-agent.js';
 import type { AgentResult } from '../../src/agent/agent-options.js';
 import { AmiClient } from '../../src/asterisk/ami-client.js';
+import { AriClient } from '../../src/asterisk/ari-client.js';
 import { silentLogger } from '../../src/logger.js';
 import { decodeMulaw } from '../../src/media/g711.js';
 import { Server } from '../../src/server.js';
@@ -12,7 +13,17 @@ import { realAsteriskAvailable } from '../support/real-asterisk.js';
 import { toneShare } from '../support/tone-analysis.js';
 import { nextServerEvent } from '../support/voice-harness.js';
 import { within } from '../support/within.js';
-import { amiPass, amiPort, amiUser, host, realConnectionOptions, sipProxy } from './real-env.js';
+import {
+  amiPass,
+  amiPort,
+  amiUser,
+  ariPass,
+  ariPort,
+  ariUser,
+  host,
+  realConnectionOptions,
+  sipProxy,
+} from './real-env.js';
 import { SippPhone, sippAvailable } from './sipp/sipp-phone.js';
 
 /**
@@ -151,5 +162,64 @@ describe.skipIf(!host || !haveSipp)(
         await phone.dispose();
       }
     }, 90_000);
+
+    it('30 agent calls from sipp at 10/s, hung up at random moments: every session ends cleanly', async () => {
+      const LOAD_NUMBER = '3100';
+      const outcomes: string[] = [];
+      const connection = {
+        client: new OpenAI({ apiKey: FAKE_REALTIME_API_KEY, baseURL: fake.baseURL }),
+        websocket: fake.wsOptions,
+      };
+      await server.registerExtension(LOAD_NUMBER, {
+        voice: async (ui) => {
+          const result = await ui.connectOpenAIAgent({ instructions: 'load', greeting: true, connection });
+          outcomes.push(result.reason);
+        },
+      });
+      // Every greeting is answered with 3 s of speech, faster than real time as the model sends it.
+      fake.onResponse = async (_conn, response) => {
+        await response.audio(toneUlaw(3000, 800), { chunkBytes: 1600 });
+      };
+      const spy = new AriClient({
+        url: `http://${host}:${ariPort}`,
+        username: ariUser,
+        password: ariPass,
+        app: `${appName}-spy`,
+      });
+      await spy.connect();
+      const before = await spyCounts();
+      const connectionsBefore = fake.connections.length;
+      const phone = await SippPhone.call({
+        to: LOAD_NUMBER,
+        proxy: sipProxy,
+        localAddress: '127.0.0.1',
+        scenario: 'random-hangup-caller.xml',
+        calls: { total: 30, rate: 10, limit: 30 },
+        timeoutSeconds: 60,
+      });
+      try {
+        await phone.finished(70_000);
+        while (server.activeCalls > 0) await nextServerEvent(server, 'callEnded');
+        await fake.idle({ timeoutMs: 10_000 });
+        expect(outcomes.length).toBeGreaterThanOrEqual(27);
+        expect(outcomes.filter((r) => r !== 'caller-hangup')).toEqual([]);
+        // Each call had its own model session, and every one of them is closed.
+        expect(fake.connections.length - connectionsBefore).toBeGreaterThanOrEqual(27);
+        expect(fake.openSockets).toBe(0);
+        expect(await spyCounts()).toEqual(before);
+      } finally {
+        fake.onResponse = undefined;
+        await server.unregisterExtension(LOAD_NUMBER);
+        await phone.dispose();
+        await spy.close();
+      }
+
+      /** Our bridges and externalMedia channels on the PBX. */
+      async function spyCounts(): Promise<{ bridges: number; rtpLegs: number }> {
+        const bridges = (await spy.bridges.list()).filter((b) => b.name?.startsWith('asteramisk-'));
+        const channels = (await spy.channels.list()).filter((c) => c.name.startsWith('UnicastRTP/'));
+        return { bridges: bridges.length, rtpLegs: channels.length };
+      }
+    }, 120_000);
   },
 );
