@@ -5,7 +5,8 @@
  *
  * Hot paths stay cheap: nothing is updated per audio frame. RTP counters are added once per call
  * when its media closes; the pacer, the TTS cache, active calls, queued texts and health are read
- * when Prometheus scrapes (collectors); the rest is one update per verb, request, call or text.
+ * when Prometheus scrapes (collectors); the rest is one update per verb, request, call, text or TTS
+ * engine call (cache hits cost nothing).
  */
 
 import { createServer, type Server as HttpServer } from 'node:http';
@@ -35,6 +36,8 @@ const REQUEST_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5
 const VERB_BUCKETS = [0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 20, 30, 60, 120, 300, 600];
 /** Agent turn latency buckets (seconds). */
 const TURN_BUCKETS = [0.1, 0.2, 0.3, 0.5, 0.75, 1, 1.5, 2, 3, 5, 10];
+/** TTS synthesis time buckets (seconds): 10 ms (a local engine, a short prompt) to 30 s. */
+const SYNTHESIS_BUCKETS = [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30];
 /** Pacer tick lateness buckets (seconds): 1 ms to 200 ms. */
 const PACER_BUCKETS = [0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2];
 
@@ -105,6 +108,7 @@ export class ServerMetrics {
   private readonly rtpLate: Counter<never>;
   private readonly rtpDropped: Counter<never>;
   private readonly pacerLateness: Histogram<never>;
+  private readonly synthesisSeconds: Histogram<'outcome'>;
   private readonly turnLatency: Histogram<never>;
   private readonly bargeIns: Counter<never>;
   private readonly textsIn: Counter<never>;
@@ -243,6 +247,13 @@ export class ServerMetrics {
       (c) => c.stats().synthCalls,
     );
     ttsCounter('tts_synthesis_errors_total', 'Failed TTS engine calls.', (c) => c.stats().errors);
+    this.synthesisSeconds = new Histogram({
+      name: `${p}tts_synthesis_seconds`,
+      help: 'Time each TTS engine call took (cache hits are not engine calls), by outcome: ok, error, aborted (every request for it was cancelled).',
+      labelNames: ['outcome'],
+      buckets: SYNTHESIS_BUCKETS,
+      registers,
+    });
     this.turnLatency = new Histogram({
       name: `${p}agent_turn_latency_seconds`,
       help: "Realtime agent: from the end of the caller's speech to the agent's first audio on the wire.",
@@ -424,6 +435,15 @@ export class ServerMetrics {
     });
     this.reconnects.inc({ connection: 'ari' }, 0);
     this.reconnects.inc({ connection: 'ami' }, 0);
+    const speaker = runtime.services.speaker;
+    const offSyntheses =
+      speaker instanceof CachedTts
+        ? speaker.observeSyntheses(({ seconds, outcome }) =>
+            this.synthesisSeconds.observe({ outcome }, seconds),
+          )
+        : () => {};
+    // Zero series from the start, so rate() and histogram_quantile() have a baseline.
+    this.synthesisSeconds.zero({ outcome: 'ok' });
 
     this.detach.push(
       () => server.off('callStarted', callStarted),
@@ -435,6 +455,7 @@ export class ServerMetrics {
       () => ari.off('reconnected', ariReconnected),
       () => runtime.connection.ami.off('reconnected', amiReconnected),
       offPacer,
+      offSyntheses,
     );
   }
 }

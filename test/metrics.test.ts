@@ -79,6 +79,8 @@ describe('Prometheus metrics endpoint', () => {
     expect(value(before.samples, 'asteramisk_calls_started_total')).toBe(0);
     expect(value(before.samples, 'asteramisk_calls_active')).toBe(0);
     expect(value(before.samples, 'asteramisk_ready')).toBe(1);
+    expect(before.text).toContain('# TYPE asteramisk_tts_synthesis_seconds histogram');
+    expect(value(before.samples, 'asteramisk_tts_synthesis_seconds_count{outcome="ok"}')).toBe(0);
 
     const gathered = deferred<string>();
     const inCall = deferred<void>();
@@ -148,6 +150,14 @@ describe('Prometheus metrics endpoint', () => {
     expect(value(s, 'asteramisk_tts_cache_misses_total')).toBe(3);
     expect(value(s, 'asteramisk_tts_cache_hits_total')).toBe(0);
     expect(value(s, 'asteramisk_tts_syntheses_total')).toBe(3);
+    // One histogram observation per engine call, in real buckets.
+    expect(value(s, 'asteramisk_tts_synthesis_seconds_count{outcome="ok"}')).toBe(3);
+    expect(value(s, 'asteramisk_tts_synthesis_seconds_bucket{le="+Inf",outcome="ok"}')).toBe(3);
+    expect(value(s, 'asteramisk_tts_synthesis_seconds_bucket{le="30",outcome="ok"}')).toBe(3);
+    const synthSum = value(s, 'asteramisk_tts_synthesis_seconds_sum{outcome="ok"}');
+    expect(synthSum).toBeGreaterThanOrEqual(0);
+    expect(synthSum).toBeLessThan(5); // the offline engine answers at once
+    expect(s.has('asteramisk_tts_synthesis_seconds_count{outcome="error"}')).toBe(false);
     expect(value(s, 'asteramisk_rtp_packets_total{direction="out"}')).toBeGreaterThan(10);
     expect(value(s, 'asteramisk_rtp_packets_total{direction="in"}')).toBeGreaterThan(5);
     expect(s.has('asteramisk_rtp_packets_lost_total')).toBe(true);
@@ -180,6 +190,49 @@ describe('Prometheus metrics endpoint', () => {
 
     await server.close();
     await expect(fetch(url)).rejects.toThrow();
+  });
+
+  it('times each TTS engine call in the synthesis histogram; cache hits are not observed', async () => {
+    const { OfflineTtsEngine } = await import('../src/tts/offline-tts-engine.js');
+    const { SpeechEngineError } = await import('../src/errors.js');
+    const offline = new OfflineTtsEngine({ msPerChar: 20 });
+    // 60 ms per synthesis, and a failure for one prompt.
+    const tts = {
+      name: 'slow-offline',
+      async synthesize(text: string): Promise<Int16Array> {
+        await new Promise((resolve) => setTimeout(resolve, 60));
+        if (text.startsWith('Broken')) throw new SpeechEngineError('slow-offline', 'scripted failure');
+        return offline.synthesize(text);
+      },
+    };
+    h = await startVoiceHarness({ server: { tts, metrics: { port: 0, host: '127.0.0.1' } } });
+    const server = h.server;
+    const sayError = deferred<unknown>();
+    await server.registerExtension('1000', {
+      voice: async (ui) => {
+        await ui.answer();
+        await ui.say('Slow.');
+        await ui.say('Slow.'); // from the cache
+        sayError.resolve(await ui.say('Broken.').catch((error: unknown) => error));
+      },
+    });
+    const ended = nextServerEvent(server, 'callEnded');
+    await h.sim.call({ from: 'alice', to: '1000' });
+    expect(await sayError.promise).toBeInstanceOf(SpeechEngineError);
+    await ended;
+
+    const s = (await scrape(server.metricsUrl ?? '')).samples;
+    expect(value(s, 'asteramisk_tts_cache_hits_total')).toBe(1);
+    expect(value(s, 'asteramisk_tts_syntheses_total')).toBe(2);
+    expect(value(s, 'asteramisk_tts_synthesis_seconds_count{outcome="ok"}')).toBe(1);
+    expect(value(s, 'asteramisk_tts_synthesis_seconds_count{outcome="error"}')).toBe(1);
+    // The 60 ms synthesis lands above the 50 ms bucket, and the sum says so.
+    expect(value(s, 'asteramisk_tts_synthesis_seconds_bucket{le="0.05",outcome="ok"}')).toBe(0);
+    expect(value(s, 'asteramisk_tts_synthesis_seconds_bucket{le="+Inf",outcome="ok"}')).toBe(1);
+    const sum = value(s, 'asteramisk_tts_synthesis_seconds_sum{outcome="ok"}');
+    expect(sum).toBeGreaterThanOrEqual(0.055);
+    expect(sum).toBeLessThan(5);
+    expect(value(s, 'asteramisk_tts_synthesis_seconds_sum{outcome="error"}')).toBeGreaterThanOrEqual(0.055);
   });
 
   it('counts a failing handler, and gives each Server its own registry', async () => {

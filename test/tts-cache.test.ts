@@ -3,7 +3,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { ConfigError, SpeechEngineError } from '../src/errors.js';
-import { CachedTts, decodeCacheFile, encodeCacheFile, normalizeTtsText } from '../src/tts/tts-cache.js';
+import {
+  CachedTts,
+  decodeCacheFile,
+  encodeCacheFile,
+  normalizeTtsText,
+  type SynthesisInfo,
+} from '../src/tts/tts-cache.js';
 import type { SynthesizeOptions, TtsEngine } from '../src/tts/tts-engine.js';
 
 /** A counting engine: `text` → one sample per character (value = char code), or a scripted failure. */
@@ -161,6 +167,65 @@ describe('CachedTts in memory', () => {
 
   it('rejects a negative memory budget with ConfigError', () => {
     expect(() => new CachedTts(new CountingEngine(), { memoryBytes: -1 })).toThrow(ConfigError);
+  });
+});
+
+describe('CachedTts synthesis time', () => {
+  /** The counting engine, 30 ms slower per call. */
+  class SlowEngine extends CountingEngine {
+    override async synthesize(text: string, options: SynthesizeOptions = {}): Promise<Int16Array> {
+      await new Promise((resolve) => setTimeout(resolve, 30));
+      return super.synthesize(text, options);
+    }
+  }
+
+  it('sums engine time in stats and tells observers once per engine call, never for hits', async () => {
+    const engine = new SlowEngine();
+    const tts = new CachedTts(engine);
+    const seen: SynthesisInfo[] = [];
+    const off = tts.observeSyntheses((info) => seen.push(info));
+    expect(tts.stats().synthSeconds).toBe(0);
+    await tts.speak('Hello   there');
+    await tts.speak('Hello there'); // memory hit: no engine call, no observation
+    expect(seen).toEqual([{ seconds: expect.any(Number), outcome: 'ok', characters: 11 }]);
+    expect(seen[0]!.seconds).toBeGreaterThanOrEqual(0.025);
+    expect(seen[0]!.seconds).toBeLessThan(5);
+
+    engine.failures = 1;
+    await expect(tts.speak('Oops')).rejects.toThrow(SpeechEngineError);
+    expect(seen.map((s) => s.outcome)).toEqual(['ok', 'error']);
+    const stats = tts.stats();
+    expect(stats).toMatchObject({ synthCalls: 2, errors: 1 });
+    expect(stats.synthSeconds).toBeCloseTo(seen[0]!.seconds + seen[1]!.seconds, 9);
+
+    off();
+    await tts.speak('After');
+    expect(seen).toHaveLength(2);
+    expect(tts.stats().synthSeconds).toBeGreaterThan(stats.synthSeconds);
+  });
+
+  it('reports a cancelled synthesis as aborted, and survives a throwing observer', async () => {
+    const engine = new CountingEngine();
+    const gate = deferred();
+    engine.gate = gate.promise;
+    const tts = new CachedTts(engine);
+    const seen: SynthesisInfo[] = [];
+    tts.observeSyntheses(() => {
+      throw new Error('observer bug');
+    });
+    tts.observeSyntheses((info) => seen.push(info));
+    const controller = new AbortController();
+    const called = engine.nextCall();
+    const aborted = tts.speak('alone', { signal: controller.signal });
+    await called;
+    controller.abort(new Error('gone'));
+    await expect(aborted).rejects.toThrow('gone');
+    await tts.flush();
+    expect(seen.map((s) => s.outcome)).toEqual(['aborted']);
+    expect(tts.stats().errors).toBe(0);
+    gate.resolve();
+    expect(await tts.speak('alone')).toHaveLength(5);
+    expect(seen.map((s) => s.outcome)).toEqual(['aborted', 'ok']);
   });
 });
 

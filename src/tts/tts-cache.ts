@@ -53,6 +53,11 @@ export interface TtsCacheStats {
   synthCalls: number;
   /** Failed engine calls (never cached); cancellations are not counted. */
   errors: number;
+  /**
+   * Seconds spent in the engine's `synthesize`, summed over every call that ended (succeeded,
+   * failed or was cancelled); see {@link CachedTts.observeSyntheses} for each call's time.
+   */
+  synthSeconds: number;
   /** Files found on disk but unusable (truncated, wrong format, bad checksum). */
   corruptFiles: number;
   /** Files that could not be written (the audio was still returned). */
@@ -61,6 +66,18 @@ export interface TtsCacheStats {
   memoryBytes: number;
   /** Utterances held in memory now. */
   memoryEntries: number;
+}
+
+/** How one engine call ended: `aborted` when every request for it was cancelled. */
+export type SynthesisOutcome = 'ok' | 'error' | 'aborted';
+
+/** One finished engine call, given to the listeners of {@link CachedTts.observeSyntheses}. */
+export interface SynthesisInfo {
+  /** Wall-clock time the engine's `synthesize` took, in seconds. */
+  readonly seconds: number;
+  readonly outcome: SynthesisOutcome;
+  /** Characters of the (whitespace-normalized) text. */
+  readonly characters: number;
 }
 
 type Source = 'disk' | 'engine';
@@ -109,7 +126,9 @@ export class CachedTts {
     errors: 0,
     corruptFiles: 0,
     diskWriteErrors: 0,
+    synthSeconds: 0,
   };
+  private readonly synthObservers = new Set<(info: SynthesisInfo) => void>();
 
   constructor(engine: TtsEngine, options: CachedTtsOptions = {}) {
     const memoryBytes = options.memoryBytes ?? DEFAULT_TTS_MEMORY_BYTES;
@@ -188,6 +207,18 @@ export class CachedTts {
     return { ...this.counters, memoryBytes: this.memoryUsed, memoryEntries: this.memory.size };
   }
 
+  /**
+   * Calls `listener` once per finished engine call (not for cache hits), with its duration and
+   * outcome: a histogram of synthesis times, for instance. Returns a function that removes it.
+   * A listener that throws is ignored (the speech still goes out).
+   */
+  observeSyntheses(listener: (info: SynthesisInfo) => void): () => void {
+    this.synthObservers.add(listener);
+    return () => {
+      this.synthObservers.delete(listener);
+    };
+  }
+
   /** Drops the memory layer (the disk layer stays). */
   clearMemory(): void {
     this.memory.clear();
@@ -228,6 +259,7 @@ export class CachedTts {
         return { pcm: fromDisk, source: 'disk' };
       }
       this.counters.synthCalls++;
+      const started = performance.now();
       let pcm: Int16Array;
       try {
         pcm = await this.engine.synthesize(text, {
@@ -236,13 +268,17 @@ export class CachedTts {
           signal: controller.signal,
         });
       } catch (error) {
-        if (!controller.signal.aborted) this.counters.errors++;
+        const aborted = controller.signal.aborted;
+        if (!aborted) this.counters.errors++;
+        this.synthesized(started, aborted ? 'aborted' : 'error', text.length);
         throw error;
       }
       if (!(pcm instanceof Int16Array)) {
         this.counters.errors++;
+        this.synthesized(started, 'error', text.length);
         throw new SpeechEngineError(this.engine.name, 'synthesize() did not return an Int16Array');
       }
+      this.synthesized(started, 'ok', text.length);
       this.remember(key, pcm);
       writeToDisk = this.writeFile(key, pcm);
       return { pcm, source: 'engine' };
@@ -269,6 +305,21 @@ export class CachedTts {
     });
     this.flights.set(key, flight);
     return flight;
+  }
+
+  /** Adds an engine call's time to the sum and tells the observers. */
+  private synthesized(started: number, outcome: SynthesisOutcome, characters: number): void {
+    const seconds = (performance.now() - started) / 1000;
+    this.counters.synthSeconds += seconds;
+    if (this.synthObservers.size === 0) return;
+    const info: SynthesisInfo = { seconds, outcome, characters };
+    for (const listener of this.synthObservers) {
+      try {
+        listener(info);
+      } catch (error) {
+        this.logger.warn({ err: error }, 'TTS synthesis observer threw; ignored');
+      }
+    }
   }
 
   private remember(key: string, pcm: Int16Array): void {
