@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { copyFile, mkdir, readdir, readFile, stat, writeFile } from 'node:fs/promises';
+import { chmod, copyFile, mkdir, readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -85,6 +85,9 @@ export async function initConfigs(options: InitConfigsOptions = {}): Promise<Ini
     // A file with a secret is not world-readable; a replaced file keeps its mode otherwise.
     const mode = holdsSecret ? (old?.mode ?? 0o640) & 0o770 : (old?.mode ?? 0o644);
     await writeFile(target, text, { mode });
+    // writeFile's mode applies only to a new file: a replaced world-readable ari.conf would keep
+    // its 0644 while now holding a generated secret. The owner (e.g. asterisk) is kept.
+    if (old) await chmod(target, mode);
     result.written.push(target);
     print(`wrote ${target}`);
   }
