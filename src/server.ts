@@ -2,8 +2,9 @@ import { EventEmitter } from 'node:events';
 import type { StasisStartEvent } from './asterisk/ari-events.js';
 import { DialplanRegistrar } from './asterisk/dialplan-registrar.js';
 import type { Config } from './config.js';
+import { type ConsoleOptions, ConsoleServer } from './console/console-server.js';
 import { DialplanKeeper } from './dialplan-keeper.js';
-import { AsteramiskError, HangupError, InvalidInputError } from './errors.js';
+import { AsteramiskError, ConfigError, HangupError, InvalidInputError } from './errors.js';
 import { childLogger, type Logger } from './logger.js';
 import { type MetricsOptions, ServerMetrics } from './metrics.js';
 import {
@@ -48,6 +49,12 @@ export interface ServerOptions extends RuntimeOptions {
    * this Server's own. Off by default. `port: 0` picks a free port ({@link Server.metricsUrl}).
    */
   metrics?: MetricsOptions;
+  /**
+   * Serves the live web console at `http://host:port/` (see README: Web console): calls and
+   * conversations with their transcripts, the last ended ones, health. Read-only unless `token` is
+   * set. Off by default; ASTERAMISK_CONSOLE_PORT (and ASTERAMISK_CONSOLE_TOKEN) turn it on too.
+   */
+  console?: ConsoleOptions;
 }
 
 /** Played when a failed handler's apology cannot be said (no TTS engine, or it failed). */
@@ -113,6 +120,8 @@ export interface DrainResult {
 export interface ServerEvents {
   /** A call to a registered number got its VoiceUI; its handler is about to run. */
   callStarted: [ui: VoiceUI];
+  /** A text conversation opened (inbound, its opening text in `ui.firstMessage`, or outbound). */
+  conversationStarted: [ui: TextUI];
   /** A call's handler finished and the call's resources are released. */
   callEnded: [ui: VoiceUI, outcome: { error?: unknown }];
   /** A call was not taken (unknown number, over capacity, draining or closed) and continues in the dialplan. */
@@ -183,6 +192,7 @@ export class Server extends EventEmitter<ServerEvents> {
   });
   private readonly detach: (() => void)[] = [];
   private metrics?: ServerMetrics;
+  private console?: ConsoleServer;
 
   private constructor(runtime: Runtime, options: ServerOptions) {
     super();
@@ -221,6 +231,7 @@ export class Server extends EventEmitter<ServerEvents> {
     this.detach.push(
       runtime.onInboundCall((event) => this.onInboundCall(event)),
       runtime.onTextDeclined((info) => this.emitSafely('textDeclined', info)),
+      runtime.conversations.onStarted((ui) => this.emitSafely('conversationStarted', ui)),
       () => runtime.events.off('status', onStatus),
       () => runtime.events.off('attemptFailed', onAttemptFailed),
       () => runtime.setTextHandlers(() => undefined),
@@ -238,15 +249,21 @@ export class Server extends EventEmitter<ServerEvents> {
   static async create(options: ServerOptions = {}): Promise<Server> {
     const runtime = await Runtime.acquire(options, 'new');
     const server = new Server(runtime, options);
-    if (options.metrics) {
-      try {
+    const consoleOptions = options.console ?? consoleFromEnvironment(process.env);
+    try {
+      if (options.metrics)
         server.metrics = await ServerMetrics.start(server, runtime, options.metrics, server.logger);
-      } catch (error) {
-        await server.close();
-        throw error;
-      }
+      if (consoleOptions) server.console = await ConsoleServer.start(server, consoleOptions, server.logger);
+    } catch (error) {
+      await server.close();
+      throw error;
     }
     return server;
+  }
+
+  /** `http://host:port/` of the web console when `console` is on, else undefined. */
+  get consoleUrl(): string | undefined {
+    return this.console?.url;
   }
 
   /** `http://host:port/metrics` when `metrics` is on, else undefined. */
@@ -472,6 +489,7 @@ export class Server extends EventEmitter<ServerEvents> {
     this.state = 'closed';
     this.refreshHealth('closed');
     await this.metrics?.close();
+    await this.console?.close();
     await this.runtime.release();
     // Detached last: a call or a text arriving until the connection closes is still declined.
     for (const detach of this.detach) detach();
@@ -586,4 +604,25 @@ export class Server extends EventEmitter<ServerEvents> {
       this.logger.error({ err: String(error), event }, 'a Server event listener threw');
     }
   }
+}
+
+/**
+ * The console options from ASTERAMISK_CONSOLE_PORT / _HOST / _TOKEN (so that `asteramisk console
+ * app.ts` can turn the console on in an app that does not set it), or undefined when no port is set.
+ */
+function consoleFromEnvironment(env: NodeJS.ProcessEnv): ConsoleOptions | undefined {
+  const port = env.ASTERAMISK_CONSOLE_PORT;
+  if (port === undefined || port === '') return undefined;
+  const n = Number(port);
+  if (!Number.isInteger(n) || n < 0 || n > 65535) {
+    throw new ConfigError(
+      'ASTERAMISK_CONSOLE_PORT',
+      `must be a TCP port (0-65535), not ${JSON.stringify(port)}`,
+    );
+  }
+  return {
+    port: n,
+    ...(env.ASTERAMISK_CONSOLE_HOST ? { host: env.ASTERAMISK_CONSOLE_HOST } : {}),
+    ...(env.ASTERAMISK_CONSOLE_TOKEN ? { token: env.ASTERAMISK_CONSOLE_TOKEN } : {}),
+  };
 }

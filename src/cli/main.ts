@@ -25,9 +25,34 @@ program
   .description(
     'answer a simulated phone call with examples/hello.ts (built-in Asterisk 22 simulator; no PBX needed)',
   )
-  .action(async () => {
+  .option('--console', 'instead: serve the web console with a browser softphone, until Ctrl-C')
+  .option('--port <port>', 'port of the web console (with --console)', '8090')
+  .option('--host <host>', 'address of the web console (with --console)', '127.0.0.1')
+  .action(async (opts: { console?: boolean; port: string; host: string }) => {
+    if (opts.console) {
+      const { runConsoleDemo } = await import('./console-demo.js');
+      await runConsoleDemo({ port: Number(opts.port), host: opts.host });
+      return;
+    }
     const { runDemo } = await import('./demo.js');
     await runDemo();
+  });
+
+program
+  .command('console')
+  .description(
+    'run an app (a .js or .ts file that starts a Server) with the web console on, and print its address',
+  )
+  .argument('<app>', 'the app file, e.g. examples/ivr.ts')
+  .option('--port <port>', 'port of the web console', '8090')
+  .option('--host <host>', 'address of the web console', '127.0.0.1')
+  .option(
+    '--token <token>',
+    'enables hang-up controls for requests carrying it (or ASTERAMISK_CONSOLE_TOKEN)',
+  )
+  .action(async (app: string, opts: { port: string; host: string; token?: string }) => {
+    const { runWithConsole } = await import('./console-run.js');
+    process.exitCode = await runWithConsole(app, opts);
   });
 
 program

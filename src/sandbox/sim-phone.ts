@@ -32,6 +32,8 @@ export class SimPhone implements ChannelAudioSink {
   private readonly mediaWaiters: { match: (uri: string) => boolean; resolve: (uri: string) => void }[] = [];
   private readonly audioWaiters: { bytes: number; resolve: () => void }[] = [];
   private heardBytes = 0;
+  private readonly audioListeners = new Set<(frame: Buffer) => void>();
+  private readonly mediaListeners = new Set<(uri: string) => void>();
 
   /** @internal created by the Simulator. */
   constructor(
@@ -99,6 +101,29 @@ export class SimPhone implements ChannelAudioSink {
     }
   }
 
+  /**
+   * Sends one 20 ms frame of µ-law as it is, unpaced: for a live source with a clock of its own
+   * (the console's browser softphone streams its microphone). A short frame is padded with silence.
+   */
+  sendAudio(ulaw: Buffer): void {
+    if (this.hungUp) return;
+    const frame = Buffer.alloc(FRAME_BYTES, 0xff);
+    ulaw.copy(frame, 0, 0, Math.min(FRAME_BYTES, ulaw.length));
+    this.pbx.audioFromChannel(this.channel, frame);
+  }
+
+  /** Calls `listener` with every µ-law frame that reaches the phone from now on; returns the undo. */
+  onAudio(listener: (frame: Buffer) => void): () => void {
+    this.audioListeners.add(listener);
+    return () => this.audioListeners.delete(listener);
+  }
+
+  /** Calls `listener` with every media URI played to the phone from now on; returns the undo. */
+  onMedia(listener: (uri: string) => void): () => void {
+    this.mediaListeners.add(listener);
+    return () => this.mediaListeners.delete(listener);
+  }
+
   /** Hangs up (sends BYE). */
   async hangup(): Promise<void> {
     if (this.hungUp) return;
@@ -143,8 +168,10 @@ export class SimPhone implements ChannelAudioSink {
 
   /** @internal ChannelAudioSink: audio the PBX sends to this phone. */
   deliver(frame: Buffer): void {
-    this.audioFrames.push(Buffer.from(frame));
+    const copy = Buffer.from(frame);
+    this.audioFrames.push(copy);
     this.heardBytes += frame.length;
+    for (const l of this.audioListeners) l(copy);
     for (const w of [...this.audioWaiters]) {
       if (this.heardBytes >= w.bytes) {
         this.audioWaiters.splice(this.audioWaiters.indexOf(w), 1);
@@ -159,6 +186,7 @@ export class SimPhone implements ChannelAudioSink {
   /** @internal */
   mediaPlayed(uri: string): void {
     this.media.push(uri);
+    for (const l of this.mediaListeners) l(uri);
     for (const w of [...this.mediaWaiters]) {
       if (w.match(uri)) {
         this.mediaWaiters.splice(this.mediaWaiters.indexOf(w), 1);
@@ -181,6 +209,8 @@ export class SimPhone implements ChannelAudioSink {
   markEnded(cause: number): void {
     if (this.endedWith) return;
     this.endedWith = { cause };
+    this.audioListeners.clear();
+    this.mediaListeners.clear();
     for (const w of this.endWaiters.splice(0)) w(this.endedWith);
   }
 }

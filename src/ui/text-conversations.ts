@@ -54,6 +54,8 @@ export class TextConversations {
   /** Inbound conversations whose handler is running. */
   private readonly handled = new Set<TextUI>();
   private readonly options: TextConversationsOptions;
+  /** Told of every conversation opened (inbound, with its opening text set, or outbound). */
+  private readonly startListeners = new Set<(ui: TextUI) => void>();
 
   constructor(options: TextConversationsOptions) {
     this.options = options;
@@ -122,8 +124,17 @@ export class TextConversations {
     return this.open.get(key(localNumber, peerNumber));
   }
 
-  /** Opens a conversation (for an outbound text, or an inbound one about to be handled). */
-  start(localNumber: string, peer: TextPeer): TextUI {
+  /** Calls `listener` with every conversation opened from now on; returns the undo. */
+  onStarted(listener: (ui: TextUI) => void): () => void {
+    this.startListeners.add(listener);
+    return () => this.startListeners.delete(listener);
+  }
+
+  /**
+   * Opens a conversation (for an outbound text, or an inbound one about to be handled, whose
+   * opening text is `firstMessage`).
+   */
+  start(localNumber: string, peer: TextPeer, firstMessage = ''): TextUI {
     const k = key(localNumber, peer.number);
     const existing = this.open.get(k);
     if (existing?.active) return existing;
@@ -136,10 +147,18 @@ export class TextConversations {
       idleTimeoutMs: this.options.idleTimeoutMs ?? 10 * 60_000,
       replyTimeoutMs: this.options.replyTimeoutMs ?? 5 * 60_000,
     });
+    ui.firstMessage = firstMessage;
     this.open.set(k, ui);
     void ui.ended.then(() => {
       if (this.open.get(k) === ui) this.open.delete(k);
     });
+    for (const listener of this.startListeners) {
+      try {
+        listener(ui);
+      } catch (error) {
+        this.options.logger.warn({ err: String(error) }, 'a conversation listener threw');
+      }
+    }
     return ui;
   }
 
@@ -171,8 +190,7 @@ export class TextConversations {
       }
       return refuseNew ?? 'over MAX_CONCURRENT_CONVERSATIONS';
     }
-    const ui = this.start(text.to, text.peer);
-    ui.firstMessage = text.body;
+    const ui = this.start(text.to, text.peer, text.body);
     this.handled.add(ui);
     const task = this.run(ui, handler).finally(() => {
       this.tasks.delete(task);

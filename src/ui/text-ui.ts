@@ -4,6 +4,7 @@ import { runTextAgent } from '../agent/text-agent.js';
 import type { Config } from '../config.js';
 import { GoBackError, InvalidInputError } from '../errors.js';
 import type { Logger } from '../logger.js';
+import type { Activity } from './call-activity.js';
 import { CallScope } from './call-scope.js';
 import type { ChoiceOptions, Conversation, MenuAction } from './conversation.js';
 import { MAX_QUEUED_TEXTS } from './input-limits.js';
@@ -32,6 +33,8 @@ export interface TextUIEvents {
   ended: (reason: string) => void;
   /** What a realtime agent on the conversation does: transcripts, tool calls, errors. */
   agent: (event: AgentEvent) => void;
+  /** A line of the conversation's live transcript: verbs started, texts sent (`said`). */
+  activity: (activity: Activity) => void;
 }
 
 /** Options of {@link TextUI.connectOpenAIAgent}: the voice options, without transfer targets. */
@@ -87,6 +90,7 @@ export class TextUI {
     message: new Set(),
     ended: new Set(),
     agent: new Set(),
+    activity: new Set(),
   };
   private idleTimer?: NodeJS.Timeout;
   /** An agent was given {@link firstMessage}. */
@@ -138,6 +142,7 @@ export class TextUI {
   async say(text: string): Promise<void> {
     this.scope.assertActive();
     if (text === '') throw new InvalidInputError('Cannot send an empty text');
+    for (const l of this.listeners.activity) this.safely(() => l({ type: 'said', text }));
     await this.scope.race(this.deps.send(text));
   }
 
@@ -330,6 +335,7 @@ export class TextUI {
     this.listeners.message.clear();
     this.listeners.ended.clear();
     this.listeners.agent.clear();
+    this.listeners.activity.clear();
     this.resolveEnded(reason);
   }
 

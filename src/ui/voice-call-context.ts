@@ -5,6 +5,7 @@ import type { Config } from '../config.js';
 import type { Logger } from '../logger.js';
 import type { RtpSessionStats } from '../media/rtp-session.js';
 import type { SttEngine } from '../stt/stt-engine.js';
+import type { Activity } from './call-activity.js';
 import type { CallScope } from './call-scope.js';
 import type { DigitBuffer } from './digit-buffer.js';
 import type { KeyedWaiters } from './keyed-waiters.js';
@@ -67,4 +68,6 @@ export interface VoiceCallContext {
   request<T>(request: Promise<T>): Promise<T>;
   /** ARI playbacks running on the call, so stopSpeaking can stop them. */
   readonly activePlaybacks: Set<string>;
+  /** Reports a line of the call's live transcript (the VoiceUI's `activity` event). */
+  note(activity: Activity): void;
 }

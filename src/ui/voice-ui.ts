@@ -11,6 +11,7 @@ import type { Logger } from '../logger.js';
 import { isPbxGone } from '../media/call-media.js';
 import type { RtpSessionStats } from '../media/rtp-session.js';
 import type { SttEngine } from '../stt/stt-engine.js';
+import type { Activity } from './call-activity.js';
 import type { CallEventSink } from './call-event-router.js';
 import { CallScope } from './call-scope.js';
 import type { ChoiceOptions, Conversation, MenuAction } from './conversation.js';
@@ -60,6 +61,8 @@ export interface VoiceUIEvents {
   ended: (reason: string) => void;
   /** What a realtime agent on the call does: transcripts, tool calls, barge-ins, latency, errors. */
   agent: (event: AgentEvent) => void;
+  /** A line of the call's live transcript: verbs started, what was said, played, gathered, heard. */
+  activity: (activity: Activity) => void;
 }
 
 /** Options of {@link VoiceUI.connectOpenAIAgent}: transfer targets are call destinations. */
@@ -139,7 +142,10 @@ export class VoiceUI implements CallEventSink {
     text: new Set(),
     ended: new Set(),
     agent: new Set(),
+    activity: new Set(),
   };
+  /** Verbs running now, innermost last (a menu's prompt is a `say` inside the `menu`). */
+  private readonly verbs: string[] = [];
   /** TALK_DETECT listeners (the agent's talk-detect activation). */
   private readonly talkListeners = new Set<(talking: boolean) => void>();
   private readonly texts = new InputQueue<string>(MAX_QUEUED_TEXTS);
@@ -185,6 +191,7 @@ export class VoiceUI implements CallEventSink {
       ensureAnswered: () => this.answer(),
       request: (request) => this.call(request),
       activePlaybacks: new Set(),
+      note: (activity) => this.note(activity),
     };
     this.scope.defer(() => {
       const hangup = new HangupError();
@@ -193,6 +200,11 @@ export class VoiceUI implements CallEventSink {
       this.digits.dispose();
       this.texts.dispose();
     });
+  }
+
+  /** The verb running now (the innermost: `say` inside a `menu`), or undefined between verbs. */
+  get currentVerb(): string | undefined {
+    return this.verbs.at(-1);
   }
 
   /** `ringing` until answered, `up`, then `ended`. */
@@ -345,6 +357,8 @@ export class VoiceUI implements CallEventSink {
     await this.timed('play', () =>
       this.track(
         (async () => {
+          for (const item of items)
+            this.note({ type: 'played', media: typeof item === 'string' ? item : 'audio' });
           for (const output of await this.scope.race(this.outputs(items))) {
             const result = await playOutput(this.ctx, output, {
               interruptible: options.interruptible ?? false,
@@ -384,7 +398,9 @@ export class VoiceUI implements CallEventSink {
   gather(promptText: string | undefined, options: GatherOptions = {}): Promise<string> {
     return this.timed('gather', async () => {
       const output = promptText ? await synthesize(this.ctx, promptText, {}) : undefined;
-      return gather(this.ctx, output, options);
+      const digits = await gather(this.ctx, output, options);
+      this.note({ type: 'keys', digits });
+      return digits;
     });
   }
 
@@ -431,7 +447,11 @@ export class VoiceUI implements CallEventSink {
 
   /** Records the caller (beep, then until silence, a key, or maxLength). */
   record(options: RecordOptions = {}): Promise<Recording> {
-    return this.timed('record', () => record(this.ctx, options));
+    return this.timed('record', async () => {
+      const recording = await record(this.ctx, options);
+      this.note({ type: 'recorded', name: recording.name, seconds: recording.durationSeconds });
+      return recording;
+    });
   }
 
   // ------------------------------------------------------------------ realtime agent
@@ -493,6 +513,7 @@ export class VoiceUI implements CallEventSink {
         'In-call text cannot contain a line break (AMI SendText carries one line); send several texts',
       );
     }
+    this.note({ type: 'sentText', text });
     await this.scope.race(this.deps.sendText(text));
   }
 
@@ -633,6 +654,7 @@ export class VoiceUI implements CallEventSink {
     this.listeners.text.clear();
     this.listeners.ended.clear();
     this.listeners.agent.clear();
+    this.listeners.activity.clear();
     this.talkListeners.clear();
     this.resolveEnded(reason);
   }
@@ -703,12 +725,24 @@ export class VoiceUI implements CallEventSink {
     }
   }
 
-  /** Runs a verb and tells the observer (metrics) how long it took and how it ended. */
+  /** Tells the `activity` listeners (a listener that throws is logged, never the call's problem). */
+  private note(activity: Activity): void {
+    for (const l of this.listeners.activity) this.safely(() => l(activity));
+  }
+
+  /**
+   * Runs a verb: keeps {@link currentVerb}, reports its start as activity, and tells the observer
+   * (metrics) how long it took and how it ended.
+   */
   private timed<T>(verb: string, work: () => Promise<T>): Promise<T> {
     const observer = this.deps.observer;
-    if (!observer) return work();
+    this.verbs.push(verb);
+    this.note({ type: 'verb', verb });
     const started = performance.now();
     const report = (outcome: VerbOutcome) => {
+      const at = this.verbs.lastIndexOf(verb);
+      if (at >= 0) this.verbs.splice(at, 1);
+      if (!observer) return;
       try {
         observer.verb(verb, (performance.now() - started) / 1000, outcome);
       } catch (error) {

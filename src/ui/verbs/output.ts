@@ -92,6 +92,7 @@ export async function synthesize(
         'GOOGLE_APPLICATION_CREDENTIALS, or pass `tts` to Server.create.',
     );
   }
+  ctx.note({ type: 'said', text });
   // The engine's own default voice comes from SYSTEM_VOICE; only an explicit voice is passed.
   const pcm = await ctx.scope.race(
     ctx.speaker.speak(text, {

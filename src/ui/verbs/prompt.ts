@@ -135,13 +135,15 @@ export async function prompt(
       if (first === 'timeout') return '';
     }
     const utterance = await ctx.scope.race(Promise.race([listener.utterance, goBack.promise]));
-    return await ctx.scope.race(
+    const heard = await ctx.scope.race(
       stt.transcribe(utterance, {
         ...(options.language ? { language: options.language } : {}),
         ...(options.hints ? { hints: options.hints } : {}),
         signal: ctx.scope.signal,
       }),
     );
+    ctx.note({ type: 'heard', text: heard });
+    return heard;
   } finally {
     goBack.stop();
     listener.close();
@@ -175,7 +177,10 @@ export async function* transcripts(
           signal: ctx.scope.signal,
         }),
       );
-      if (text.trim()) yield text;
+      if (text.trim()) {
+        ctx.note({ type: 'heard', text });
+        yield text;
+      }
     }
   } catch (error) {
     if (error instanceof HangupError) return;
