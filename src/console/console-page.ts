@@ -46,7 +46,8 @@ export const CONSOLE_PAGE = `<!doctype html>
   button.danger { border-color:#6b2b2b; } button.go { background:#1d4d2b; border-color:#2f7a45; }
   input { background:#0f1419; color:var(--text); border:1px solid #34455c; border-radius:6px; padding:6px 8px; }
   aside .card { background:var(--panel); border:1px solid var(--line); border-radius:8px; padding:12px; margin-bottom:12px; }
-  .dial { display:flex; gap:8px; } .dial input { flex:1; font-size:16px; }
+  .dial { display:flex; gap:8px; } .dial input { flex:1; min-width:0; font-size:16px; }
+  .dial button { white-space:nowrap; }
   .keypad { display:grid; grid-template-columns: repeat(3, 1fr); gap:6px; margin-top:10px; }
   .keypad button { font-size:18px; padding:10px 0; }
   #phone-status { margin-top:8px; color:var(--dim); min-height:20px; }
@@ -102,7 +103,7 @@ export const CONSOLE_PAGE = `<!doctype html>
 </main>
 <script>
 'use strict';
-var state = { live: new Map(), ended: [], identity: null };
+var state = { live: new Map(), ended: [], identity: null, controls: false };
 var $ = function (id) { return document.getElementById(id); };
 var tokenInput = $('token');
 tokenInput.value = localStorage.getItem('asteramisk-token') || '';
@@ -145,7 +146,7 @@ function renderSession(s) {
   if (s.verb) head.appendChild(el('span', 'verb', s.verb));
   head.appendChild(el('span', 'spacer'));
   head.appendChild(el('span', 'meta dur', duration(s)));
-  if (s.state !== 'ended') {
+  if (s.state !== 'ended' && state.controls) {
     var b = el('button', 'danger hangup', s.kind === 'call' ? 'Hang up' : 'End');
     b.addEventListener('click', function () { hangup(s.id, b); });
     head.appendChild(b);
@@ -216,6 +217,8 @@ events.addEventListener('snapshot', function (e) {
   state.ended = snap.ended;
   setHealth(snap.health);
   setTotals(snap.totals);
+  state.controls = snap.controls;
+  $('token').hidden = !snap.controls;
   if (snap.metricsUrl) { var m = $('h-metrics'); m.href = snap.metricsUrl; m.hidden = false; }
   if (snap.softphone && !state.identity) startPhone(snap.softphone.identity);
   render();
@@ -224,12 +227,13 @@ events.addEventListener('update', function (e) {
   var u = JSON.parse(e.data);
   if (u.type === 'line') return addLine(u.id, u.line);
   if (u.type === 'session') {
+    // An update carries every field but the transcript: a field it lacks (verb) is gone.
     var s = state.live.get(u.session.id);
-    state.live.set(u.session.id, Object.assign(s || { transcript: [] }, u.session));
+    state.live.set(u.session.id, Object.assign({ transcript: s ? s.transcript : [] }, u.session));
   } else if (u.type === 'ended') {
     var was = state.live.get(u.session.id);
     state.live.delete(u.session.id);
-    state.ended.unshift(Object.assign(was || { transcript: [] }, u.session));
+    state.ended.unshift(Object.assign({ transcript: was ? was.transcript : [] }, u.session));
     state.ended.length = Math.min(state.ended.length, 20);
   }
   render();

@@ -133,7 +133,10 @@ export class ConsoleServer {
 
   private attach(): void {
     const s = this.server;
-    const onCall = (ui: Parameters<LiveSessions['trackCall']>[0]) => this.sessions.trackCall(ui);
+    const onCall = (ui: Parameters<LiveSessions['trackCall']>[0]) => {
+      this.sessions.trackCall(ui);
+      this.broadcast('totals', this.sessions.totals);
+    };
     const onCallEnded = (ui: Parameters<LiveSessions['trackCall']>[0], outcome: { error?: unknown }) => {
       this.sessions.callEnded(ui, outcome.error);
       this.broadcast('totals', this.sessions.totals);
