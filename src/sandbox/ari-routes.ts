@@ -96,7 +96,9 @@ export function ariRoutes(pbx: Pbx): AriRoute[] {
         'chan_rtp.so',
         'app_stasis.so',
         'res_pjsip_messaging.so',
-      ].map((name) => ({ name, description: name, use_count: 0, status: 'Running', support_level: 'core' })),
+      ]
+        .filter((name) => !pbx.unloadedModules.has(name.replace(/\.so$/, '')))
+        .map((name) => ({ name, description: name, use_count: 0, status: 'Running', support_level: 'core' })),
     ),
   );
   route('GET', '/asterisk/variable', (req) => {
@@ -208,6 +210,10 @@ export function ariRoutes(pbx: Pbx): AriRoute[] {
       throw new PbxError(400, "transport must be 'udp' for rtp encapsulation");
     if (encapsulation !== 'rtp' || transport !== 'udp') {
       throw new PbxError(501, 'The encapsulation and/or transport is not supported');
+    }
+    // Asterisk 22.10.1 with chan_rtp unloaded: the UnicastRTP channel cannot be requested.
+    if (pbx.unloadedModules.has('chan_rtp')) {
+      throw new PbxError(500, 'An internal error prevented this request from being handled');
     }
     const hostPort = /^(.+):(\d+)$/.exec(q.external_host!);
     if (!hostPort)

@@ -90,6 +90,8 @@ export class Pbx extends EventEmitter {
   readonly endpoints = new Map<string, SimEndpoint>();
   readonly globals = new Map<string, string>();
   readonly sentTexts: SentText[] = [];
+  /** Modules unloaded (`Simulator.unloadModule`) until the next restart: `chan_rtp`, `pbx_config`… */
+  readonly unloadedModules = new Set<string>();
   private readonly apps = new Map<string, StasisApp>();
   private counter = 0;
   private readonly techCounters = new Map<string, number>();
@@ -813,6 +815,7 @@ export class Pbx extends EventEmitter {
   /** Drops all state, as a restart does. Channels end without ARI events (the sockets are gone). */
   reset(initialDialplan: () => void): void {
     for (const c of [...this.channels.values()]) this.hangup(c, { initiator: 'system' });
+    this.unloadedModules.clear();
     this.player.clear();
     this.recorder.clearLive();
     this.bridges.clear();

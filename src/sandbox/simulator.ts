@@ -469,16 +469,19 @@ export class Simulator extends EventEmitter {
 
   /**
    * Like `module unload <name>` on the CLI, for the AMI actions the simulator attributes to a module
-   * (`pbx_config`: DialplanExtensionAdd/Remove answer `Invalid/unknown command`). A restart loads
-   * it again.
+   * (`pbx_config`: DialplanExtensionAdd/Remove answer `Invalid/unknown command`) and for ARI
+   * (`chan_rtp`: externalMedia answers 500, as Asterisk 22.10.1 does; `GET /asterisk/modules` omits
+   * it). A restart loads it again.
    */
   unloadModule(name: string): void {
     this.ami.unloadModule(name);
+    this.pbx.unloadedModules.add(name);
   }
 
   /** Undoes {@link unloadModule}. */
   loadModule(name: string): void {
     this.ami.loadModule(name);
+    this.pbx.unloadedModules.delete(name);
   }
 
   /** Undoes {@link freeze}. */

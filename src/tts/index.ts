@@ -26,6 +26,8 @@ export {
   CachedTts,
   type CachedTtsOptions,
   DEFAULT_TTS_MEMORY_BYTES,
+  type SynthesisInfo,
+  type SynthesisOutcome,
   type TtsCacheStats,
 } from './tts-cache.js';
 export { SPEECH_SAMPLE_RATE, type SynthesizeOptions, type TtsEngine } from './tts-engine.js';
