@@ -247,9 +247,10 @@ export class Server extends EventEmitter<ServerEvents> {
    * created later in the same process shares this connection.
    */
   static async create(options: ServerOptions = {}): Promise<Server> {
+    // Read before connecting: a bad ASTERAMISK_CONSOLE_PORT must not leave a connected runtime behind.
+    const consoleOptions = options.console ?? consoleFromEnvironment(process.env);
     const runtime = await Runtime.acquire(options, 'new');
     const server = new Server(runtime, options);
-    const consoleOptions = options.console ?? consoleFromEnvironment(process.env);
     try {
       if (options.metrics)
         server.metrics = await ServerMetrics.start(server, runtime, options.metrics, server.logger);
@@ -617,7 +618,7 @@ function consoleFromEnvironment(env: NodeJS.ProcessEnv): ConsoleOptions | undefi
   if (!Number.isInteger(n) || n < 0 || n > 65535) {
     throw new ConfigError(
       'ASTERAMISK_CONSOLE_PORT',
-      `must be a TCP port (0-65535), not ${JSON.stringify(port)}`,
+      `ASTERAMISK_CONSOLE_PORT must be a TCP port (0-65535), not ${JSON.stringify(port)}`,
     );
   }
   return {

@@ -232,10 +232,11 @@ export class LiveSessions {
   }
 }
 
-/** The transcript line of an activity (who, kind, text); none for a verb's start. */
+/** The transcript line of an activity (who, kind, text); none for a verb's start or the answer. */
 function activityLine(activity: Activity): [Speaker, string, string] | undefined {
   switch (activity.type) {
     case 'verb':
+    case 'answered':
       return undefined;
     case 'said':
       return ['app', 'said', activity.text];

@@ -7,6 +7,8 @@
 export type Activity =
   /** A verb started (`say`, `gather`, `prompt`, `menu`…); nested verbs report too. */
   | { type: 'verb'; verb: string }
+  /** The call was answered (its state is now `up`). */
+  | { type: 'answered' }
   /** The app spoke `text` (text to speech), or sent it as a text in a conversation. */
   | { type: 'said'; text: string }
   /** The app played media to the caller: an Asterisk URI, or `audio` for PCM/WAV it streamed. */

@@ -244,7 +244,7 @@ export class VoiceUI implements CallEventSink {
     this.scope.assertActive();
     if (this.isAnswered) return;
     await this.call(this.deps.ari.channels.answer(this.channelId));
-    this.isAnswered = true;
+    this.markAnswered();
   }
 
   /** Hangs up. Idempotent; never throws for a call that is already gone. */
@@ -608,7 +608,7 @@ export class VoiceUI implements CallEventSink {
         for (const l of this.listeners.dtmf) this.safely(() => l(event.digit));
         break;
       case 'ChannelStateChange':
-        if (event.channel.state === 'Up') this.isAnswered = true;
+        if (event.channel.state === 'Up') this.markAnswered();
         break;
       case 'ChannelTalkingStarted':
       case 'ChannelTalkingFinished':
@@ -723,6 +723,13 @@ export class VoiceUI implements CallEventSink {
     } catch {
       // Opening failed: nothing to release.
     }
+  }
+
+  /** The call is up: told to the `activity` listeners once. */
+  private markAnswered(): void {
+    if (this.isAnswered) return;
+    this.isAnswered = true;
+    this.note({ type: 'answered' });
   }
 
   /** Tells the `activity` listeners (a listener that throws is logged, never the call's problem). */
