@@ -264,7 +264,7 @@ export class Server extends EventEmitter<ServerEvents> {
 
   /** `http://host:port/` of the web console when `console` is on, else undefined. */
   get consoleUrl(): string | undefined {
-    return this.console?.url;
+    return this.console?.url || undefined;
   }
 
   /** `http://host:port/metrics` when `metrics` is on, else undefined. */

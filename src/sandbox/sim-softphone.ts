@@ -27,7 +27,7 @@ export function simulatorSoftphone(sim: Simulator, options: SimulatorSoftphoneOp
     onText(listener: (text: SoftphoneText) => void): () => void {
       return sim.onSentText((sent) => {
         if (sent.toUser === identity || sent.endpoint === identity)
-          listener({ from: sent.from, body: sent.body, inCall: sent.inDialog });
+          listener({ from: userOf(sent.from), body: sent.body, inCall: sent.inDialog });
       });
     },
   };
@@ -58,4 +58,9 @@ function callOf(sim: Simulator, phone: SimPhone): SoftphoneCall {
     ended: () => phone.ended(),
     hangup: () => phone.hangup(),
   };
+}
+
+/** The user part of a SIP address (`"Shop" <sip:1000@pbx>` → `1000`); anything else as it is. */
+function userOf(address: string): string {
+  return /sips?:([^@;>]+)@/.exec(address)?.[1] ?? address;
 }
