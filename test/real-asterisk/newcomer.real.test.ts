@@ -1,4 +1,5 @@
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
+import { type AddressInfo, createServer } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { IVR_NUMBER } from '../../examples/ivr.js';
@@ -58,6 +59,15 @@ function newcomerEnv(): Record<string, string> {
     ASTERISK_INCOMING_CALL_CONTEXT: CALL_CONTEXT,
     ASTERISK_INCOMING_TEXT_CONTEXT: 'asteramisk-text',
   };
+}
+
+/** A TCP port free on 127.0.0.1 now. */
+async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  await new Promise((resolve) => server.close(resolve));
+  return port;
 }
 
 /** Loudness of each 20 ms frame (RMS). */
@@ -137,6 +147,7 @@ describe.runIf(run)('the newcomer path: examples/ivr.ts with espeak-ng, called f
   let example: ChildProcess | undefined;
   let exampleOutput = '';
   let phone: SippPhone | undefined;
+  let consolePort = 0;
 
   /** The Stasis steps of 2000 in the call context (`app,call`), [] when the extension is absent. */
   async function stepsOf2000(): Promise<string[]> {
@@ -185,9 +196,12 @@ describe.runIf(run)('the newcomer path: examples/ivr.ts with espeak-ng, called f
     }
 
     // `npx tsx examples/ivr.ts`, as the README says (node --import tsx is what npx tsx runs).
+    // With the web console on (through the environment, as `asteramisk console` does), to check
+    // that it shows a real call's transcript.
+    consolePort = await freePort();
     example = spawn(process.execPath, ['--import', 'tsx', 'examples/ivr.ts'], {
       cwd: ROOT,
-      env: newcomerEnv(),
+      env: { ...newcomerEnv(), ASTERAMISK_CONSOLE_PORT: String(consolePort) },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     const serving = new Promise<void>((resolve, reject) => {
@@ -269,5 +283,25 @@ describe.runIf(run)('the newcomer path: examples/ivr.ts with espeak-ng, called f
     expect(f.loudnessVariation).toBeGreaterThan(0.3);
     // ...and no single frequency carries the energy.
     expect(f.maxToneShare).toBeLessThan(0.3);
+
+    // The web console listed the call with what the app said and how it ended.
+    type Line = { kind: string; text: string };
+    type Session = { kind: string; peer: string; number: string; state: string; transcript: Line[] };
+    let call: Session | undefined;
+    const listedBy = Date.now() + 15_000;
+    while (!call) {
+      if (Date.now() > listedBy)
+        throw new Error(`the console did not list the ended call: ${JSON.stringify(call)}`);
+      const state = (await (await fetch(`http://127.0.0.1:${consolePort}/api/state`)).json()) as {
+        ended: Session[];
+      };
+      call = state.ended.find((s) => s.kind === 'call' && s.number === IVR_NUMBER);
+      if (!call) await sleep(200);
+    }
+    expect(call.state).toBe('ended');
+    expect(call.peer).toBe('alice');
+    expect(call.transcript).toContainEqual(
+      expect.objectContaining({ kind: 'said', text: 'Thank you for calling Example Company.' }),
+    );
   }, 240_000);
 });
