@@ -191,6 +191,29 @@ describe.skipIf(!espeak || !pocketsphinx)('pocketsphinx recognises yes and no sp
     });
   }
 
+  for (const [word, expected] of [
+    ['yes', true],
+    ['no', false],
+  ] as const) {
+    it(`espeak-ng says "${word}" → the caller's RTP → pocketsphinx → askYesNo({ speech: true }) returns ${expected}`, async () => {
+      const { sim, server } = await start({ stt: 'pocketsphinx' });
+      const answer = deferred<boolean>();
+      await server.registerExtension('2000', {
+        voice: async (ui: VoiceUI) => {
+          await ui.answer();
+          answer.resolve(await ui.askYesNo('Do you want to continue?', { speech: true, timeout: 5 }));
+        },
+      });
+      const phone = await sim.call({ from: 'alice', to: '2000' });
+      await phone.waitForAudio(100); // the question is being asked: speech interrupts it
+      const spoken = await new EspeakTtsEngine().synthesize(word);
+      const withPause = new Int16Array(spoken.length + 8000);
+      withPause.set(spoken);
+      await phone.speak(withPause);
+      expect(await answer.promise).toBe(expected);
+    });
+  }
+
   it('without hints it recognises nothing rather than guessing', async () => {
     const engine = createSttEngine({ engine: 'pocketsphinx' });
     expect(engine).toBeInstanceOf(PocketsphinxSttEngine);

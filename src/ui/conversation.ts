@@ -9,9 +9,15 @@ export interface Conversation {
   /**
    * Asks `prompt` and reads one choice: up to `maxLength` digits on a call, the next reply in a
    * chat (trimmed). `''` means no input. Throws GoBackError when the caller asks to go back inside
-   * a menu callback.
+   * a menu callback. With `spokenHints` a caller may also say the choice (the transcript is
+   * returned; the words the speech engine should expect are the hints).
    */
-  readChoice(prompt: string, maxLength: number, timeoutSeconds?: number): Promise<string>;
+  readChoice(
+    prompt: string,
+    maxLength: number,
+    timeoutSeconds?: number,
+    spokenHints?: readonly string[],
+  ): Promise<string>;
   /** Consecutive empty inputs before InputTimeoutError. */
   readonly maxNoInputAttempts: number;
   /** Nesting depth of menu callbacks: going back is possible only inside one. */
@@ -27,6 +33,13 @@ export interface ChoiceOptions {
   maxAttempts?: number;
   /** Seconds to wait for an answer at each attempt. Default: 5 on a call (Twilio's Gather), the prompt timeout in a chat. */
   timeout?: number;
+  /**
+   * On a call, the caller may also say the choice instead of pressing its key, as Twilio's
+   * `input="dtmf speech"`: "yes"/"no" for askYesNo, a label for choose, the key as a word ("two")
+   * for menu and select. Needs a speech-to-text engine (ConfigError otherwise). Default false. In a
+   * chat, replies are always read as words too.
+   */
+  speech?: boolean;
 }
 
 /** Joins prompt fragments with single spaces, dropping empty ones. */

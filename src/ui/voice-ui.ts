@@ -20,6 +20,7 @@ import { DTMF_BURST, DTMF_RATE_PER_SECOND, MAX_QUEUED_TEXTS, TokenBucket } from 
 import { InputQueue } from './input-queue.js';
 import { KeyedWaiters } from './keyed-waiters.js';
 import { type GatherOptions, gather } from './verbs/gather.js';
+import { keysOrSpeech } from './verbs/keys-or-speech.js';
 import { askYesNo, choose, menu, select } from './verbs/menu.js';
 import { playOutput, stopOutput, synthesize, type VoiceOutput } from './verbs/output.js';
 import { type PromptOptions, prompt, transcripts } from './verbs/prompt.js';
@@ -666,12 +667,21 @@ export class VoiceUI implements CallEventSink {
     return {
       kind: 'voice',
       say: (text) => self.say(text),
-      readChoice: (promptText, maxLength, timeout) =>
-        self.gather(promptText, {
-          numDigits: maxLength,
-          finishOnKey: maxLength > 1 ? '#' : '',
-          ...(timeout !== undefined ? { timeout } : {}),
-        }),
+      readChoice: (promptText, maxLength, timeout, spokenHints) =>
+        spokenHints
+          ? self.timed('gather', () =>
+              keysOrSpeech(self.ctx, promptText, {
+                maxDigits: maxLength,
+                finishOnKey: maxLength > 1 ? '#' : '',
+                hints: spokenHints,
+                ...(timeout !== undefined ? { timeout } : {}),
+              }),
+            )
+          : self.gather(promptText, {
+              numDigits: maxLength,
+              finishOnKey: maxLength > 1 ? '#' : '',
+              ...(timeout !== undefined ? { timeout } : {}),
+            }),
       maxNoInputAttempts: this.deps.config.maxNoInputAttempts,
       get menuDepth() {
         return self.ctx.menuDepth;
