@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { AmiClient } from '../../../src/asterisk/ami-client.js';
-import { writeTonePcap } from './tone-pcap.js';
+import { writeAudioPcap, writeTonePcap } from './tone-pcap.js';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 
@@ -37,8 +37,8 @@ export interface SippPhoneOptions {
   localAddress?: string;
   /** The scenario, a file of this folder. Default `ivr-caller.xml`. */
   scenario?: string;
-  /** The tone `tone` plays. Default 2 s of 440 Hz. */
-  tone?: { ms: number; hz: number };
+  /** What `tone` plays: a tone (default 2 s of 440 Hz), or 8 kHz audio (e.g. espeak-ng speech). */
+  tone?: { ms: number; hz: number } | { pcm: Int16Array };
   /** sipp gives up after this many seconds. Default 120. */
   timeoutSeconds?: number;
   /** Place several calls: `total` in all, `rate` new calls a second, at most `limit` at once. Default one call. */
@@ -130,7 +130,9 @@ export class SippPhone {
     const local = options.localAddress ?? '127.0.0.1';
     const dir = mkdtempSync(join(tmpdir(), 'asteramisk-sipp-'));
     copyFileSync(join(HERE, scenario), join(dir, scenario));
-    writeTonePcap(join(dir, 'tone.pcap'), options.tone ?? { ms: 2000, hz: 440 });
+    const tone = options.tone ?? { ms: 2000, hz: 440 };
+    if ('pcm' in tone) writeAudioPcap(join(dir, 'tone.pcap'), tone.pcm);
+    else writeTonePcap(join(dir, 'tone.pcap'), tone);
     const sipPort = await freeUdpPort(local);
     if (!sipPort) throw new Error(`no free UDP port on ${local}`);
     const mediaPort = await freeMediaPort(local);

@@ -13,13 +13,20 @@ export function writeTonePcap(path: string, options: { ms?: number; hz?: number;
   const ms = options.ms ?? 2000;
   const hz = options.hz ?? 440;
   const amplitude = options.amplitude ?? 10000;
-  const frames = Math.ceil(ms / 20);
+  const pcm = Int16Array.from({ length: Math.ceil(ms / 20) * 160 }, (_, i) =>
+    Math.round(amplitude * Math.sin((2 * Math.PI * hz * i) / 8000)),
+  );
+  writeAudioPcap(path, pcm);
+}
+
+/** Writes a pcap of `pcm` (8 kHz) as one RTP stream of PCMU, 20 ms per packet (the last padded with silence). */
+export function writeAudioPcap(path: string, pcm: Int16Array) {
+  const frames = Math.ceil(pcm.length / 160);
   const ssrc = 0x5a5a0001;
   const records: Buffer[] = [pcapFileHeader()];
   for (let f = 0; f < frames; f++) {
-    const pcm = Int16Array.from({ length: 160 }, (_, i) =>
-      Math.round(amplitude * Math.sin((2 * Math.PI * hz * (f * 160 + i)) / 8000)),
-    );
+    const frame = new Int16Array(160);
+    frame.set(pcm.subarray(f * 160, Math.min(pcm.length, (f + 1) * 160)));
     const rtp = encodeRtp({
       payloadType: PT_PCMU,
       marker: f === 0,
@@ -27,7 +34,7 @@ export function writeTonePcap(path: string, options: { ms?: number; hz?: number;
       timestamp: 8000 + f * 160,
       ssrc,
       csrc: [],
-      payload: encodeMulaw(pcm),
+      payload: encodeMulaw(frame),
     });
     records.push(pcapRecord(f * 20_000, udpInIpInEthernet(rtp)));
   }
