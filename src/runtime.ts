@@ -5,19 +5,22 @@ import { AsteriskConnection, type AsteriskConnectionTuning } from './asterisk/as
 import { type BackoffOptions, backoffDelay } from './asterisk/backoff.js';
 import { messageDestination, sendMessage } from './asterisk/message-sender.js';
 import { type CallServices, type CallServicesOptions, createCallServices } from './call-services.js';
+import { type ClusterOptions, messageIdOf, TextCluster } from './cluster/text-cluster.js';
 import { type Config, type ConfigOptions, redactConfig, resolveConfig } from './config.js';
 import { InvalidInputError } from './errors.js';
 import { LogThrottle } from './log-throttle.js';
 import { childLogger, createDefaultLogger, type Logger } from './logger.js';
 import { CallEventRouter } from './ui/call-event-router.js';
-import { parseIncomingText, type TextPeer } from './ui/sip-address.js';
+import { type IncomingText, parseIncomingText, type TextPeer } from './ui/sip-address.js';
 import {
+  type ConversationSync,
+  type ResumedConversation,
   type TextConversationHandler,
   TextConversations,
   type TextDeclineReason,
   type TextOverflow,
 } from './ui/text-conversations.js';
-import { TextOutbox, type TextRateLimit } from './ui/text-outbox.js';
+import { DEFAULT_TEXT_RATE_LIMIT, TextOutbox, type TextRateLimit } from './ui/text-outbox.js';
 import { type CallObserver, VoiceUI } from './ui/voice-ui.js';
 
 /** Options shared by Server.create and Communicator.create. */
@@ -43,6 +46,13 @@ export interface RuntimeOptions extends ConfigOptions, CallServicesOptions {
    * or the Server closes. Default `{ initialMs: 500, maxMs: 10_000 }`.
    */
   recoveryBackoff?: { initialMs: number; maxMs: number };
+  /**
+   * Several app instances sharing texts through Redis (see README: Several instances): each text
+   * is handled once by the instance owning its conversation, a conversation moves to another
+   * instance with its history when its owner dies, and the per-recipient text rate limit holds
+   * across the fleet. ASTERAMISK_REDIS_URL sets `{ redis: url }`. Off by default: one instance.
+   */
+  cluster?: ClusterOptions;
 }
 
 /** Default of {@link RuntimeOptions.recoveryBackoff}. */
@@ -169,6 +179,8 @@ export class Runtime {
   private users = 0;
   private closing?: Promise<void>;
   private readonly explicitApp: boolean;
+  /** Texts shared with other instances through Redis, when `cluster` is set. */
+  readonly cluster: TextCluster | undefined;
 
   private constructor(
     config: Config,
@@ -176,18 +188,26 @@ export class Runtime {
     services: CallServices,
     logger: Logger,
     options: RuntimeOptions,
+    cluster: TextCluster | undefined,
   ) {
     this.config = config;
     this.connection = connection;
     this.services = services;
     this.logger = logger;
     this.explicitApp = options.appName !== undefined;
+    this.cluster = cluster;
     this.outbox = new TextOutbox(options.textRateLimit);
+    const rateLimit = options.textRateLimit ?? DEFAULT_TEXT_RATE_LIMIT;
     this.conversations = new TextConversations({
       config,
       logger,
       send: (localNumber, peer, body) =>
-        this.outbox.enqueue(peer.number, () => this.sendText(localNumber, peer, body)),
+        this.outbox.enqueue(peer.number, async () => {
+          // The recipient's turn in the whole fleet, then in this process.
+          await cluster?.waitTurn(peer.number, rateLimit);
+          await this.sendText(localNumber, peer, body);
+        }),
+      ...(cluster ? { sync: clusterSync(cluster) } : {}),
       ...(options.textIdleTimeout !== undefined ? { idleTimeoutMs: options.textIdleTimeout * 1000 } : {}),
       ...(options.textReplyTimeout !== undefined ? { replyTimeoutMs: options.textReplyTimeout * 1000 } : {}),
       ...(options.textOverflow ? { overflow: options.textOverflow } : {}),
@@ -274,9 +294,21 @@ export class Runtime {
       }
     }
     const logger = childLogger(options.logger ?? createDefaultLogger(), { app: config.appName });
+    const clusterOptions =
+      options.cluster ??
+      (process.env.ASTERAMISK_REDIS_URL ? { redis: process.env.ASTERAMISK_REDIS_URL } : undefined);
     const services = await createCallServices(config, options, logger);
-    const connection = await AsteriskConnection.open(config, logger, options.connection);
-    const runtime = new Runtime(config, connection, services, logger, options);
+    let cluster: TextCluster | undefined;
+    let connection: AsteriskConnection;
+    try {
+      if (clusterOptions) cluster = await TextCluster.connect(clusterOptions, logger);
+      connection = await AsteriskConnection.open(config, logger, options.connection);
+    } catch (error) {
+      await cluster?.close();
+      await services.close();
+      throw error;
+    }
+    const runtime = new Runtime(config, connection, services, logger, options, cluster);
     logger.info({ config: redactConfig(config) }, 'asteramisk connected');
     runtime.users = 1;
     Runtime.live.add(runtime);
@@ -308,6 +340,7 @@ export class Runtime {
       for (const d of this.detach) d();
       await this.connection.close();
       await this.services.close();
+      await this.cluster?.close();
     })();
     return this.closing;
   }
@@ -519,6 +552,46 @@ export class Runtime {
         'a text arrived empty: Asterisk passes on SIP MESSAGE bodies of at most 1023 bytes',
       );
     }
+    if (this.cluster) {
+      void this.routeShared(
+        this.cluster,
+        text,
+        messageIdOf({
+          ...event.message,
+          asteriskId: event.asterisk_id ?? '',
+          timestamp: event.timestamp ?? '',
+        }),
+      );
+      return;
+    }
+    this.dispatchText(text);
+  }
+
+  /**
+   * With other instances: handles the text only if this instance owns its conversation (or takes
+   * it over from an owner that did not take it), resuming it with its history after a takeover.
+   */
+  private async routeShared(cluster: TextCluster, text: IncomingText, messageId: string): Promise<void> {
+    try {
+      const route = await cluster.route(text.to, text.peer.number, messageId);
+      if (!route.handle) return;
+      // A conversation begun elsewhere (its owner died, or closed) resumes here with its history.
+      let resumed: ResumedConversation | undefined;
+      if (!this.conversations.find(text.to, text.peer.number)?.active) {
+        const history = await cluster.history(text.to, text.peer.number);
+        if (route.tookOver || history.length > 0) resumed = { history };
+      }
+      this.dispatchText(text, resumed);
+    } catch (error) {
+      this.logger.error(
+        { to: text.to, from: text.peer.number, err: String(error) },
+        'a text could not be routed through Redis; another instance may take it',
+      );
+    }
+  }
+
+  /** Gives a text to the call it belongs to, its open conversation, or a new one. */
+  private dispatchText(text: IncomingText, resumed?: ResumedConversation): void {
     // A text from the caller to the number of their call belongs to that call (see README: in-call text).
     for (const ui of this.calls.values()) {
       if (ui.active && ui.localNumber === text.to && ui.remoteNumber === text.peer.number) {
@@ -526,10 +599,32 @@ export class Runtime {
         return;
       }
     }
-    const declined = this.conversations.deliver(text, this.textHandlers(text.to), this.refuseNewTexts);
+    const declined = this.conversations.deliver(
+      text,
+      this.textHandlers(text.to),
+      this.refuseNewTexts,
+      resumed,
+    );
     if (!declined) return;
     this.logger.info({ to: text.to, from: text.peer.number, reason: declined }, 'a text was not taken');
     for (const listener of this.textDeclined)
       listener({ to: text.to, from: text.peer.number, reason: declined });
   }
+}
+
+/** Shares each conversation's lease and history with the other instances. */
+function clusterSync(cluster: TextCluster): ConversationSync {
+  return {
+    opened: (ui) =>
+      cluster.opened(ui.localNumber, ui.remoteNumber, () => {
+        // Another instance took it over (this one was too slow to take a text): it continues there.
+        void ui.end('moved to another instance');
+      }),
+    text: (ui, from, body) => cluster.record(ui.localNumber, ui.remoteNumber, { from, body, at: Date.now() }),
+    ended: (ui, reason) => {
+      // Closing or moved: the conversation goes on elsewhere, with its history.
+      const finished = reason !== 'closed' && reason !== 'draining' && reason !== 'moved to another instance';
+      void cluster.ended(ui.localNumber, ui.remoteNumber, finished);
+    },
+  };
 }

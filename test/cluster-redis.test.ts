@@ -4,8 +4,10 @@ import { ConversationHistory } from '../src/cluster/conversation-history.js';
 import { ConversationLeases } from '../src/cluster/conversation-leases.js';
 import { connectRedis, redactRedisUrl } from '../src/cluster/redis-connection.js';
 import { SharedRateLimit } from '../src/cluster/shared-rate-limit.js';
+import { Communicator } from '../src/communicator.js';
 import { ConfigError } from '../src/errors.js';
 import { silentLogger } from '../src/logger.js';
+import { Simulator } from '../src/sandbox/simulator.js';
 import { redisServerAvailable, startRedis, type TestRedis } from './support/redis-server.js';
 
 /** The Redis building blocks of several app instances, against a real redis-server. */
@@ -73,7 +75,7 @@ describe.runIf(run)('shared state in Redis', () => {
     const b = await instance('b');
     const conv = a.conversationKey('1000', 'bob');
     expect(await a.route(conv, 'x1')).toEqual({ handle: true, tookOver: false });
-    a.hold(conv, () => {});
+    await a.hold(conv, () => {});
     // a "dies": it renews its lease no more and never sees the next text.
     a.close();
     expect(await b.route(conv, 'x2')).toEqual({ handle: true, tookOver: true });
@@ -86,7 +88,11 @@ describe.runIf(run)('shared state in Redis', () => {
     const b = await instance('b', { leaseMs: 300, ackWaitMs: 50 });
     const conv = a.conversationKey('2000', 'carol');
     expect((await a.route(conv, 'y1')).handle).toBe(true);
-    const lost = new Promise<void>((resolve) => a.hold(conv, resolve));
+    let lostResolve!: () => void;
+    const lost = new Promise<void>((resolve) => {
+      lostResolve = resolve;
+    });
+    expect(await a.hold(conv, lostResolve)).toBe(true);
     // b sees a text that a (busy) never claims: b takes over; a's next renewal finds it gone.
     expect(await b.route(conv, 'y2')).toEqual({ handle: true, tookOver: true });
     await lost;
@@ -98,7 +104,7 @@ describe.runIf(run)('shared state in Redis', () => {
     const b = await instance('b');
     const conv = a.conversationKey('1000', 'dave');
     await a.route(conv, 'z1');
-    a.hold(conv, () => {});
+    await a.hold(conv, () => {});
     await a.release(conv);
     expect(await b.route(conv, 'z2')).toEqual({ handle: true, tookOver: false });
   });
@@ -129,4 +135,47 @@ describe.runIf(run)('shared state in Redis', () => {
     // Another recipient is not affected.
     expect(await x.reserve('+15550002')).toBe(0);
   });
+});
+
+describe.runIf(run)('a text rate limit held by two instances together', () => {
+  it('two Communicators texting one recipient send at most N per window between them, none dropped', async () => {
+    const redis = await startRedis();
+    const sim = await Simulator.start();
+    const limit = { messages: 3, perMs: 1500 };
+    const sentAt: number[] = [];
+    sim.onSentText((t) => {
+      if (t.toUser === '+15550300') sentAt.push(Date.now());
+    });
+    const communicators: Communicator[] = [];
+    try {
+      for (const id of ['x', 'y']) {
+        communicators.push(
+          await Communicator.create({
+            ...sim.connectionOptions(),
+            appName: `rate-${id}`,
+            logger: silentLogger,
+            tts: false,
+            stt: false,
+            textRateLimit: limit,
+            cluster: { redis: redis.url, instanceId: id },
+          }),
+        );
+      }
+      await Promise.all(
+        communicators.map(async (c, i) => {
+          const ui = await c.makeText('+15550300', { from: `100${i}` });
+          for (let n = 0; n < 3; n++) await ui.say(`text ${n} from ${i}`);
+        }),
+      );
+      expect(sentAt).toHaveLength(6);
+      // Any 3 + 1 consecutive sends span at least the window (Redis's clock, read here: 50 ms slack).
+      for (let i = 0; i + limit.messages < sentAt.length; i++) {
+        expect(sentAt[i + limit.messages]! - sentAt[i]!).toBeGreaterThanOrEqual(limit.perMs - 50);
+      }
+    } finally {
+      for (const c of communicators) await c.close();
+      await sim.close();
+      await redis.stop();
+    }
+  }, 20_000);
 });

@@ -3,15 +3,10 @@
  * over from one that died can give its handler what was said (`ui.history`, `ui.resumed`).
  */
 import type { Redis } from 'ioredis';
+import type { TextHistoryEntry } from '../ui/text-ui.js';
 
-/** One text of a conversation. */
-export interface HistoryEntry {
-  /** `peer`: the phone wrote it; `app`: we sent it. */
-  from: 'peer' | 'app';
-  body: string;
-  /** Milliseconds since the epoch. */
-  at: number;
-}
+/** One text of a conversation (the TextUI's {@link TextHistoryEntry}). */
+export type HistoryEntry = TextHistoryEntry;
 
 /** Options of {@link ConversationHistory}. */
 export interface ConversationHistoryOptions {

@@ -68,6 +68,15 @@ for i, key in ipairs(KEYS) do
 end
 return kept`;
 
+/** Takes the lease if it is free (or already ours). */
+const ACQUIRE = `
+local owner = redis.call('GET', KEYS[1])
+if owner == false or owner == ARGV[1] then
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+  return 1
+end
+return 0`;
+
 /** Gives a lease back if it is still ours. */
 const RELEASE = `
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
@@ -151,9 +160,15 @@ export class ConversationLeases {
     return { handle: false };
   }
 
-  /** Keeps the lease of `conversation` while it is open; `onLost` runs if another instance takes it. */
-  hold(conversation: string, onLost: () => void): void {
-    this.held.set(conversation, onLost);
+  /**
+   * Keeps the lease of `conversation` while it is open (taking it first if it is free, for a
+   * conversation this instance starts); `onLost` runs if another instance takes it. Resolves with
+   * false when another instance owns it: its texts then go there.
+   */
+  async hold(conversation: string, onLost: () => void): Promise<boolean> {
+    const ours = (await this.redis.eval(ACQUIRE, 1, conversation, this.id, this.leaseMs)) === 1;
+    if (ours) this.held.set(conversation, onLost);
+    return ours;
   }
 
   /** Gives the lease back (the conversation ended here). */

@@ -9,7 +9,7 @@ import {
   TokenBucket,
 } from './input-limits.js';
 import type { IncomingText, TextPeer } from './sip-address.js';
-import { TextUI } from './text-ui.js';
+import { type TextHistoryEntry, TextUI } from './text-ui.js';
 
 /** Handles one text conversation; when it returns, the conversation ends. */
 export type TextConversationHandler = (ui: TextUI) => Promise<void> | void;
@@ -30,6 +30,20 @@ export interface TextConversationsOptions {
   /** Over MAX_CONCURRENT_CONVERSATIONS: reply `busyMessage` (default) or ignore the text. */
   overflow?: TextOverflow;
   busyMessage?: string;
+  /** Told of each conversation's start, texts and end (for sharing them with other instances). */
+  sync?: ConversationSync;
+}
+
+/** Observes conversations for another layer (the cluster's leases and history). */
+export interface ConversationSync {
+  opened(ui: TextUI): void;
+  text(ui: TextUI, from: 'peer' | 'app', body: string): void;
+  ended(ui: TextUI, reason: string): void;
+}
+
+/** Where a conversation taken over from another instance starts from. */
+export interface ResumedConversation {
+  history: readonly TextHistoryEntry[];
 }
 
 /** Why a text did not start a conversation. */
@@ -134,7 +148,7 @@ export class TextConversations {
    * Opens a conversation (for an outbound text, or an inbound one about to be handled, whose
    * opening text is `firstMessage`).
    */
-  start(localNumber: string, peer: TextPeer, firstMessage = ''): TextUI {
+  start(localNumber: string, peer: TextPeer, firstMessage = '', resumed?: ResumedConversation): TextUI {
     const k = key(localNumber, peer.number);
     const existing = this.open.get(k);
     if (existing?.active) return existing;
@@ -143,14 +157,25 @@ export class TextConversations {
       peer,
       config: this.options.config,
       logger: childLogger(this.options.logger, { conversation: `${localNumber}<->${peer.number}` }),
-      send: (body) => this.options.send(localNumber, peer, body),
+      send: (body) => {
+        // Told before sending: so the shared history has it before the phone can answer it.
+        this.options.sync?.text(ui, 'app', body);
+        return this.options.send(localNumber, peer, body);
+      },
       idleTimeoutMs: this.options.idleTimeoutMs ?? 10 * 60_000,
       replyTimeoutMs: this.options.replyTimeoutMs ?? 5 * 60_000,
     });
     ui.firstMessage = firstMessage;
+    if (resumed) {
+      ui.resumed = true;
+      ui.history = resumed.history;
+    }
     this.open.set(k, ui);
-    void ui.ended.then(() => {
+    this.options.sync?.opened(ui);
+    if (firstMessage) this.options.sync?.text(ui, 'peer', firstMessage);
+    void ui.ended.then((reason) => {
       if (this.open.get(k) === ui) this.open.delete(k);
+      this.options.sync?.ended(ui, reason);
     });
     for (const listener of this.startListeners) {
       try {
@@ -176,10 +201,12 @@ export class TextConversations {
     text: IncomingText,
     handler: TextConversationHandler | undefined,
     refuseNew?: TextDeclineReason,
+    resumed?: ResumedConversation,
   ): TextDeclineReason | undefined {
     const open = this.find(text.to, text.peer.number);
     if (open?.active) {
       if (!open.deliver(text.body)) this.counts.queueOverflow++;
+      this.options.sync?.text(open, 'peer', text.body);
       return undefined;
     }
     if (!handler) return 'no text handler for this number';
@@ -190,7 +217,7 @@ export class TextConversations {
       }
       return refuseNew ?? 'over MAX_CONCURRENT_CONVERSATIONS';
     }
-    const ui = this.start(text.to, text.peer, text.body);
+    const ui = this.start(text.to, text.peer, text.body, resumed);
     this.handled.add(ui);
     const task = this.run(ui, handler).finally(() => {
       this.tasks.delete(task);

@@ -26,6 +26,15 @@ export interface TextGatherOptions extends TextPromptOptions {
   maxAttempts?: number;
 }
 
+/** One text of a conversation's history ({@link TextUI.history}). */
+export interface TextHistoryEntry {
+  /** `peer`: the phone wrote it; `app`: we sent it. */
+  from: 'peer' | 'app';
+  body: string;
+  /** Milliseconds since the epoch. */
+  at: number;
+}
+
 /** Events of a TextUI. */
 export interface TextUIEvents {
   /** Every text the peer sends in this conversation. */
@@ -82,6 +91,14 @@ export class TextUI {
    * to the first question: `prompt()` waits for the next text.
    */
   firstMessage = '';
+  /**
+   * True when this conversation was begun on another app instance that stopped answering (it
+   * died, or lost Asterisk) and this one took it over (several instances sharing texts through
+   * Redis; see README: Several instances). {@link history} then holds what was said.
+   */
+  resumed = false;
+  /** The texts of the conversation before this handler started, oldest first ([] unless {@link resumed}). */
+  history: readonly TextHistoryEntry[] = [];
 
   private readonly deps: TextUIDeps;
   private readonly scope = new CallScope();
