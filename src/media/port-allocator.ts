@@ -1,5 +1,6 @@
 import { createSocket, type Socket } from 'node:dgram';
-import { isIPv6 } from 'node:net';
+import { lookup as dnsLookup } from 'node:dns';
+import { isIP, isIPv6 } from 'node:net';
 import { ConfigError, ResourceExhaustedError } from '../errors.js';
 
 /** Options of {@link PortAllocator}. */
@@ -101,7 +102,11 @@ export class PortAllocator {
 /** Binds a new UDP socket exclusively (no sharing with cluster workers) and resolves once bound. */
 function bindUdp(address: string, port: number): Promise<Socket> {
   return new Promise((resolve, reject) => {
-    const socket = createSocket({ type: isIPv6(address) ? 'udp6' : 'udp4', reuseAddr: false });
+    const socket = createSocket({
+      type: isIPv6(address) ? 'udp6' : 'udp4',
+      reuseAddr: false,
+      lookup: ipLookup,
+    });
     const onError = (error: Error): void => {
       try {
         socket.close();
@@ -116,4 +121,23 @@ function bindUdp(address: string, port: number): Promise<Socket> {
       resolve(socket);
     });
   });
+}
+
+/**
+ * dgram's address lookup for each send(): an IP literal (RTP always goes to one) is answered at
+ * once, a name goes to dns.lookup. Node's default defers even an IP literal to the next tick, so
+ * a pacer tick that sends 500 frames queued 500 callbacks and the datagrams left only after the
+ * tick; answered synchronously, each send() hands its datagram to the kernel right away.
+ */
+function ipLookup(
+  hostname: string,
+  options: unknown,
+  callback: (error: NodeJS.ErrnoException | null, address: string, family: number) => void,
+): void {
+  const family = isIP(hostname);
+  if (family !== 0) {
+    callback(null, hostname, family);
+    return;
+  }
+  dnsLookup(hostname, options as never, callback as never);
 }
