@@ -96,7 +96,10 @@ describe('Server under hostile ARI and AMI input', () => {
     for (const code of results) expect(tts.said, why).toContain(`You entered ${code}`);
     expect(ariProxy.injected + amiProxy.injected, why).toBeGreaterThan(2000);
     expect(ariProxy.relayed, why).toBeGreaterThan(100);
-    expect(amiProxy.relayed, why).toBeGreaterThan(50);
+    // The Server logs in to AMI with `Events: system`: what is relayed is the answers to its
+    // actions and FullyBooted, each still behind hostile messages.
+    expect(amiProxy.relayed, why).toBeGreaterThan(3);
+    expect(amiProxy.injected, why).toBeGreaterThan(3 * 8);
     // Malformed input was logged, but throttled: thousands of frames, a handful of lines.
     expect(
       lines.some((l) => l.message === 'Dropped a malformed ARI event'),

@@ -245,3 +245,79 @@ describe('simulator AMI: PBX actions as Asterisk 22 answers them', () => {
     again.close();
   });
 });
+
+describe('simulator AMI: a session with an event mask (as the Server logs in: Events: system)', () => {
+  it('gets FullyBooted and Shutdown, list items and action answers, but no call or dtmf events', async () => {
+    // Asterisk 22 manager.c: FullyBooted after the login only when the mask has `system`; list
+    // items (ListDialplan) are part of the action's answer, written whatever the mask.
+    const masked = await Simulator.start({ timeScale: 0.05 });
+    const full = await RawAmi.connect(masked.amiPort);
+    const sys = await RawAmi.connect(masked.amiPort);
+    try {
+      const login = (raw: RawAmi, events: string) =>
+        raw.send([
+          ['Action', 'Login'],
+          ['ActionID', `login-${events}`],
+          ['Username', masked.credentials.amiUser],
+          ['Secret', masked.credentials.amiPassword],
+          ['Events', events],
+        ]);
+      expect(value(await login(full, 'on'), 'Response')).toBe('Success');
+      expect(value(await login(sys, 'system'), 'Response')).toBe('Success');
+      expect(value(await sys.waitFor(isEvent('FullyBooted')), 'Status')).toBe('Fully Booted');
+
+      const add = await sys.send([
+        ['Action', 'DialplanExtensionAdd'],
+        ['ActionID', 'add'],
+        ['Context', 'mask-ctx'],
+        ['Extension', '4343'],
+        ['Priority', '1'],
+        ['Application', 'NoOp'],
+        ['ApplicationData', 'masked'],
+      ]);
+      expect(value(add, 'Message')).toBe('Added requested extension');
+      const list = await sys.send([
+        ['Action', 'ShowDialPlan'],
+        ['ActionID', 'list'],
+        ['Context', 'mask-ctx'],
+      ]);
+      expect(value(list, 'EventList')).toBe('start');
+      const item = await sys.waitFor((m) => isEvent('ListDialplan')(m) && value(m, 'ActionID') === 'list');
+      expect(value(item, 'Extension')).toBe('4343');
+
+      const ari = await rawAri(
+        masked.ariUrl,
+        masked.credentials.ariUser,
+        masked.credentials.ariPassword,
+        'mask',
+      );
+      masked.addExtension('asteramisk-call', '4444', 1, 'Stasis', 'mask,call');
+      const phone = await masked.call({ from: 'alice', to: '4444' });
+      await ari.next('StasisStart');
+      await phone.press('7');
+      // The unmasked session sees the call's events; by then the masked one would have them too.
+      await full.waitFor((m) => isEvent('DTMFEnd')(m) && value(m, 'Uniqueid') === phone.channelId);
+      await phone.hangup();
+      await full.waitFor((m) => isEvent('Hangup')(m) && value(m, 'Uniqueid') === phone.channelId);
+      const ping = await sys.send([
+        ['Action', 'Ping'],
+        ['ActionID', 'ping'],
+      ]);
+      expect(value(ping, 'Ping')).toBe('Pong');
+      const sysEvents = sys.messages.filter(
+        (m) => m[0]?.[0] === 'Event' && value(m, 'ActionID') === undefined,
+      );
+      expect(sysEvents.map((m) => value(m, 'Event'))).toEqual(['FullyBooted']);
+      ari.close();
+
+      await masked.restart();
+      const shutdown = await sys.waitFor(isEvent('Shutdown'));
+      expect(value(shutdown, 'Privilege')).toBe('system,all');
+      await sys.closed;
+    } finally {
+      full.close();
+      sys.close();
+      await masked.close();
+    }
+  });
+});

@@ -73,6 +73,11 @@ export class AsteriskConnection {
       username: config.amiUser,
       password: config.amiPassword,
       actionTimeoutMs: requestTimeoutMs,
+      // Only the `system` class: FullyBooted and Shutdown (PbxReadiness) are the only events the
+      // Server and Communicator read from AMI; actions (dialplan, SendText, MessageSend) are answered
+      // in their responses and list items, which Asterisk sends whatever the mask. Without a mask a
+      // busy PBX sends ~15 call/dtmf/cdr events per call step, each parsed here for nothing.
+      events: ['system'],
       keepAliveMs: keepAlive.interval,
       keepAliveTimeoutMs: keepAlive.timeout,
       ...(tuning.reconnectBackoff ? { reconnectBackoff: tuning.reconnectBackoff } : {}),
