@@ -32,6 +32,8 @@ export type AppCommand =
       maxCalls: number;
       rtpPortMin: number;
       rtpPortMax: number;
+      /** The Server's bound on HTTP connections to ARI (`connection.ariMaxConnections`). */
+      ariConnections: number;
     }
   | { type: 'heap' }
   | { type: 'cpu-reset' }
@@ -85,6 +87,7 @@ async function start(cmd: Extract<AppCommand, { type: 'start' }>): Promise<void>
     rtpPortMin: cmd.rtpPortMin,
     rtpPortMax: cmd.rtpPortMax,
     maxConcurrentCalls: cmd.maxCalls,
+    connection: { ariMaxConnections: cmd.ariConnections },
   });
   server.on('callEnded', (ui, outcome) => {
     const error = outcome.error;

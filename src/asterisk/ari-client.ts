@@ -23,6 +23,7 @@ import {
 import {
   AriHttp,
   type AriHttpMethod,
+  type AriHttpOptions,
   type AriRequestFn,
   type AriRequestObserver,
   type AriRequestOptions,
@@ -58,6 +59,8 @@ export interface AriClientOptions {
   logger?: Logger;
   /** Time limit per REST request in ms. Default 10 000. */
   requestTimeoutMs?: number;
+  /** Most HTTP connections to ARI at once. Default 16 (see {@link AriHttpOptions.maxConnections}). */
+  maxConnections?: number;
   /** Reconnection delays of the events websocket. Default `{ initialMs: 250, maxMs: 10_000 }`. */
   reconnect?: ReconnectOptions;
   /** Interval of the websocket ping watchdog in ms (0: off). Default 10 000. */
@@ -135,6 +138,18 @@ const DUPLICATE_MAX_FRAME = 64 * 1024;
 const DUPLICATE_MAX_TOTAL = 4 * 1024 * 1024;
 
 /**
+ * A 32-bit fingerprint of an event frame: its length and its first 192 characters (type,
+ * timestamp, and the start of the object the event is about). Distinct frames may share one; the
+ * duplicate check compares the full text after it.
+ */
+function frameFingerprint(text: string): number {
+  let h = text.length | 0;
+  const end = Math.min(text.length, 192);
+  for (let i = 0; i < end; i++) h = (Math.imul(h, 31) + text.charCodeAt(i)) | 0;
+  return h;
+}
+
+/**
  * A client of one Asterisk's ARI for one Stasis application.
  *
  * ```ts
@@ -183,7 +198,12 @@ export class AriClient {
   /** Bumped on each disconnect and on close, so a resync that outlived its socket stops. */
   #generation = 0;
   /** Frames of the last {@link DUPLICATE_WINDOW_MS}, oldest first, with their arrival time. */
-  readonly #recentFrames = new Map<string, number>();
+  readonly #recentFrames: string[] = [];
+  /** Arrival time of each of #recentFrames; both are queues whose live part starts at #recentHead. */
+  readonly #recentAt: number[] = [];
+  #recentHead = 0;
+  /** The recent frames by {@link frameFingerprint}: a frame, or several on a collision. */
+  readonly #recentByPrint = new Map<number, string | string[]>();
   /** Characters held in #recentFrames. */
   #recentChars = 0;
   #duplicatesDropped = 0;
@@ -201,6 +221,7 @@ export class AriClient {
       url: options.url,
       authorization,
       requestTimeoutMs: options.requestTimeoutMs,
+      ...(options.maxConnections !== undefined ? { maxConnections: options.maxConnections } : {}),
       ...(options.tls ? { tls: options.tls } : {}),
       logger: this.#logger,
     });
@@ -301,7 +322,10 @@ export class AriClient {
   async close(): Promise<void> {
     this.#generation++;
     this.#stasisChannels.clear();
-    this.#recentFrames.clear();
+    this.#recentFrames.length = 0;
+    this.#recentAt.length = 0;
+    this.#recentHead = 0;
+    this.#recentByPrint.clear();
     this.#recentChars = 0;
     this.#disconnectAnnounced = false;
     await this.#stream.close();
@@ -436,17 +460,50 @@ export class AriClient {
    */
   #isDuplicate(text: string): boolean {
     const now = performance.now();
-    for (const [frame, at] of this.#recentFrames) {
-      if (now - at <= DUPLICATE_WINDOW_MS && this.#recentChars <= DUPLICATE_MAX_TOTAL) break;
-      this.#recentFrames.delete(frame);
-      this.#recentChars -= frame.length;
+    const frames = this.#recentFrames;
+    const times = this.#recentAt;
+    while (
+      this.#recentHead < frames.length &&
+      (now - times[this.#recentHead]! > DUPLICATE_WINDOW_MS || this.#recentChars > DUPLICATE_MAX_TOTAL)
+    ) {
+      this.#forget(frames[this.#recentHead]!);
+      this.#recentHead++;
     }
-    if (this.#recentFrames.has(text)) return true;
+    if (this.#recentHead > 1024 && this.#recentHead * 2 > frames.length) {
+      frames.splice(0, this.#recentHead);
+      times.splice(0, this.#recentHead);
+      this.#recentHead = 0;
+    }
+    // A cheap numeric fingerprint narrows the look-up; the full comparison decides (exact, as before).
+    const print = frameFingerprint(text);
+    const held = this.#recentByPrint.get(print);
+    if (held !== undefined) {
+      if (typeof held === 'string' ? held === text : held.includes(text)) return true;
+    }
     if (text.length <= DUPLICATE_MAX_FRAME) {
-      this.#recentFrames.set(text, now);
+      if (held === undefined) this.#recentByPrint.set(print, text);
+      else if (typeof held === 'string') this.#recentByPrint.set(print, [held, text]);
+      else held.push(text);
+      frames.push(text);
+      times.push(now);
       this.#recentChars += text.length;
     }
     return false;
+  }
+
+  /** Drops the oldest remembered frame, `text`, from the fingerprint index. */
+  #forget(text: string): void {
+    this.#recentChars -= text.length;
+    const print = frameFingerprint(text);
+    const held = this.#recentByPrint.get(print);
+    if (held === undefined) return;
+    if (typeof held === 'string') {
+      this.#recentByPrint.delete(print);
+      return;
+    }
+    const at = held.indexOf(text);
+    if (at >= 0) held.splice(at, 1);
+    if (held.length === 1) this.#recentByPrint.set(print, held[0]!);
   }
 
   #track(event: AriEvent): void {

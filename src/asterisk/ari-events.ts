@@ -436,6 +436,24 @@ const SPECS: Readonly<Record<AriEventType, FieldSpec>> = {
   ApplicationMoveFailed: { channel: 'channel', destination: 'string', args: 'strings' },
 };
 
+/** One field check of {@link SPECS}, split once at load: the field name, whether optional, the check. */
+interface CompiledCheck {
+  readonly field: string;
+  readonly optional: boolean;
+  readonly check: FieldCheck;
+}
+
+/** {@link SPECS} as arrays, so checking an event allocates nothing. */
+const COMPILED: ReadonlyMap<string, readonly CompiledCheck[]> = new Map(
+  Object.entries(SPECS).map(([type, spec]) => [
+    type,
+    Object.entries(spec).map(([key, check]) => {
+      const optional = key.endsWith('?');
+      return { field: optional ? key.slice(0, -1) : key, optional, check };
+    }),
+  ]),
+);
+
 function isObject(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
@@ -445,7 +463,10 @@ function isObject(value: unknown): value is Record<string, unknown> {
  * surrogate (JSON can carry `"\ud800"`; encodeURIComponent throws a URIError on it).
  */
 function isId(value: unknown): value is string {
-  return typeof value === 'string' && value !== '' && !/\p{Cs}/u.test(value);
+  if (typeof value !== 'string' || value === '') return false;
+  // isWellFormed (Node 20+): false exactly when the string has a lone surrogate.
+  const wellFormed = (value as { isWellFormed?: () => boolean }).isWellFormed;
+  return typeof wellFormed === 'function' ? wellFormed.call(value) : !/\p{Cs}/u.test(value);
 }
 
 /** `{ name, number }` of a Channel's `caller`, as strings. */
@@ -540,11 +561,13 @@ export function parseAriEvent(text: string): ParsedAriEvent {
   }
 
   const type = value.type;
-  if (!isKnownAriEventType(type)) return { kind: 'unknown', event: value as UnknownAriEvent };
+  const checks = COMPILED.get(type);
+  if (checks === undefined || !isKnownAriEventType(type)) {
+    return { kind: 'unknown', event: value as UnknownAriEvent };
+  }
 
-  for (const [key, check] of Object.entries(SPECS[type])) {
-    const optional = key.endsWith('?');
-    const field = optional ? key.slice(0, -1) : key;
+  for (let i = 0; i < checks.length; i++) {
+    const { field, optional, check } = checks[i]!;
     const fieldValue = value[field];
     if (fieldValue === undefined && optional) continue;
     if (!checkField(fieldValue, check)) {

@@ -25,6 +25,12 @@ export interface AsteriskConnectionTuning {
   reconnectBackoff?: { initialMs: number; maxMs: number };
   /** How long to wait for AMI `FullyBooted` after a login before assuming Asterisk booted (ms). Default 15 000. */
   bootWaitMs?: number;
+  /**
+   * Most HTTP connections to ARI at once (requests beyond it wait for a free one). Default 16.
+   * Raise it for thousands of concurrent calls on a slow link (bench/ivr-load.ts uses 64 at 2000
+   * calls); keep the total of all clients under http.conf's `sessionlimit` (default 100).
+   */
+  ariMaxConnections?: number;
 }
 
 /** Default of {@link AsteriskConnectionTuning.keepAliveIntervalMs}. */
@@ -61,6 +67,7 @@ export class AsteriskConnection {
       app: config.appName,
       requestTimeoutMs,
       connectTimeoutMs: requestTimeoutMs,
+      ...(tuning.ariMaxConnections !== undefined ? { maxConnections: tuning.ariMaxConnections } : {}),
       pingIntervalMs: keepAlive.interval,
       pongTimeoutMs: keepAlive.timeout,
       ...(tuning.reconnectBackoff ? { reconnect: tuning.reconnectBackoff } : {}),
