@@ -1,10 +1,13 @@
 import { EventEmitter } from 'node:events';
 import type { StasisStartEvent } from './asterisk/ari-events.js';
 import { DialplanRegistrar } from './asterisk/dialplan-registrar.js';
+import { CallDispatcher } from './cluster/call-dispatch.js';
+import { type FleetOptions, fleetApp } from './cluster/fleet.js';
+import { endOrphanedCalls } from './cluster/orphan-calls.js';
 import type { Config } from './config.js';
 import { type ConsoleOptions, ConsoleServer } from './console/console-server.js';
 import { DialplanKeeper } from './dialplan-keeper.js';
-import { AsteramiskError, ConfigError, HangupError, InvalidInputError } from './errors.js';
+import { AriNotFoundError, AsteramiskError, ConfigError, HangupError, InvalidInputError } from './errors.js';
 import { childLogger, type Logger } from './logger.js';
 import { type MetricsOptions, ServerMetrics } from './metrics.js';
 import {
@@ -55,6 +58,13 @@ export interface ServerOptions extends RuntimeOptions {
    * set. Off by default; ASTERAMISK_CONSOLE_PORT (and ASTERAMISK_CONSOLE_TOKEN) turn it on too.
    */
   console?: ConsoleOptions;
+  /**
+   * Several instances of this app share the calls to its numbers (see README: Several instances):
+   * each registers the Stasis app `<name>.<instanceId>` behind the others, and the first live one
+   * sends each new call to the least loaded live instance. A killed instance's calls are ended by
+   * the others. Needs `dialplan: 'register'`. Texts are shared with `cluster` (Redis).
+   */
+  fleet?: FleetOptions;
 }
 
 /** Played when a failed handler's apology cannot be said (no TTS engine, or it failed). */
@@ -193,6 +203,10 @@ export class Server extends EventEmitter<ServerEvents> {
   private readonly detach: (() => void)[] = [];
   private metrics?: ServerMetrics;
   private console?: ConsoleServer;
+  /** Sends new calls to the least loaded fleet instance (with `fleet`). */
+  private dispatcher?: CallDispatcher;
+  /** Calls moved to another instance and not yet confirmed there, by channel id. */
+  private readonly moving = new Map<string, StasisStartEvent>();
 
   private constructor(runtime: Runtime, options: ServerOptions) {
     super();
@@ -249,8 +263,29 @@ export class Server extends EventEmitter<ServerEvents> {
   static async create(options: ServerOptions = {}): Promise<Server> {
     // Read before connecting: a bad ASTERAMISK_CONSOLE_PORT must not leave a connected runtime behind.
     const consoleOptions = options.console ?? consoleFromEnvironment(process.env);
+    let fleet: ReturnType<typeof fleetApp> | undefined;
+    if (options.fleet) {
+      if (options.dialplan === 'static') {
+        throw new ConfigError(
+          'fleet',
+          "A fleet shares calls through registered dialplan steps: use dialplan: 'register'",
+        );
+      }
+      fleet = fleetApp({
+        ...options.fleet,
+        ...(options.fleet.instanceId === undefined && options.cluster?.instanceId
+          ? { instanceId: options.cluster.instanceId }
+          : {}),
+      });
+      options = {
+        ...options,
+        appName: fleet.app,
+        ...(options.cluster ? { cluster: { ...options.cluster, instanceId: fleet.instanceId } } : {}),
+      };
+    }
     const runtime = await Runtime.acquire(options, 'new');
     const server = new Server(runtime, options);
+    if (fleet) server.startFleet(fleet.app, fleet.prefix, options.fleet?.refreshMs ?? 2000);
     try {
       if (options.metrics)
         server.metrics = await ServerMetrics.start(server, runtime, options.metrics, server.logger);
@@ -523,7 +558,82 @@ export class Server extends EventEmitter<ServerEvents> {
     }
   }
 
+  /** Joins the fleet: new calls go to the least loaded instance; a dead one's calls are ended. */
+  private startFleet(selfApp: string, prefix: string, refreshMs: number): void {
+    const ari = this.runtime.connection.ari;
+    const dispatcher = new CallDispatcher({ ari, selfApp, fleetPrefix: prefix, logger: this.logger });
+    this.dispatcher = dispatcher;
+    const offGone = dispatcher.onMemberGone((app, channelIds) => {
+      endOrphanedCalls(ari, app, channelIds, this.logger).catch((error: unknown) =>
+        this.logger.warn(
+          { app, err: String(error) },
+          'could not end the calls of a fleet instance that left',
+        ),
+      );
+    });
+    // Reads the fleet regularly, so a killed instance's calls end within refreshMs even when no
+    // call arrives here.
+    const timer = setInterval(() => {
+      if (this.runtime.status.ari === 'up') dispatcher.refresh(true).catch(() => {});
+    }, refreshMs);
+    timer.unref();
+    void dispatcher.refresh(true).catch(() => {});
+    const onMoveFailed = (event: { channel: { id: string } }) => {
+      const moved = this.moving.get(event.channel.id);
+      if (!moved) return;
+      this.moving.delete(event.channel.id);
+      this.logger.warn(
+        { call: event.channel.id },
+        'moving a call to another instance failed: taking it here',
+      );
+      this.accept(moved);
+    };
+    ari.on('ApplicationMoveFailed', onMoveFailed);
+    const onEnd = (event: { channel: { id: string } }) => this.moving.delete(event.channel.id);
+    ari.on('StasisEnd', onEnd);
+    this.detach.push(
+      offGone,
+      () => clearInterval(timer),
+      () => ari.off('ApplicationMoveFailed', onMoveFailed),
+      () => ari.off('StasisEnd', onEnd),
+    );
+  }
+
+  /**
+   * In a fleet, a call that comes from the dialplan goes to the least loaded instance (possibly
+   * this one); a call moved here by another instance is taken.
+   */
+  private async dispatch(dispatcher: CallDispatcher, event: StasisStartEvent): Promise<void> {
+    const target = await dispatcher.pick();
+    if (target === this.runtime.config.appName) {
+      this.accept(event);
+      return;
+    }
+    this.moving.set(event.channel.id, event);
+    try {
+      await this.runtime.connection.ari.channels.move(event.channel.id, target, ['call', 'moved']);
+    } catch (error) {
+      if (!this.moving.delete(event.channel.id)) return;
+      if (error instanceof AriNotFoundError) return; // the caller hung up meanwhile
+      this.logger.warn(
+        { call: event.channel.id, target, err: String(error) },
+        'could not move a call: taking it here',
+      );
+      this.accept(event);
+    }
+  }
+
   private onInboundCall(event: StasisStartEvent): void {
+    const dispatcher = this.dispatcher;
+    if (dispatcher && event.args[1] !== 'moved' && this.state === 'serving') {
+      void this.dispatch(dispatcher, event);
+      return;
+    }
+    this.accept(event);
+  }
+
+  /** Takes a call here: runs its number's handler, or lets it continue in the dialplan. */
+  private accept(event: StasisStartEvent): void {
     const channel = event.channel;
     const log = childLogger(this.logger, {
       call: channel.id,

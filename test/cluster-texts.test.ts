@@ -1,9 +1,8 @@
-import { type ChildProcess, spawn } from 'node:child_process';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { SentText } from '../src/sandbox/pbx.js';
 import { Simulator } from '../src/sandbox/simulator.js';
+import { type FleetInstance, startFleetInstance } from './support/fleet-process.js';
 import { redisServerAvailable, startRedis, type TestRedis } from './support/redis-server.js';
 
 /**
@@ -13,18 +12,12 @@ import { redisServerAvailable, startRedis, type TestRedis } from './support/redi
  * instance is killed (SIGKILL) the next text is answered by another one, with the history.
  */
 const run = redisServerAvailable('cluster-texts.test.ts');
-const INSTANCE = fileURLToPath(new URL('./support/cluster-instance.ts', import.meta.url));
 const ACK_MS = 600;
-
-interface Instance {
-  id: string;
-  child: ChildProcess;
-}
 
 describe.runIf(run)('texts shared by three instances in separate processes', () => {
   let redis: TestRedis;
   let sim: Simulator;
-  const instances: Instance[] = [];
+  const instances: FleetInstance[] = [];
   /** Replies by recipient, in order. */
   const replies = new Map<string, string[]>();
   const waiters: { check: () => boolean; resolve: () => void }[] = [];
@@ -58,32 +51,12 @@ describe.runIf(run)('texts shared by three instances in separate processes', () 
 
   const instanceOf = (reply: string | undefined) => /^\[([^\]]+)\]/.exec(reply ?? '')?.[1];
 
-  async function startInstance(id: string): Promise<Instance> {
-    const child = spawn(process.execPath, ['--import', 'tsx', INSTANCE, id], {
-      env: {
-        ...process.env,
-        ASTERAMISK_TEST_SIM: JSON.stringify(sim.connectionOptions()),
-        ASTERAMISK_REDIS_URL: redis.url,
-        ASTERAMISK_TEST_ACK_MS: String(ACK_MS),
-        ASTERAMISK_TEST_LEASE_MS: '3000',
-      },
-      stdio: ['ignore', 'pipe', 'pipe'],
+  async function startInstance(id: string): Promise<FleetInstance> {
+    const instance = await startFleetInstance(id, sim, {
+      ASTERAMISK_REDIS_URL: redis.url,
+      ASTERAMISK_TEST_ACK_MS: String(ACK_MS),
+      ASTERAMISK_TEST_LEASE_MS: '3000',
     });
-    let output = '';
-    await new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`${id} did not start:\n${output}`)), 30_000);
-      const onData = (chunk: Buffer) => {
-        output += chunk.toString();
-        if (output.includes(`ready ${id}`)) {
-          clearTimeout(timer);
-          resolve();
-        }
-      };
-      child.stdout!.on('data', onData);
-      child.stderr!.on('data', onData);
-      child.once('exit', (code) => reject(new Error(`${id} exited (${code}):\n${output}`)));
-    });
-    const instance = { id, child };
     instances.push(instance);
     return instance;
   }
@@ -96,13 +69,7 @@ describe.runIf(run)('texts shared by three instances in separate processes', () 
   }, 60_000);
 
   afterAll(async () => {
-    for (const { child } of instances) {
-      if (child.exitCode === null && child.signalCode === null) {
-        const exited = new Promise((resolve) => child.once('exit', resolve));
-        child.kill('SIGKILL');
-        await exited;
-      }
-    }
+    for (const instance of instances) await instance.kill();
     await sim?.close();
     await redis?.stop();
   });
@@ -137,10 +104,7 @@ describe.runIf(run)('texts shared by three instances in separate processes', () 
     const owner = instanceOf(replies.get(from)![0]);
     expect(replies.get(from)![1]).toBe(`[${owner}] got one`);
 
-    const victim = instances.find((i) => i.id === owner)!;
-    const exited = new Promise((resolve) => victim.child.once('exit', resolve));
-    victim.child.kill('SIGKILL');
-    await exited;
+    await instances.find((i) => i.id === owner)!.kill();
 
     await sim.sendText({ from, to: '1000', body: 'two' });
     await until(() => (replies.get(from)?.length ?? 0) >= 3, 'an answer after the kill');

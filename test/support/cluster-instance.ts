@@ -1,12 +1,14 @@
 /**
  * One app instance of a fleet, in its own process, for the several-instance tests: a Server on
- * the simulator whose connection options come in ASTERAMISK_TEST_SIM (JSON), sharing texts through
- * ASTERAMISK_REDIS_URL, serving 1000 with a text handler that says which instance answers. It
- * prints `ready <instance id>` once serving. The tests SIGKILL it to see a fleet survive.
+ * the simulator whose connection options come in ASTERAMISK_TEST_SIM (JSON), in fleet `fleet`
+ * (calls shared), sharing texts through ASTERAMISK_REDIS_URL, serving 1000 with a text handler that
+ * says which instance answers and a voice handler that answers and holds the call until the caller
+ * hangs up. It prints `ready <instance id>` once serving. The tests SIGKILL it to see a fleet
+ * survive.
  *
  *   ASTERAMISK_TEST_SIM='{…}' ASTERAMISK_REDIS_URL=redis://… node --import tsx test/support/cluster-instance.ts ID
  */
-import { silentLogger } from '../../src/logger.js';
+import { createDefaultLogger, silentLogger } from '../../src/logger.js';
 import { Server } from '../../src/server.js';
 import type { TextUI } from '../../src/ui/text-ui.js';
 
@@ -28,18 +30,32 @@ async function text(ui: TextUI): Promise<void> {
 
 const server = await Server.create({
   ...sim,
-  appName: `fleet-${id}`,
+  fleet: {
+    name: 'fleet',
+    instanceId: id,
+    refreshMs: Number(process.env.ASTERAMISK_TEST_FLEET_REFRESH_MS ?? 1000),
+  },
   tts: false,
   stt: false,
-  logger: silentLogger,
-  cluster: {
-    redis: process.env.ASTERAMISK_REDIS_URL ?? '',
-    instanceId: id,
-    leaseMs: Number(process.env.ASTERAMISK_TEST_LEASE_MS ?? 3000),
-    ackWaitMs: Number(process.env.ASTERAMISK_TEST_ACK_MS ?? 1000),
+  // ASTERAMISK_TEST_LOG=1 shows the instance's log (JSON) on its stderr, for debugging a test.
+  logger: process.env.ASTERAMISK_TEST_LOG ? createDefaultLogger({ stream: process.stderr, format: 'json', level: 'debug' }) : silentLogger,
+  ...(process.env.ASTERAMISK_REDIS_URL
+    ? {
+        cluster: {
+          redis: process.env.ASTERAMISK_REDIS_URL,
+          leaseMs: Number(process.env.ASTERAMISK_TEST_LEASE_MS ?? 3000),
+          ackWaitMs: Number(process.env.ASTERAMISK_TEST_ACK_MS ?? 1000),
+        },
+      }
+    : {}),
+});
+await server.registerExtension('1000', {
+  text,
+  voice: async (ui) => {
+    await ui.answer();
+    await ui.sleep(3600);
   },
 });
-await server.registerExtension('1000', { text });
 console.log(`ready ${id}`);
 process.on('SIGTERM', () => {
   void server.close().then(() => process.exit(0));
