@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { AriEvent } from './asterisk/ari-events.js';
 import type { Channel } from './asterisk/ari-types.js';
 import { archivedStatus, type SpoolDirectories, spoolCallFile } from './asterisk/call-file.js';
+import { type AsteriskNodeOptions, nodeOptionsOf } from './asterisk-nodes.js';
 import { type Config, resolveConfig } from './config.js';
 import {
   AriHttpError,
@@ -32,6 +33,8 @@ export interface MakeCallOptions {
    * named `number` if there is one, else `number` through ASTERISK_PSTN_ENDPOINT.
    */
   dialString?: string;
+  /** The node to call through (index in `asterisks`); default: `nodePolicy`'s choice. */
+  node?: number;
   /** Cancels the attempt (CallFailedError 'cancelled'). */
   signal?: AbortSignal;
 }
@@ -46,12 +49,35 @@ export interface CommunicatorOptions extends RuntimeOptions {
    * (`Expired`, `Failed`) without a Q.850 cause, which call files do not give.
    */
   callFiles?: SpoolDirectories;
+  /**
+   * Several Asterisk nodes (as the Server's `asterisks`): each call or conversation starts on one
+   * of them, chosen by `nodePolicy`.
+   */
+  asterisks?: AsteriskNodeOptions[];
+  /**
+   * Which node a new call or conversation starts on: `least-calls` (default: the node with the
+   * fewest calls of this process, among those whose ARI and AMI are up), or a function of the
+   * nodes' loads returning the index of the node to use.
+   */
+  nodePolicy?: 'least-calls' | ((nodes: readonly NodeLoad[]) => number);
+}
+
+/** A node as {@link CommunicatorOptions.nodePolicy} sees it. */
+export interface NodeLoad {
+  /** `host:ariPort`. */
+  node: string;
+  /** Calls of this process on the node now. */
+  calls: number;
+  /** ARI and AMI are up. */
+  up: boolean;
 }
 
 /** Options of {@link Communicator.makeText}. */
 export interface MakeTextOptions {
   /** Our number the texts come from. Default SYSTEM_PHONE_NUMBER. */
   from?: string;
+  /** The node to text through (index in `asterisks`); default: `nodePolicy`'s choice. */
+  node?: number;
 }
 
 /** Options of {@link Communicator.makeConversation}. */
@@ -88,23 +114,72 @@ function reasonOf(cause: number): CallFailureReason {
  * ```
  */
 export class Communicator {
-  private readonly runtime: Runtime;
+  /** One per Asterisk node. */
+  private readonly runtimes: Runtime[];
+  private readonly policy: NonNullable<CommunicatorOptions['nodePolicy']>;
   /** This Communicator's own settings (caller ID, timeouts…), even when it shares a Server's connection. */
   private readonly defaults: Config;
   private readonly started = new Set<VoiceUI | TextUI>();
   private readonly callFiles: SpoolDirectories | undefined;
   private closing?: Promise<void>;
 
-  private constructor(runtime: Runtime, defaults: Config, callFiles: SpoolDirectories | undefined) {
-    this.runtime = runtime;
+  private constructor(runtimes: Runtime[], defaults: Config, options: CommunicatorOptions) {
+    this.runtimes = runtimes;
     this.defaults = defaults;
-    this.callFiles = callFiles;
+    this.callFiles = options.callFiles;
+    this.policy = options.nodePolicy ?? 'least-calls';
   }
 
-  /** Resolves the configuration and connects, or joins the connection of a Server of this process. */
+  /**
+   * Resolves the configuration and connects (to every node of `asterisks`), or joins the
+   * connection of a Server of this process.
+   */
   static async create(options: CommunicatorOptions = {}): Promise<Communicator> {
-    const defaults = resolveConfig(options);
-    return new Communicator(await Runtime.acquire(options, 'join'), defaults, options.callFiles);
+    const nodes = nodeOptionsOf(options, process.env);
+    const defaults = resolveConfig(nodes[0]!);
+    const runtimes: Runtime[] = [];
+    try {
+      for (const node of nodes) runtimes.push(await Runtime.acquire(node, 'join', runtimes[0]?.services));
+    } catch (error) {
+      await Promise.all(runtimes.map((r) => r.release()));
+      throw error;
+    }
+    return new Communicator(runtimes, defaults, options);
+  }
+
+  /** The Asterisk nodes, in `asterisks` order, with this process's calls on each and whether they are up. */
+  nodes(): NodeLoad[] {
+    return this.runtimes.map((r) => ({
+      node: `${r.config.asteriskHost}:${r.config.ariPort}`,
+      calls: r.calls.size,
+      up: r.status.ari === 'up' && r.status.ami === 'ready',
+    }));
+  }
+
+  /** The node a new call or conversation starts on. */
+  private pickNode(index: number | undefined): Runtime {
+    if (index !== undefined) {
+      const chosen = this.runtimes[index];
+      if (!chosen)
+        throw new InvalidInputError(`No Asterisk node ${index}: there are ${this.runtimes.length}`);
+      return chosen;
+    }
+    if (this.runtimes.length === 1) return this.runtimes[0]!;
+    const loads = this.nodes();
+    if (typeof this.policy === 'function') {
+      const i = this.policy(loads);
+      const chosen = this.runtimes[i];
+      if (!chosen)
+        throw new InvalidInputError(`nodePolicy returned ${i}: there are ${this.runtimes.length} nodes`);
+      return chosen;
+    }
+    let best = -1;
+    loads.forEach((load, i) => {
+      if (!load.up) return;
+      if (best < 0 || load.calls < loads[best]!.calls) best = i;
+    });
+    // Every node down: the first one; the call then fails with the usual typed error.
+    return this.runtimes[Math.max(0, best)]!;
   }
 
   /**
@@ -124,8 +199,9 @@ export class Communicator {
       );
     }
     const config = this.defaults;
-    const ari = this.runtime.connection.ari;
-    const endpoint = options.dialString ?? (await this.dialStringFor(number));
+    const runtime = this.pickNode(options.node);
+    const ari = runtime.connection.ari;
+    const endpoint = options.dialString ?? (await this.dialStringFor(number, runtime));
     const callerIdNumber = options.callerIdNumber ?? config.systemPhoneNumber ?? '';
     const callerIdName = options.callerIdName ?? config.systemName;
     for (const [field, value] of [
@@ -138,7 +214,7 @@ export class Communicator {
     const timeoutSeconds = options.timeout ?? config.outboundCallTimeout;
     const token = randomUUID();
     const channelId = randomUUID();
-    const log = childLogger(this.runtime.logger, { call: channelId, to: number, direction: 'outbound' });
+    const log = childLogger(runtime.logger, { call: channelId, to: number, direction: 'outbound' });
 
     return new Promise<VoiceUI>((resolve, reject) => {
       let settled = false;
@@ -153,7 +229,7 @@ export class Communicator {
       };
       // Failures arrive as events of the channel before it ever reaches Stasis.
       cleanups.push(
-        this.runtime.router.addChannel(channelId, {
+        runtime.router.addChannel(channelId, {
           handleEvent: (event: AriEvent) => {
             if (event.type !== 'ChannelDestroyed') return;
             const cause = event.cause;
@@ -184,10 +260,10 @@ export class Communicator {
         }),
       );
       cleanups.push(
-        this.runtime.expectOriginate(token, (channel: Channel) => {
+        runtime.expectOriginate(token, (channel: Channel) => {
           for (const c of cleanups) c();
           cleanups.length = 0;
-          const ui = this.runtime.createVoiceUI(channel, log, {
+          const ui = runtime.createVoiceUI(channel, log, {
             localNumber: callerIdNumber,
             remoteNumber: normalizeNumber(number),
           });
@@ -224,7 +300,7 @@ export class Communicator {
             endpoint,
             callerId,
             timeoutSeconds,
-            appData: `${this.runtime.config.appName},outbound,${token}`,
+            appData: `${runtime.config.appName},outbound,${token}`,
             ...(options.variables ? { variables: options.variables } : {}),
             onFailed: (status) =>
               finish(
@@ -240,7 +316,7 @@ export class Communicator {
           })
         : ari.channels.originate({
             endpoint,
-            app: this.runtime.config.appName,
+            app: runtime.config.appName,
             appArgs: ['outbound', token],
             callerId,
             timeout: timeoutSeconds,
@@ -268,7 +344,8 @@ export class Communicator {
    */
   async makeText(number: string, options: MakeTextOptions = {}): Promise<TextUI> {
     this.assertOpen();
-    await this.runtime.enableTextIntake();
+    const runtime = this.pickNode(options.node);
+    await runtime.enableTextIntake();
     if (!NUMBER.test(number))
       throw new InvalidInputError(`Not a phone number or endpoint name: ${JSON.stringify(number)}`);
     const from = options.from ?? this.defaults.systemPhoneNumber;
@@ -279,7 +356,7 @@ export class Communicator {
       );
     }
     if (!NUMBER.test(from)) throw new InvalidInputError(`Not one of our numbers: ${JSON.stringify(from)}`);
-    const dial = await this.dialStringFor(number);
+    const dial = await this.dialStringFor(number, runtime);
     const endpoint = dial.includes('@') ? this.defaults.pstnEndpoint : number;
     const peer: TextPeer = {
       number: normalizeNumber(number),
@@ -287,7 +364,7 @@ export class Communicator {
       uri: `sip:${number}@${this.defaults.asteriskHost}`,
       endpoint,
     };
-    const ui = this.runtime.conversations.start(normalizeNumber(from), peer);
+    const ui = runtime.conversations.start(normalizeNumber(from), peer);
     this.track(ui);
     return ui;
   }
@@ -306,7 +383,7 @@ export class Communicator {
   close(): Promise<void> {
     this.closing ??= (async () => {
       await Promise.allSettled([...this.started].map((ui) => ui.hangup()));
-      await this.runtime.release();
+      await Promise.all(this.runtimes.map((r) => r.release()));
     })();
     return this.closing;
   }
@@ -351,9 +428,9 @@ export class Communicator {
   }
 
   /** `PJSIP/<number>` for a configured endpoint, else the number through the PSTN endpoint. */
-  private async dialStringFor(number: string): Promise<string> {
+  private async dialStringFor(number: string, runtime: Runtime): Promise<string> {
     try {
-      await this.runtime.connection.ari.endpoints.get('PJSIP', number);
+      await runtime.connection.ari.endpoints.get('PJSIP', number);
       return `PJSIP/${number}`;
     } catch (error) {
       if (error instanceof AriNotFoundError) return `PJSIP/${number}@${this.defaults.pstnEndpoint}`;

@@ -115,7 +115,10 @@ export class ServerMetrics {
   private readonly textsOut: Counter<never>;
   private readonly textsDeclined: Counter<'reason'>;
 
-  private constructor(server: Server, runtime: Runtime, logger: Logger) {
+  /** `runtimes`: one per Asterisk node the Server serves (their counts are summed). */
+  private constructor(server: Server, runtimes: readonly Runtime[], logger: Logger) {
+    // The speech engines are shared by a Server's nodes: the first runtime's are everyone's.
+    const runtime = runtimes[0]!;
     this.logger = logger;
     const registers = [this.registry];
     const p = 'asteramisk_';
@@ -154,7 +157,10 @@ export class ServerMetrics {
       collect() {
         this.reset();
         this.inc({ kind: 'voice' }, metrics.voiceHandlerErrors);
-        this.inc({ kind: 'text' }, runtime.conversations.handlerErrors);
+        this.inc(
+          { kind: 'text' },
+          runtimes.reduce((n, r) => n + r.conversations.handlerErrors, 0),
+        );
       },
     });
     this.verbSeconds = new Histogram({
@@ -280,7 +286,7 @@ export class ServerMetrics {
       help: "Texts waiting for their recipient's rate limit.",
       registers,
       collect() {
-        this.set(runtime.textsQueued);
+        this.set(runtimes.reduce((n, r) => n + r.textsQueued, 0));
       },
     });
     this.textsDeclined = new Counter({
@@ -317,7 +323,7 @@ export class ServerMetrics {
       },
     });
 
-    this.attach(server, runtime, pacer);
+    this.attach(server, runtimes, pacer);
     this.http = createServer((request, response) => {
       const url = request.url?.split('?')[0];
       if (request.method !== 'GET' || url !== '/metrics') {
@@ -337,11 +343,11 @@ export class ServerMetrics {
   /** Creates the metrics of `server` and starts the endpoint. */
   static async start(
     server: Server,
-    runtime: Runtime,
+    runtimes: readonly Runtime[],
     options: MetricsOptions,
     logger: Logger,
   ): Promise<ServerMetrics> {
-    const metrics = new ServerMetrics(server, runtime, logger);
+    const metrics = new ServerMetrics(server, runtimes, logger);
     try {
       await new Promise<void>((resolve, reject) => {
         metrics.http.once('error', reject);
@@ -380,7 +386,7 @@ export class ServerMetrics {
     for (const d of this.detach.splice(0)) d();
   }
 
-  private attach(server: Server, runtime: Runtime, pacer: Pacer): void {
+  private attach(server: Server, runtimes: readonly Runtime[], pacer: Pacer): void {
     const callStarted = (ui: VoiceUI) => {
       this.callsStarted.inc();
       ui.on('agent', (event: AgentEvent) => {
@@ -420,22 +426,29 @@ export class ServerMetrics {
       textIn: () => this.textsIn.inc(),
       textOut: () => this.textsOut.inc(),
     };
-    runtime.observers.add(observer);
-
-    const ari = runtime.connection.ari;
-    const offRequests = ari.observeRequests(({ method, path, status, seconds }) =>
-      this.ariSeconds.observe({ method, route: ariRouteTemplate(path), status: String(status) }, seconds),
-    );
     const ariReconnected = () => this.reconnects.inc({ connection: 'ari' });
     const amiReconnected = () => this.reconnects.inc({ connection: 'ami' });
-    ari.on('reconnected', ariReconnected);
-    runtime.connection.ami.on('reconnected', amiReconnected);
+    for (const runtime of runtimes) {
+      runtime.observers.add(observer);
+      const ari = runtime.connection.ari;
+      const offRequests = ari.observeRequests(({ method, path, status, seconds }) =>
+        this.ariSeconds.observe({ method, route: ariRouteTemplate(path), status: String(status) }, seconds),
+      );
+      ari.on('reconnected', ariReconnected);
+      runtime.connection.ami.on('reconnected', amiReconnected);
+      this.detach.push(
+        () => runtime.observers.delete(observer),
+        offRequests,
+        () => ari.off('reconnected', ariReconnected),
+        () => runtime.connection.ami.off('reconnected', amiReconnected),
+      );
+    }
     const offPacer = pacer.observe((tick) => {
       this.pacerLateness.observe(Math.max(0, tick.actualMs - tick.idealMs) / 1000);
     });
     this.reconnects.inc({ connection: 'ari' }, 0);
     this.reconnects.inc({ connection: 'ami' }, 0);
-    const speaker = runtime.services.speaker;
+    const speaker = runtimes[0]?.services.speaker;
     const offSyntheses =
       speaker instanceof CachedTts
         ? speaker.observeSyntheses(({ seconds, outcome }) =>
@@ -450,10 +463,6 @@ export class ServerMetrics {
       () => server.off('callEnded', callEnded),
       () => server.off('callDeclined', callDeclined),
       () => server.off('textDeclined', textDeclined),
-      () => runtime.observers.delete(observer),
-      offRequests,
-      () => ari.off('reconnected', ariReconnected),
-      () => runtime.connection.ami.off('reconnected', amiReconnected),
       offPacer,
       offSyntheses,
     );

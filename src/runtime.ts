@@ -179,6 +179,8 @@ export class Runtime {
   private users = 0;
   private closing?: Promise<void>;
   private readonly explicitApp: boolean;
+  /** False when the speech engines belong to another runtime (another node of the same Server). */
+  private ownsServices = true;
   /** Texts shared with other instances through Redis, when `cluster` is set. */
   readonly cluster: TextCluster | undefined;
 
@@ -282,7 +284,15 @@ export class Runtime {
    * Asterisk as the same user (and, if `appName` is given, the same app) and `share` allows it,
    * otherwise a new one. Validates the config (ConfigError) and connects.
    */
-  static async acquire(options: RuntimeOptions, share: 'join' | 'new'): Promise<Runtime> {
+  /**
+   * @param sharedServices speech engines of another runtime of the same Server (another Asterisk
+   * node), used as they are and left to that runtime to close.
+   */
+  static async acquire(
+    options: RuntimeOptions,
+    share: 'join' | 'new',
+    sharedServices?: CallServices,
+  ): Promise<Runtime> {
     const config = resolveConfig(options);
     if (share === 'join') {
       const existing = [...Runtime.live]
@@ -297,7 +307,7 @@ export class Runtime {
     const clusterOptions =
       options.cluster ??
       (process.env.ASTERAMISK_REDIS_URL ? { redis: process.env.ASTERAMISK_REDIS_URL } : undefined);
-    const services = await createCallServices(config, options, logger);
+    const services = sharedServices ?? (await createCallServices(config, options, logger));
     let cluster: TextCluster | undefined;
     let connection: AsteriskConnection;
     try {
@@ -305,10 +315,11 @@ export class Runtime {
       connection = await AsteriskConnection.open(config, logger, options.connection);
     } catch (error) {
       await cluster?.close();
-      await services.close();
+      if (!sharedServices) await services.close();
       throw error;
     }
     const runtime = new Runtime(config, connection, services, logger, options, cluster);
+    runtime.ownsServices = sharedServices === undefined;
     logger.info({ config: redactConfig(config) }, 'asteramisk connected');
     runtime.users = 1;
     Runtime.live.add(runtime);
@@ -339,7 +350,7 @@ export class Runtime {
       await this.outbox.close();
       for (const d of this.detach) d();
       await this.connection.close();
-      await this.services.close();
+      if (this.ownsServices) await this.services.close();
       await this.cluster?.close();
     })();
     return this.closing;

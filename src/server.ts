@@ -1,13 +1,10 @@
 import { EventEmitter } from 'node:events';
 import type { StasisStartEvent } from './asterisk/ari-events.js';
-import { DialplanRegistrar } from './asterisk/dialplan-registrar.js';
-import { CallDispatcher } from './cluster/call-dispatch.js';
+import { type AsteriskNodeOptions, nodeOptionsOf } from './asterisk-nodes.js';
 import { type FleetOptions, fleetApp } from './cluster/fleet.js';
-import { endOrphanedCalls } from './cluster/orphan-calls.js';
 import type { Config } from './config.js';
 import { type ConsoleOptions, ConsoleServer } from './console/console-server.js';
-import { DialplanKeeper } from './dialplan-keeper.js';
-import { AriNotFoundError, AsteramiskError, ConfigError, HangupError, InvalidInputError } from './errors.js';
+import { AsteramiskError, ConfigError, HangupError, InvalidInputError } from './errors.js';
 import { childLogger, type Logger } from './logger.js';
 import { type MetricsOptions, ServerMetrics } from './metrics.js';
 import {
@@ -16,6 +13,7 @@ import {
   type RuntimeOptions,
   type TextIntakeState,
 } from './runtime.js';
+import { ServerNode } from './server-node.js';
 import type { TextDeclineReason } from './ui/text-conversations.js';
 import type { TextUI } from './ui/text-ui.js';
 import type { VoiceUI } from './ui/voice-ui.js';
@@ -65,6 +63,14 @@ export interface ServerOptions extends RuntimeOptions {
    * the others. Needs `dialplan: 'register'`. Texts are shared with `cluster` (Redis).
    */
   fleet?: FleetOptions;
+  /**
+   * Several Asterisk nodes served at once (see README: Several instances): each entry's fields
+   * override the connection options above for that node. Calls and texts are taken from every
+   * node; each call stays on its node; a node that goes down only affects its own calls and is
+   * served again when it returns. ASTERISK_HOST=host1,host2 does the same for nodes that differ
+   * only by host.
+   */
+  asterisks?: AsteriskNodeOptions[];
 }
 
 /** Played when a failed handler's apology cannot be said (no TTS engine, or it failed). */
@@ -101,6 +107,22 @@ export interface ServerHealth {
   texts: TextIntakeState;
   /** `serving`, `draining` (a close with `drainSeconds` under way) or `closed`. */
   state: 'serving' | 'draining' | 'closed';
+  /**
+   * With several Asterisk nodes: each one's health (the fields above are then their sum: `up`
+   * when every node is up, `registered` on every node, `pending` on any).
+   */
+  nodes?: NodeHealth[];
+}
+
+/** The health of one Asterisk node of a Server ({@link ServerHealth.nodes}). */
+export interface NodeHealth {
+  /** `host:ariPort`. */
+  node: string;
+  ari: 'up' | 'down';
+  ami: 'up' | 'down';
+  registered: string[];
+  pending: string[];
+  texts: TextIntakeState;
 }
 
 /** Options of {@link Server.close}. */
@@ -180,9 +202,9 @@ export interface ServerEvents {
  */
 export class Server extends EventEmitter<ServerEvents> {
   readonly config: Config;
+  /** One per Asterisk served; the first one's runtime holds the configuration and the logger. */
+  private readonly nodes: ServerNode[];
   private readonly runtime: Runtime;
-  private readonly registrar: DialplanRegistrar;
-  private readonly keeper: DialplanKeeper;
   private readonly logger: Logger;
   private readonly extensions = new Map<string, ExtensionHandlers>();
   private readonly calls = new Map<string, VoiceUI>();
@@ -203,54 +225,47 @@ export class Server extends EventEmitter<ServerEvents> {
   private readonly detach: (() => void)[] = [];
   private metrics?: ServerMetrics;
   private console?: ConsoleServer;
-  /** Sends new calls to the least loaded fleet instance (with `fleet`). */
-  private dispatcher?: CallDispatcher;
-  /** Calls moved to another instance and not yet confirmed there, by channel id. */
-  private readonly moving = new Map<string, StasisStartEvent>();
 
-  private constructor(runtime: Runtime, options: ServerOptions) {
+  private constructor(runtimes: Runtime[], options: ServerOptions) {
     super();
+    const runtime = runtimes[0]!;
     this.runtime = runtime;
     this.config = runtime.config;
     this.logger = runtime.logger;
-    this.registrar = new DialplanRegistrar(runtime.connection.ami);
     this.mode = options.dialplan ?? 'register';
     this.apology = options.apology ?? 'Sorry, something went wrong. Goodbye.';
     this.drainSeconds = options.drainSeconds ?? DEFAULT_DRAIN_SECONDS;
-    this.keeper = new DialplanKeeper(
-      this.registrar,
-      runtime.connection.readiness,
-      runtime.recoveryBackoff,
-      this.logger,
-      {
+    this.nodes = runtimes.map((r) => {
+      const logger =
+        runtimes.length > 1
+          ? childLogger(this.logger, { node: `${r.config.asteriskHost}:${r.config.ariPort}` })
+          : this.logger;
+      return new ServerNode(r, this.mode, logger, {
         onChange: (reason) => this.refreshHealth(reason),
         onAttemptFailed: (info) => this.emitSafely('recoveryAttemptFailed', info),
         onRestored: (info) => this.emitSafely('reregistered', info),
-      },
-    );
-    const onStatus = (reason: string) => {
-      if (this.mode === 'register' && this.state === 'serving') {
-        const status = runtime.status;
-        // AMI not ready: Asterisk may have restarted and forgotten the steps. Ready, and the app's
-        // websocket is back (a step must not send calls to an app that is not there): set them up.
-        if (status.ami !== 'ready') this.keeper.suspend();
-        else if (status.ari === 'up') this.keeper.resume();
-      }
-      this.refreshHealth(reason);
-    };
-    const onAttemptFailed = (info: RecoveryAttemptFailure) => this.emitSafely('recoveryAttemptFailed', info);
-    runtime.events.on('status', onStatus);
-    runtime.events.on('attemptFailed', onAttemptFailed);
-    runtime.setTextHandlers((number) => this.extensions.get(number)?.text);
-    this.detach.push(
-      runtime.onInboundCall((event) => this.onInboundCall(event)),
-      runtime.onTextDeclined((info) => this.emitSafely('textDeclined', info)),
-      runtime.conversations.onStarted((ui) => this.emitSafely('conversationStarted', ui)),
-      () => runtime.events.off('status', onStatus),
-      () => runtime.events.off('attemptFailed', onAttemptFailed),
-      () => runtime.setTextHandlers(() => undefined),
-      () => runtime.refuseNewConversations(undefined),
-    );
+        accept: (event, node) => this.accept(event, node),
+        serving: () => this.state === 'serving',
+      });
+    });
+    for (const node of this.nodes) {
+      const r = node.runtime;
+      const onStatus = (reason: string) => this.refreshHealth(reason);
+      const onAttemptFailed = (info: RecoveryAttemptFailure) =>
+        this.emitSafely('recoveryAttemptFailed', info);
+      r.events.on('status', onStatus);
+      r.events.on('attemptFailed', onAttemptFailed);
+      r.setTextHandlers((number) => this.extensions.get(number)?.text);
+      this.detach.push(
+        () => node.close(),
+        r.onTextDeclined((info) => this.emitSafely('textDeclined', info)),
+        r.conversations.onStarted((ui) => this.emitSafely('conversationStarted', ui)),
+        () => r.events.off('status', onStatus),
+        () => r.events.off('attemptFailed', onAttemptFailed),
+        () => r.setTextHandlers(() => undefined),
+        () => r.refuseNewConversations(undefined),
+      );
+    }
     this.lastReady = this.health().ready;
     this.lastHealth = JSON.stringify(this.health());
   }
@@ -283,12 +298,15 @@ export class Server extends EventEmitter<ServerEvents> {
         ...(options.cluster ? { cluster: { ...options.cluster, instanceId: fleet.instanceId } } : {}),
       };
     }
-    const runtime = await Runtime.acquire(options, 'new');
-    const server = new Server(runtime, options);
-    if (fleet) server.startFleet(fleet.app, fleet.prefix, options.fleet?.refreshMs ?? 2000);
+    const runtimes = await acquireNodes(nodeOptionsOf(options, process.env));
+    const server = new Server(runtimes, options);
+    if (fleet) {
+      for (const node of server.nodes)
+        node.startFleet(fleet.app, fleet.prefix, options.fleet?.refreshMs ?? 2000);
+    }
     try {
       if (options.metrics)
-        server.metrics = await ServerMetrics.start(server, runtime, options.metrics, server.logger);
+        server.metrics = await ServerMetrics.start(server, runtimes, options.metrics, server.logger);
       if (consoleOptions) server.console = await ConsoleServer.start(server, consoleOptions, server.logger);
     } catch (error) {
       await server.close();
@@ -314,7 +332,7 @@ export class Server extends EventEmitter<ServerEvents> {
 
   /** Number of text conversations open now (inbound and outbound). */
   get activeConversations(): number {
-    return this.runtime.conversations.size;
+    return this.nodes.reduce((n, node) => n + node.runtime.conversations.size, 0);
   }
 
   /** The Stasis application this server receives calls on. */
@@ -339,21 +357,45 @@ export class Server extends EventEmitter<ServerEvents> {
         state: 'closed',
       };
     }
-    const status = this.runtime.status;
-    const ari = status.ari;
-    const ami = status.ami === 'ready' ? 'up' : 'down';
-    const registered =
-      this.mode === 'register'
-        ? this.keeper.registered()
-        : [...this.extensions].filter(([, h]) => h.voice).map(([number]) => number);
-    const pending = this.mode === 'register' ? this.keeper.pending() : [];
+    const nodes = this.nodes.map((node) => this.nodeHealth(node));
+    const every = <K extends 'ari' | 'ami'>(field: K) =>
+      nodes.every((n) => n[field] === 'up') ? 'up' : 'down';
+    const ari = every('ari');
+    const ami = every('ami');
+    const registered = nodes[0]!.registered.filter((n) => nodes.every((h) => h.registered.includes(n)));
+    const pending = [...new Set(nodes.flatMap((h) => h.pending))];
+    const texts: TextIntakeState = nodes.some((h) => h.texts === 'pending')
+      ? 'pending'
+      : nodes.some((h) => h.texts === 'up')
+        ? 'up'
+        : 'off';
     const ready =
-      this.state === 'serving' &&
-      ari === 'up' &&
-      ami === 'up' &&
-      pending.length === 0 &&
-      status.texts !== 'pending';
-    return { ready, ari, ami, registered, pending, texts: status.texts, state: this.state };
+      this.state === 'serving' && ari === 'up' && ami === 'up' && pending.length === 0 && texts !== 'pending';
+    return {
+      ready,
+      ari,
+      ami,
+      registered,
+      pending,
+      texts,
+      state: this.state,
+      ...(nodes.length > 1 ? { nodes } : {}),
+    };
+  }
+
+  private nodeHealth(node: ServerNode): NodeHealth {
+    const status = node.runtime.status;
+    return {
+      node: node.name,
+      ari: status.ari,
+      ami: status.ami === 'ready' ? 'up' : 'down',
+      registered:
+        this.mode === 'register'
+          ? node.keeper.registered()
+          : [...this.extensions].filter(([, h]) => h.voice).map(([number]) => number),
+      pending: this.mode === 'register' ? node.keeper.pending() : [],
+      texts: status.texts,
+    };
   }
 
   /**
@@ -373,18 +415,22 @@ export class Server extends EventEmitter<ServerEvents> {
       throw new AsteramiskError(`The server is ${this.state}: it takes no new number`, {
         code: 'SERVER_CLOSING',
       });
-    if (handlers.text) await this.runtime.enableTextIntake();
+    if (handlers.text) await Promise.all(this.nodes.map((node) => node.runtime.enableTextIntake()));
     const previous = this.extensions.get(number);
     this.extensions.set(number, handlers);
     if (this.mode === 'register' && handlers.voice) {
       const context = this.config.incomingCallContext;
-      let outcome: 'registered' | 'pending';
+      let outcomes: ('registered' | 'pending')[];
       try {
-        outcome = await this.keeper.add(number, {
-          context,
-          application: 'Stasis',
-          applicationData: `${this.config.appName},call`,
-        });
+        outcomes = await Promise.all(
+          this.nodes.map((node) =>
+            node.keeper.add(number, {
+              context,
+              application: 'Stasis',
+              applicationData: `${this.config.appName},call`,
+            }),
+          ),
+        );
       } catch (error) {
         if (this.extensions.get(number) === handlers) {
           if (previous) this.extensions.set(number, previous);
@@ -392,12 +438,14 @@ export class Server extends EventEmitter<ServerEvents> {
         }
         throw error;
       }
-      if (outcome === 'registered') {
-        const entry = this.registrar.entries().find((e) => e.extension === number);
-        this.logger.info({ number, context, priority: entry?.priority }, 'registered number');
-      } else {
-        this.logger.warn({ number, context }, 'Asterisk is not ready: the number is registered once it is');
-      }
+      this.nodes.forEach((node, i) => {
+        if (outcomes[i] === 'registered') {
+          const entry = node.registrar.entries().find((e) => e.extension === number);
+          node.logger.info({ number, context, priority: entry?.priority }, 'registered number');
+        } else {
+          node.logger.warn({ number, context }, 'Asterisk is not ready: the number is registered once it is');
+        }
+      });
     }
     this.refreshHealth(`number ${number} served`);
   }
@@ -405,7 +453,7 @@ export class Server extends EventEmitter<ServerEvents> {
   /** Stops serving `number` and removes exactly the dialplan steps this server added for it. */
   async unregisterExtension(number: string): Promise<void> {
     this.extensions.delete(number);
-    if (this.mode === 'register') await this.keeper.remove(number);
+    if (this.mode === 'register') await Promise.all(this.nodes.map((node) => node.keeper.remove(number)));
     this.refreshHealth(`number ${number} no longer served`);
   }
 
@@ -468,17 +516,27 @@ export class Server extends EventEmitter<ServerEvents> {
       this.cutDrain = resolve;
     });
     this.state = 'draining';
-    const conversations = this.runtime.conversations;
+    const all = this.nodes.map((node) => node.runtime.conversations);
+    const conversations = {
+      get handling() {
+        return all.reduce((n, c) => n + c.handling, 0);
+      },
+      settled: () => Promise.all(all.map((c) => c.settled())),
+      endHandled: (reason: string) => all.reduce((n, c) => n + c.endHandled(reason), 0),
+    };
     const activeCalls = this.calls.size;
     const activeConversations = conversations.handling;
-    this.runtime.refuseNewConversations('server is draining');
+    for (const node of this.nodes) node.runtime.refuseNewConversations('server is draining');
     this.logger.info({ drainSeconds, activeCalls, activeConversations }, 'draining');
     this.emitSafely('draining', { drainSeconds, activeCalls, activeConversations });
     this.refreshHealth('draining');
 
     // First the dialplan: calls placed from now on go to another instance or the fallback.
-    this.keeper.stop();
-    const errors = this.mode === 'register' ? await this.keeper.removeAll() : [];
+    for (const node of this.nodes) node.keeper.stop();
+    const errors =
+      this.mode === 'register'
+        ? (await Promise.all(this.nodes.map((node) => node.keeper.removeAll()))).flat()
+        : [];
     for (const error of errors) this.logger.warn({ err: error.message }, 'could not remove a dialplan step');
 
     if (drainSeconds > 0 && (this.handlerTasks.size > 0 || conversations.handling > 0)) {
@@ -526,7 +584,7 @@ export class Server extends EventEmitter<ServerEvents> {
     this.refreshHealth('closed');
     await this.metrics?.close();
     await this.console?.close();
-    await this.runtime.release();
+    await Promise.all(this.nodes.map((node) => node.runtime.release()));
     // Detached last: a call or a text arriving until the connection closes is still declined.
     for (const detach of this.detach) detach();
     this.closedResolve();
@@ -558,84 +616,10 @@ export class Server extends EventEmitter<ServerEvents> {
     }
   }
 
-  /** Joins the fleet: new calls go to the least loaded instance; a dead one's calls are ended. */
-  private startFleet(selfApp: string, prefix: string, refreshMs: number): void {
-    const ari = this.runtime.connection.ari;
-    const dispatcher = new CallDispatcher({ ari, selfApp, fleetPrefix: prefix, logger: this.logger });
-    this.dispatcher = dispatcher;
-    const offGone = dispatcher.onMemberGone((app, channelIds) => {
-      endOrphanedCalls(ari, app, channelIds, this.logger).catch((error: unknown) =>
-        this.logger.warn(
-          { app, err: String(error) },
-          'could not end the calls of a fleet instance that left',
-        ),
-      );
-    });
-    // Reads the fleet regularly, so a killed instance's calls end within refreshMs even when no
-    // call arrives here.
-    const timer = setInterval(() => {
-      if (this.runtime.status.ari === 'up') dispatcher.refresh(true).catch(() => {});
-    }, refreshMs);
-    timer.unref();
-    void dispatcher.refresh(true).catch(() => {});
-    const onMoveFailed = (event: { channel: { id: string } }) => {
-      const moved = this.moving.get(event.channel.id);
-      if (!moved) return;
-      this.moving.delete(event.channel.id);
-      this.logger.warn(
-        { call: event.channel.id },
-        'moving a call to another instance failed: taking it here',
-      );
-      this.accept(moved);
-    };
-    ari.on('ApplicationMoveFailed', onMoveFailed);
-    const onEnd = (event: { channel: { id: string } }) => this.moving.delete(event.channel.id);
-    ari.on('StasisEnd', onEnd);
-    this.detach.push(
-      offGone,
-      () => clearInterval(timer),
-      () => ari.off('ApplicationMoveFailed', onMoveFailed),
-      () => ari.off('StasisEnd', onEnd),
-    );
-  }
-
-  /**
-   * In a fleet, a call that comes from the dialplan goes to the least loaded instance (possibly
-   * this one); a call moved here by another instance is taken.
-   */
-  private async dispatch(dispatcher: CallDispatcher, event: StasisStartEvent): Promise<void> {
-    const target = await dispatcher.pick();
-    if (target === this.runtime.config.appName) {
-      this.accept(event);
-      return;
-    }
-    this.moving.set(event.channel.id, event);
-    try {
-      await this.runtime.connection.ari.channels.move(event.channel.id, target, ['call', 'moved']);
-    } catch (error) {
-      if (!this.moving.delete(event.channel.id)) return;
-      if (error instanceof AriNotFoundError) return; // the caller hung up meanwhile
-      this.logger.warn(
-        { call: event.channel.id, target, err: String(error) },
-        'could not move a call: taking it here',
-      );
-      this.accept(event);
-    }
-  }
-
-  private onInboundCall(event: StasisStartEvent): void {
-    const dispatcher = this.dispatcher;
-    if (dispatcher && event.args[1] !== 'moved' && this.state === 'serving') {
-      void this.dispatch(dispatcher, event);
-      return;
-    }
-    this.accept(event);
-  }
-
   /** Takes a call here: runs its number's handler, or lets it continue in the dialplan. */
-  private accept(event: StasisStartEvent): void {
+  private accept(event: StasisStartEvent, node: ServerNode): void {
     const channel = event.channel;
-    const log = childLogger(this.logger, {
+    const log = childLogger(node.logger, {
       call: channel.id,
       from: channel.caller.number,
       to: channel.dialplan.exten,
@@ -652,13 +636,13 @@ export class Server extends EventEmitter<ServerEvents> {
     if (declineReason || !handler) {
       const reason = declineReason ?? 'no handler for this number';
       log.warn({ reason }, 'call continues in the dialplan');
-      this.runtime.connection.ari.channels
+      node.runtime.connection.ari.channels
         .continueInDialplan(channel.id)
         .catch((error: unknown) => log.warn({ err: String(error) }, 'continue failed'));
       this.emitSafely('callDeclined', { channelId: channel.id, number: channel.dialplan.exten, reason });
       return;
     }
-    const ui = this.runtime.createVoiceUI(channel, log);
+    const ui = node.runtime.createVoiceUI(channel, log);
     this.calls.set(channel.id, ui);
     this.emitSafely('callStarted', ui);
     const task = this.runHandler(ui, handler, log).then(async (outcome) => {
@@ -688,7 +672,7 @@ export class Server extends EventEmitter<ServerEvents> {
           // The apology is best effort: the call may be failing for the same reason. When it cannot
           // be said (no TTS, or the engine failing), a built-in sound stands in: never silence.
           let apologised = false;
-          if (this.runtime.services.speaker) {
+          if (ui.canSpeak) {
             try {
               await ui.say(this.apology);
               apologised = true;
@@ -736,4 +720,22 @@ function consoleFromEnvironment(env: NodeJS.ProcessEnv): ConsoleOptions | undefi
     ...(env.ASTERAMISK_CONSOLE_HOST ? { host: env.ASTERAMISK_CONSOLE_HOST } : {}),
     ...(env.ASTERAMISK_CONSOLE_TOKEN ? { token: env.ASTERAMISK_CONSOLE_TOKEN } : {}),
   };
+}
+
+/**
+ * Connects to every node (one Runtime each). The speech engines and their cache are made once and
+ * shared by all nodes. A node that cannot be reached at start fails the whole start, as a single
+ * Asterisk does: a Server starts complete or not at all.
+ */
+async function acquireNodes(nodes: RuntimeOptions[]): Promise<Runtime[]> {
+  const runtimes: Runtime[] = [];
+  try {
+    for (const options of nodes) {
+      runtimes.push(await Runtime.acquire(options, 'new', runtimes[0]?.services));
+    }
+  } catch (error) {
+    await Promise.all(runtimes.map((r) => r.release()));
+    throw error;
+  }
+  return runtimes;
 }

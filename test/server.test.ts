@@ -166,8 +166,10 @@ describe('DialplanRegistrar', () => {
   it('joins two concurrent registrations of the same step instead of stacking a second priority', async () => {
     const h = await harness();
     const registrar = (
-      h.server as unknown as { registrar: import('../src/asterisk/dialplan-registrar.js').DialplanRegistrar }
-    ).registrar;
+      h.server as unknown as {
+        nodes: { registrar: import('../src/asterisk/dialplan-registrar.js').DialplanRegistrar }[];
+      }
+    ).nodes[0]!.registrar;
     const [a, b] = await Promise.all([
       registrar.add('asteramisk-call', '3000', 'Stasis', 'x,call'),
       registrar.add('asteramisk-call', '3000', 'Stasis', 'x,call'),

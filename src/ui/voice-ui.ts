@@ -203,6 +203,11 @@ export class VoiceUI implements CallEventSink {
     });
   }
 
+  /** Whether a text-to-speech engine is configured: `say()` can speak (it throws ConfigError otherwise). */
+  get canSpeak(): boolean {
+    return this.deps.speaker !== undefined;
+  }
+
   /** The verb running now (the innermost: `say` inside a `menu`), or undefined between verbs. */
   get currentVerb(): string | undefined {
     return this.verbs.at(-1);

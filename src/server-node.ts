@@ -1,0 +1,148 @@
+import type { StasisStartEvent } from './asterisk/ari-events.js';
+import { DialplanRegistrar } from './asterisk/dialplan-registrar.js';
+import { CallDispatcher } from './cluster/call-dispatch.js';
+import { endOrphanedCalls } from './cluster/orphan-calls.js';
+import { DialplanKeeper, type DialplanKeeperEvents } from './dialplan-keeper.js';
+import { AriNotFoundError } from './errors.js';
+import { childLogger, type Logger } from './logger.js';
+import type { Runtime } from './runtime.js';
+
+/** What a {@link ServerNode} tells its Server. */
+export interface ServerNodeHooks extends DialplanKeeperEvents {
+  /** A call of this node is to be taken by this instance (the Server runs its handler or declines it). */
+  accept(event: StasisStartEvent, node: ServerNode): void;
+  /** Whether the Server still takes new calls (not draining or closed). */
+  serving(): boolean;
+}
+
+/**
+ * One Asterisk a Server serves: its connection (a Runtime), the dialplan steps this instance keeps
+ * there, and, in a fleet, the dispatch of its new calls to the least loaded instance. A Server has
+ * one node per Asterisk (`asterisks`); a node that goes down only affects its own calls.
+ */
+export class ServerNode {
+  readonly runtime: Runtime;
+  readonly registrar: DialplanRegistrar;
+  readonly keeper: DialplanKeeper;
+  /** `host:port` of its ARI, for logs and health. */
+  readonly name: string;
+  readonly logger: Logger;
+  private dispatcher?: CallDispatcher;
+  /** Calls moved to another instance and not yet confirmed there, by channel id. */
+  private readonly moving = new Map<string, StasisStartEvent>();
+  private readonly detach: (() => void)[] = [];
+
+  constructor(
+    runtime: Runtime,
+    private readonly mode: 'register' | 'static',
+    logger: Logger,
+    private readonly hooks: ServerNodeHooks,
+  ) {
+    this.runtime = runtime;
+    this.name = `${runtime.config.asteriskHost}:${runtime.config.ariPort}`;
+    this.logger = logger;
+    this.registrar = new DialplanRegistrar(runtime.connection.ami);
+    this.keeper = new DialplanKeeper(
+      this.registrar,
+      runtime.connection.readiness,
+      runtime.recoveryBackoff,
+      logger,
+      hooks,
+    );
+    const onStatus = () => {
+      if (this.mode !== 'register' || !this.hooks.serving()) return;
+      const status = runtime.status;
+      // AMI not ready: Asterisk may have restarted and forgotten the steps. Ready, and the app's
+      // websocket is back (a step must not send calls to an app that is not there): set them up.
+      if (status.ami !== 'ready') this.keeper.suspend();
+      else if (status.ari === 'up') this.keeper.resume();
+    };
+    runtime.events.on('status', onStatus);
+    this.detach.push(
+      runtime.onInboundCall((event) => this.onInboundCall(event)),
+      () => runtime.events.off('status', onStatus),
+    );
+  }
+
+  /**
+   * Joins the fleet on this Asterisk: new calls go to the least loaded instance; a dead one's
+   * calls are ended.
+   */
+  startFleet(selfApp: string, prefix: string, refreshMs: number): void {
+    const ari = this.runtime.connection.ari;
+    const dispatcher = new CallDispatcher({ ari, selfApp, fleetPrefix: prefix, logger: this.logger });
+    this.dispatcher = dispatcher;
+    const offGone = dispatcher.onMemberGone((app, channelIds) => {
+      endOrphanedCalls(ari, app, channelIds, this.logger).catch((error: unknown) =>
+        this.logger.warn(
+          { app, err: String(error) },
+          'could not end the calls of a fleet instance that left',
+        ),
+      );
+    });
+    // Reads the fleet regularly, so a killed instance's calls end within refreshMs even when no
+    // call arrives here.
+    const timer = setInterval(() => {
+      if (this.runtime.status.ari === 'up') dispatcher.refresh(true).catch(() => {});
+    }, refreshMs);
+    timer.unref();
+    void dispatcher.refresh(true).catch(() => {});
+    const onMoveFailed = (event: { channel: { id: string } }) => {
+      const moved = this.moving.get(event.channel.id);
+      if (!moved) return;
+      this.moving.delete(event.channel.id);
+      this.logger.warn(
+        { call: event.channel.id },
+        'moving a call to another instance failed: taking it here',
+      );
+      this.hooks.accept(moved, this);
+    };
+    ari.on('ApplicationMoveFailed', onMoveFailed);
+    const onEnd = (event: { channel: { id: string } }) => this.moving.delete(event.channel.id);
+    ari.on('StasisEnd', onEnd);
+    this.detach.push(
+      offGone,
+      () => clearInterval(timer),
+      () => ari.off('ApplicationMoveFailed', onMoveFailed),
+      () => ari.off('StasisEnd', onEnd),
+    );
+  }
+
+  /** Stops listening to the node's calls and fleet (the Server releases the runtime). */
+  close(): void {
+    for (const d of this.detach.splice(0)) d();
+  }
+
+  /**
+   * In a fleet, a call that comes from the dialplan goes to the least loaded instance (possibly
+   * this one); a call moved here by another instance, or any call outside a fleet, is taken.
+   */
+  private onInboundCall(event: StasisStartEvent): void {
+    const dispatcher = this.dispatcher;
+    if (dispatcher && event.args[1] !== 'moved' && this.hooks.serving()) {
+      void this.dispatch(dispatcher, event);
+      return;
+    }
+    this.hooks.accept(event, this);
+  }
+
+  private async dispatch(dispatcher: CallDispatcher, event: StasisStartEvent): Promise<void> {
+    const target = await dispatcher.pick();
+    if (target === this.runtime.config.appName) {
+      this.hooks.accept(event, this);
+      return;
+    }
+    this.moving.set(event.channel.id, event);
+    try {
+      await this.runtime.connection.ari.channels.move(event.channel.id, target, ['call', 'moved']);
+    } catch (error) {
+      if (!this.moving.delete(event.channel.id)) return;
+      if (error instanceof AriNotFoundError) return; // the caller hung up meanwhile
+      childLogger(this.logger, { call: event.channel.id }).warn(
+        { target, err: String(error) },
+        'could not move a call: taking it here',
+      );
+      this.hooks.accept(event, this);
+    }
+  }
+}
