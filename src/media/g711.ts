@@ -64,10 +64,22 @@ export function decodeMulaw(bytes: Uint8Array): Int16Array {
   return out;
 }
 
+// Encoding is a table lookup too: 64 Ki entries (one per 16-bit sample), built on first use.
+let mulawOfSample: Uint8Array | undefined;
+
+function mulawTable(): Uint8Array {
+  if (!mulawOfSample) {
+    mulawOfSample = new Uint8Array(65536);
+    for (let i = 0; i < 65536; i++) mulawOfSample[i] = linearToMulaw((i << 16) >> 16);
+  }
+  return mulawOfSample;
+}
+
 /** 16-bit PCM samples → µ-law bytes. */
 export function encodeMulaw(samples: Int16Array): Buffer {
   const out = Buffer.allocUnsafe(samples.length);
-  for (let i = 0; i < samples.length; i++) out[i] = linearToMulaw(samples[i]!);
+  const table = mulawTable();
+  for (let i = 0; i < samples.length; i++) out[i] = table[samples[i]! & 0xffff]!;
   return out;
 }
 

@@ -47,6 +47,28 @@ export function encodeRtp(packet: RtpPacket): Buffer {
 }
 
 /**
+ * The common case of {@link encodeRtp}, for the send path: a 12-byte header (no CSRC, no
+ * extension) and the payload, with no intermediate objects.
+ */
+export function encodeRtpFrame(
+  payloadType: number,
+  marker: boolean,
+  sequenceNumber: number,
+  timestamp: number,
+  ssrc: number,
+  payload: Uint8Array,
+): Buffer {
+  const out = Buffer.allocUnsafe(12 + payload.length);
+  out[0] = RTP_VERSION << 6;
+  out[1] = (marker ? 0x80 : 0) | (payloadType & 0x7f);
+  out.writeUInt16BE(sequenceNumber & 0xffff, 2);
+  out.writeUInt32BE(timestamp >>> 0, 4);
+  out.writeUInt32BE(ssrc >>> 0, 8);
+  out.set(payload, 12);
+  return out;
+}
+
+/**
  * Decodes a datagram. Returns `undefined` for anything that is not a well-formed RTP packet
  * (wrong version, truncated header, bad padding): a UDP socket receives whatever anyone sends.
  */

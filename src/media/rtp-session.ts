@@ -7,7 +7,7 @@ import { FRAME_MS, FRAME_SAMPLES } from './audio-frame.js';
 import { alawToMulaw, decodeMulaw, encodeMulaw } from './g711.js';
 import { JitterBuffer } from './jitter-buffer.js';
 import type { PortAllocator } from './port-allocator.js';
-import { decodeRtp, encodeRtp, PT_PCMA, PT_PCMU } from './rtp-packet.js';
+import { decodeRtp, encodeRtpFrame, PT_PCMA, PT_PCMU } from './rtp-packet.js';
 
 /** Options of {@link RtpSession.open}. */
 export interface RtpSessionOptions {
@@ -108,6 +108,19 @@ function isUnspecified(address: string): boolean {
 /** `::ffff:10.0.0.1` → `10.0.0.1`, so an IPv4 peer seen on a dual-stack socket still matches. */
 function normaliseAddress(address: string): string {
   return address.startsWith('::ffff:') && isIP(address.slice(7)) === 4 ? address.slice(7) : address;
+}
+
+/**
+ * Validates an RTP peer (see {@link RtpSession.setRemote}); returns the address normalised.
+ *
+ * @throws {InvalidInputError} for an address that is not an IP or a port out of range.
+ */
+export function checkRemote(address: string, port: number): string {
+  const normalised = normaliseAddress(address);
+  if (isIP(normalised) === 0) throw new InvalidInputError(`RTP remote address '${address}' is not an IP`);
+  if (!Number.isInteger(port) || port < 1 || port > 65535)
+    throw new InvalidInputError(`RTP remote port '${port}' is not a UDP port`);
+  return normalised;
 }
 
 /**
@@ -242,10 +255,7 @@ export class RtpSession {
    * @throws {InvalidInputError} for an address that is not an IP or a port out of range.
    */
   setRemote(address: string, port: number): void {
-    const normalised = normaliseAddress(address);
-    if (isIP(normalised) === 0) throw new InvalidInputError(`RTP remote address '${address}' is not an IP`);
-    if (!Number.isInteger(port) || port < 1 || port > 65535)
-      throw new InvalidInputError(`RTP remote port '${port}' is not a UDP port`);
+    const normalised = checkRemote(address, port);
     this.#remote = { address: normalised, port, anyAddress: isUnspecified(normalised) };
   }
 
@@ -285,14 +295,13 @@ export class RtpSession {
 
   /**
    * Like {@link sendFrame}, for a frame already encoded as µ-law (one byte per sample): no codec
-   * work. A Uint8Array that is not a Buffer is wrapped, not copied.
+   * work (the bytes are copied once, into the packet).
    */
   sendPayload(ulaw: Uint8Array, startsTalkspurt: boolean): boolean {
     const remote = this.#remote;
     if (this.#closed || !remote || remote.anyAddress) return false;
     const now = performance.now();
     const samples = ulaw.length;
-    const payload = Buffer.isBuffer(ulaw) ? ulaw : Buffer.from(ulaw.buffer, ulaw.byteOffset, ulaw.byteLength);
     if (this.#lastSentAt !== undefined) {
       // Continuous audio advances by exactly one frame; after a pause, by the pause's length too,
       // so the receiver plays the new talkspurt after a matching gap.
@@ -303,15 +312,14 @@ export class RtpSession {
       }
       this.#timestamp = (this.#timestamp + advance) >>> 0;
     }
-    const packet = encodeRtp({
-      payloadType: PT_PCMU,
-      marker: startsTalkspurt,
-      sequenceNumber: this.#sequence,
-      timestamp: this.#timestamp,
-      ssrc: this.#ssrc,
-      csrc: [],
-      payload,
-    });
+    const packet = encodeRtpFrame(
+      PT_PCMU,
+      startsTalkspurt,
+      this.#sequence,
+      this.#timestamp,
+      this.#ssrc,
+      ulaw,
+    );
     this.#sequence = (this.#sequence + 1) & 0xffff;
     this.#lastSentAt = now;
     this.#stats.sent++;
