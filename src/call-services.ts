@@ -5,6 +5,7 @@ import type { Config } from './config.js';
 import { ConfigError } from './errors.js';
 import { childLogger, type Logger } from './logger.js';
 import { CallMedia } from './media/call-media.js';
+import { MediaWorker } from './media/media-worker.js';
 import { PortAllocator } from './media/port-allocator.js';
 import { decodeWav } from './media/wav.js';
 import { createSttEngine, type SttEngineName } from './stt/create-stt-engine.js';
@@ -34,6 +35,13 @@ export interface CallServicesOptions {
   ttsCacheDirectory?: string | false;
   /** In-memory TTS cache budget in bytes. Default 64 MiB. */
   ttsCacheBytes?: number;
+  /**
+   * Runs the calls' RTP (sockets, 20 ms pacing, jitter buffers, G.711) in a media worker thread,
+   * so busy handlers, event parsing and GC on the main thread do not delay the audio (see
+   * MediaWorker). If the worker fails, its calls end with a MediaWorkerError and are hung up; the
+   * next call starts a new worker. Default false: the media runs on the main thread.
+   */
+  mediaWorker?: boolean;
 }
 
 /** @internal What a call needs besides ARI: speech, and its media path. */
@@ -135,6 +143,7 @@ export async function createCallServices(
         bindAddress: config.rtpBindAddress,
         advertiseHost: config.asteramiskHost,
         logger: callLogger,
+        ...(options.mediaWorker ? { worker: MediaWorker.sharedWith(logger) } : {}),
       });
       onBridge(media.bridgeId);
       return media;

@@ -210,6 +210,17 @@ export class MediaSetupError extends AsteramiskError {
   }
 }
 
+/**
+ * The media worker (the thread that owns the RTP sockets, the pacer and the G.711 coding) threw or
+ * exited. The calls whose media it carried end with this error; the process and other workers
+ * carry on, and the next call starts a new worker.
+ */
+export class MediaWorkerError extends AsteramiskError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, { ...options, code: 'MEDIA_WORKER' });
+  }
+}
+
 /** A speech engine (TTS or STT) failed: the message says which engine and why; `cause` holds its error. */
 export class SpeechEngineError extends AsteramiskError {
   /** The engine's name, e.g. `openai-tts`. */

@@ -58,6 +58,19 @@ export interface AudioPlayerOptions {
   /** The clock. Default {@link Pacer.shared}. */
   pacer?: Pacer;
   logger?: Logger;
+  /**
+   * Called at the start of every tick of this player, before anything is sent (the media worker
+   * checks there whether the main thread asked for a stop, and calls {@link AudioPlayer.stop}).
+   */
+  beforeTick?: () => void;
+  /**
+   * Called each time a frame of a playback is taken for the sink, with the playback's tag (see
+   * {@link AudioPlayer.stream}) and its new `sentSamples` (the media worker publishes it to the
+   * main thread).
+   */
+  onFrameTaken?: (tag: unknown, sentSamples: number) => void;
+  /** Called with a playback's tag when its first frame was handed to the sink (see {@link AudioPlayer.onFirstPacket}). */
+  onFirstFrameSent?: (tag: unknown, sentAt: number) => void;
 }
 
 /** Counters of an {@link AudioPlayer}. */
@@ -87,6 +100,7 @@ const ULAW: Encoding<Uint8Array> = {
 /** One play or stream in the queue; its chunks are all in its encoding. */
 interface QueuedPlayback<T extends PlaybackSamples = PlaybackSamples> {
   encoding: Encoding<T>;
+  tag: unknown;
   generation: number;
   chunks: T[];
   /** Offset into chunks[0]. */
@@ -136,6 +150,9 @@ export class AudioPlayer implements PacedStream {
   readonly #sink: FrameSink;
   readonly #pacer: Pacer;
   readonly #logger: Logger;
+  readonly #beforeTick: (() => void) | undefined;
+  readonly #onFrameTaken: ((tag: unknown, sentSamples: number) => void) | undefined;
+  readonly #onFirstFrameSent: ((tag: unknown, sentAt: number) => void) | undefined;
   readonly #queue: QueuedPlayback[] = [];
   readonly #stopWaiters: (() => void)[] = [];
   readonly #firstPacketListeners = new Set<(info: FirstPacketInfo) => void>();
@@ -153,6 +170,9 @@ export class AudioPlayer implements PacedStream {
     this.#sink = options.sink;
     this.#pacer = options.pacer ?? Pacer.shared;
     this.#logger = options.logger ?? silentLogger;
+    this.#beforeTick = options.beforeTick;
+    this.#onFrameTaken = options.onFrameTaken;
+    this.#onFirstFrameSent = options.onFirstFrameSent;
   }
 
   /** The current generation; {@link stop} increments it. */
@@ -187,23 +207,27 @@ export class AudioPlayer implements PacedStream {
     return playAll(this.streamUlaw(), ulaw);
   }
 
-  /** Opens a PCM playback fed by {@link PlaybackStream.write} (e.g. TTS audio as it arrives). */
-  stream(): PlaybackStream<Int16Array> {
-    return this.#open(PCM);
+  /**
+   * Opens a PCM playback fed by {@link PlaybackStream.write} (e.g. TTS audio as it arrives).
+   * `tag` is handed back to the `onFrameTaken` option.
+   */
+  stream(tag?: unknown): PlaybackStream<Int16Array> {
+    return this.#open(PCM, tag);
   }
 
   /** Opens a µ-law playback fed by {@link PlaybackStream.write} (e.g. a realtime model's audio/pcmu deltas). */
-  streamUlaw(): PlaybackStream<Uint8Array> {
-    return this.#open(ULAW);
+  streamUlaw(tag?: unknown): PlaybackStream<Uint8Array> {
+    return this.#open(ULAW, tag);
   }
 
-  #open<T extends PlaybackSamples>(encoding: Encoding<T>): PlaybackStream<T> {
+  #open<T extends PlaybackSamples>(encoding: Encoding<T>, tag: unknown): PlaybackStream<T> {
     let settle!: (result: PlayResult) => void;
     const done = new Promise<PlayResult>((resolve) => {
       settle = resolve;
     });
     const playback: QueuedPlayback<T> = {
       encoding,
+      tag,
       generation: this.#generation,
       chunks: [],
       offset: 0,
@@ -276,6 +300,7 @@ export class AudioPlayer implements PacedStream {
   /** @internal Called by the pacer once per tick. */
   onTick(_tick: number, dueAt: number): void {
     if (this.#closed) return;
+    this.#beforeTick?.();
     this.#dropStoppedGeneration();
     this.#settleDrained();
     // A tick too close after the last frame (one sent at once) sends nothing: the talkspurt, if
@@ -354,11 +379,13 @@ export class AudioPlayer implements PacedStream {
     if (!head || !hasFrame(head)) return false;
     const startsTalkspurt = !this.#continuing;
     const frame = takeFrame(head);
+    this.#onFrameTaken?.(head.tag, head.sentSamples);
     this.#lastFrameAt = this.#pacer.now();
     if (!head.encoding.send(this.#sink, frame, startsTalkspurt)) return true;
     this.#stats.framesSent++;
     if (!head.started) {
       head.started = true;
+      this.#onFirstFrameSent?.(head.tag, performance.now());
       this.#reportFirstPacket(head.requestedAt);
     }
     return true;

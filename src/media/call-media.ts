@@ -11,11 +11,13 @@ import {
   ConfigError,
   HangupError,
   MediaSetupError,
+  type MediaWorkerError,
   ResourceExhaustedError,
   TimeoutError,
 } from '../errors.js';
 import { childLogger, type Logger, silentLogger } from '../logger.js';
 import { AudioPlayer, type FirstPacketInfo, type PlaybackStream, type PlayResult } from './audio-player.js';
+import type { MediaLeg, MediaWorker } from './media-worker.js';
 import type { Pacer } from './pacer.js';
 import type { PortAllocator } from './port-allocator.js';
 import { type AudioListener, type PayloadListener, RtpSession, type RtpSessionStats } from './rtp-session.js';
@@ -40,13 +42,85 @@ export interface CallMediaOptions {
   jitterDepth?: number;
   /** Longest wait for the externalMedia channel to enter Stasis, in ms. Default 5000. */
   setupTimeoutMs?: number;
+  /**
+   * The media worker that carries this call's RTP (socket, pacing, jitter buffer, G.711), so its
+   * timing does not depend on this thread's load. Without it, all of that runs in this thread on
+   * `pacer`. If the worker fails, the call's media ends with a {@link MediaWorkerError}: plays
+   * reject with it, and the caller is hung up.
+   */
+  worker?: MediaWorker;
+}
+
+/** The RTP socket side of a call's media: an {@link RtpSession} here, or a {@link MediaLeg} in a worker. */
+interface SessionPart {
+  readonly localPort: number;
+  readonly stats: RtpSessionStats;
+  setRemote(address: string, port: number): void;
+  onAudio(listener: AudioListener): () => void;
+  onPayload(listener: PayloadListener): () => void;
+  close(): Promise<void>;
+}
+
+/** The outbound side: an {@link AudioPlayer} here, or the same {@link MediaLeg}. */
+interface PlayerPart {
+  readonly playing: boolean;
+  readonly framesSent: number;
+  play(pcm: Int16Array): Promise<PlayResult>;
+  playUlaw(ulaw: Uint8Array): Promise<PlayResult>;
+  stream(): PlaybackStream<Int16Array>;
+  streamUlaw(): PlaybackStream<Uint8Array>;
+  onFirstPacket(listener: (info: FirstPacketInfo) => void): () => void;
+  stop(): Promise<void>;
+  close(): void;
+}
+
+function localPlayer(player: AudioPlayer): PlayerPart {
+  return {
+    get playing() {
+      return player.playing;
+    },
+    get framesSent() {
+      return player.stats.framesSent;
+    },
+    play: (pcm) => player.play(pcm),
+    playUlaw: (ulaw) => player.playUlaw(ulaw),
+    stream: () => player.stream(),
+    streamUlaw: () => player.streamUlaw(),
+    onFirstPacket: (listener) => player.onFirstPacket(listener),
+    stop: () => player.stop(),
+    close: () => player.close(),
+  };
+}
+
+function workerPlayer(leg: MediaLeg): PlayerPart {
+  /** A whole play rejects with the worker's failure (a stream's `done` still resolves 'stopped'). */
+  const orFailure = (result: Promise<PlayResult>): Promise<PlayResult> =>
+    result.then((r) => {
+      if (r === 'stopped' && leg.failure) throw leg.failure;
+      return r;
+    });
+  return {
+    get playing() {
+      return leg.playing;
+    },
+    get framesSent() {
+      return leg.stats.framesPlayed;
+    },
+    play: (pcm) => orFailure(leg.play(pcm)),
+    playUlaw: (ulaw) => orFailure(leg.playUlaw(ulaw)),
+    stream: () => leg.stream(),
+    streamUlaw: () => leg.streamUlaw(),
+    onFirstPacket: (listener) => leg.onFirstPacket(listener),
+    stop: () => leg.stop(),
+    close: () => void leg.close(),
+  };
 }
 
 /**
  * Why a {@link CallMedia} ended: {@link CallMedia.close} was called; the caller hung up or left
  * Stasis; or the externalMedia channel disappeared under it.
  */
-export type CallMediaEndReason = 'closed' | 'caller-gone' | 'media-lost';
+export type CallMediaEndReason = 'closed' | 'caller-gone' | 'media-lost' | 'media-failed';
 
 type Cleanup = () => Promise<unknown>;
 
@@ -125,8 +199,11 @@ export class CallMedia {
   /** The externalMedia channel this media created. */
   readonly externalChannelId: string;
   readonly #ari: AriClient;
-  readonly #session: RtpSession;
-  readonly #player: AudioPlayer;
+  readonly #session: SessionPart;
+  readonly #player: PlayerPart;
+  /** The in-thread player (undefined when the media runs in a worker). */
+  readonly #localPlayer: AudioPlayer | undefined;
+  #error: MediaWorkerError | undefined;
   readonly #logger: Logger;
   readonly #unwatch: () => void;
   #endReason: CallMediaEndReason | undefined;
@@ -139,7 +216,7 @@ export class CallMedia {
     channelId: string;
     bridgeId: string;
     externalChannelId: string;
-    session: RtpSession;
+    session: RtpSession | MediaLeg;
     pacer: Pacer | undefined;
     logger: Logger;
   }) {
@@ -149,18 +226,54 @@ export class CallMedia {
     this.externalChannelId = init.externalChannelId;
     this.#session = init.session;
     this.#logger = init.logger;
-    this.#player = new AudioPlayer({
-      sink: init.session,
-      logger: init.logger,
-      ...(init.pacer ? { pacer: init.pacer } : {}),
-    });
+    let offFailure = (): void => {};
+    if (init.session instanceof RtpSession) {
+      this.#localPlayer = new AudioPlayer({
+        sink: init.session,
+        logger: init.logger,
+        ...(init.pacer ? { pacer: init.pacer } : {}),
+      });
+      this.#player = localPlayer(this.#localPlayer);
+    } else {
+      const leg = init.session;
+      this.#player = workerPlayer(leg);
+      offFailure = leg.onFailure((error) => this.#workerFailed(error));
+    }
     this.#closed = new Promise((resolve) => {
       this.#resolveClosed = resolve;
     });
-    this.#unwatch = watchChannels(init.ari, {
+    const unwatch = watchChannels(init.ari, {
       [init.channelId]: () => void this.#end('caller-gone'),
       [init.externalChannelId]: () => void this.#end('media-lost'),
     });
+    this.#unwatch = () => {
+      unwatch();
+      offFailure();
+    };
+  }
+
+  /** The worker carrying this media failed: plays reject with the error, the caller is hung up. */
+  #workerFailed(error: MediaWorkerError): void {
+    if (this.#endReason !== undefined) return;
+    this.#error = error;
+    this.#logger.error({ err: error.message }, 'The media worker failed; hanging up the call');
+    void this.#end('media-failed');
+    void tolerateGone(
+      this.#ari.channels.hangup(this.channelId),
+      this.#ari,
+      this.#logger,
+      'caller channel',
+    ).catch((hangupError: unknown) =>
+      this.#logger.warn(
+        { err: hangupError instanceof Error ? hangupError.message : String(hangupError) },
+        'Hanging up the call after a media worker failure failed',
+      ),
+    );
+  }
+
+  /** The worker's failure when the media ended with 'media-failed'. */
+  get error(): MediaWorkerError | undefined {
+    return this.#error;
   }
 
   /**
@@ -204,13 +317,20 @@ export class CallMedia {
     };
 
     try {
-      const session = await step('allocating an RTP port', () =>
-        RtpSession.open({
-          allocator: options.allocator,
-          bindAddress: options.bindAddress,
-          ...(options.jitterDepth === undefined ? {} : { jitterDepth: options.jitterDepth }),
-          logger,
-        }),
+      const worker = options.worker;
+      const session = await step<RtpSession | MediaLeg>('allocating an RTP port', () =>
+        worker
+          ? worker.openLeg({
+              ports: { min: options.allocator.min, max: options.allocator.max },
+              bindAddress: options.bindAddress,
+              ...(options.jitterDepth === undefined ? {} : { jitterDepth: options.jitterDepth }),
+            })
+          : RtpSession.open({
+              allocator: options.allocator,
+              bindAddress: options.bindAddress,
+              ...(options.jitterDepth === undefined ? {} : { jitterDepth: options.jitterDepth }),
+              logger,
+            }),
       );
       cleanups.push(() => session.close());
       // Registered before the requests: a failed or timed-out request may still have created it.
@@ -288,12 +408,15 @@ export class CallMedia {
 
   /** RTP counters of the call. */
   get stats(): RtpSessionStats & { framesPlayed: number } {
-    return { ...this.#session.stats, framesPlayed: this.#player.stats.framesSent };
+    return { ...this.#session.stats, framesPlayed: this.#player.framesSent };
   }
 
-  /** The outbound player, for streaming playback and first-packet timing. */
-  get player(): AudioPlayer {
-    return this.#player;
+  /**
+   * The outbound player, for streaming playback and first-packet timing; undefined when the
+   * media runs in a worker (use {@link stream} and {@link onFirstPacket}).
+   */
+  get player(): AudioPlayer | undefined {
+    return this.#localPlayer;
   }
 
   /**
@@ -383,7 +506,7 @@ export class CallMedia {
 async function createExternalMedia(
   options: CallMediaOptions,
   externalChannelId: string,
-  session: RtpSession,
+  session: SessionPart,
 ): Promise<void> {
   const { ari } = options;
   const timeoutMs = options.setupTimeoutMs ?? 5000;

@@ -158,6 +158,15 @@ export class Pacer {
     };
   }
 
+  /**
+   * Shows the observers a tick of a pacer that runs in another thread (the media worker's), so
+   * whoever watches this pacer (metrics) sees the clock that actually sends the audio. Changes no
+   * counter of this pacer.
+   */
+  relay(info: TickInfo): void {
+    for (const observer of this.#observers) observer(info);
+  }
+
   #start(): void {
     this.#running = true;
     this.#origin = this.#clock.now();

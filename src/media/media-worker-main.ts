@@ -1,0 +1,331 @@
+/**
+ * The media worker's entry (a worker_threads thread started by {@link MediaWorker}): it owns the
+ * RTP sockets, the 20 ms pacer, the jitter buffers and the G.711 coding of its legs, so none of
+ * them waits for the main thread's handlers, event parsing or GC. Protocol: media-commands.ts.
+ */
+
+import { readlinkSync } from 'node:fs';
+import { setPriority } from 'node:os';
+import { parentPort, workerData } from 'node:worker_threads';
+import { AsteramiskError } from '../errors.js';
+import { AudioPlayer, type PlaybackStream } from './audio-player.js';
+import { decodeMulaw } from './g711.js';
+import {
+  AUDIO_BATCH_ENTRY,
+  AUDIO_HAS_PCM,
+  audioEntrySize,
+  LEG_FRAMES_PLAYED,
+  LEG_STATS,
+  LEG_STOP_GENERATION,
+  type LegOptions,
+  type MediaCommand,
+  type MediaEvent,
+  type SerializedError,
+  STATS_FIELDS,
+} from './media-commands.js';
+import { Pacer } from './pacer.js';
+import { PortAllocator } from './port-allocator.js';
+import { RtpSession } from './rtp-session.js';
+
+const port = parentPort;
+if (!port) throw new Error('media-worker-main runs in a worker thread');
+
+const post = (event: MediaEvent, transfer?: ArrayBuffer[]): void => port.postMessage(event, transfer);
+const epoch = (now: number): number => performance.timeOrigin + now;
+
+interface Leg {
+  id: number;
+  block: Int32Array;
+  session: RtpSession | undefined;
+  player: AudioPlayer | undefined;
+  /** PCM playbacks are encoded frame by frame as they go out (the cost spread over the play). */
+  playbacks: Map<number, PlaybackStream<Int16Array | Uint8Array>>;
+  knownGeneration: number;
+  lastStop: Promise<void>;
+  offPayload: (() => void) | undefined;
+  wantPcm: boolean;
+  /** Commands that came while the socket was being bound. */
+  pending: MediaCommand[] | undefined;
+  closed: boolean;
+}
+
+/**
+ * Raises this thread's scheduling priority (Linux: a thread's id works as a pid for
+ * setpriority), as Asterisk raises its own media threads: on a loaded host the kernel then runs
+ * the media clock before other work. Returns what happened, for the main thread's log.
+ */
+function raisePriority(priority: number): string {
+  try {
+    const tid = Number(readlinkSync('/proc/thread-self').split('/').pop());
+    if (!Number.isInteger(tid)) return 'no thread id';
+    setPriority(tid, priority);
+    return `nice ${priority}`;
+  } catch (error) {
+    return `not raised: ${error instanceof Error ? error.message : String(error)}`;
+  }
+}
+
+const priority = (workerData as { priority?: number } | undefined)?.priority;
+const priorityResult = priority === undefined ? 'default' : raisePriority(priority);
+
+const legs = new Map<number, Leg>();
+const allocators = new Map<string, PortAllocator>();
+const pacer = new Pacer();
+
+function allocatorFor(options: LegOptions): PortAllocator {
+  const key = `${options.ports.min}-${options.ports.max}`;
+  let allocator = allocators.get(key);
+  if (!allocator) {
+    allocator = new PortAllocator(options.ports);
+    allocators.set(key, allocator);
+  }
+  return allocator;
+}
+
+function serialize(error: unknown): SerializedError {
+  if (error instanceof Error) {
+    const out: SerializedError = { name: error.name, message: error.message };
+    if (error instanceof AsteramiskError) out.code = error.code;
+    const field = (error as { field?: unknown }).field;
+    if (typeof field === 'string') out.field = field;
+    return out;
+  }
+  return { name: 'Error', message: String(error) };
+}
+
+// ------------------------------------------------------------------------------ caller audio
+
+let batch = new ArrayBuffer(64 * 1024);
+let batchView = new DataView(batch);
+let batchLength = 0;
+let flushScheduled = false;
+/** Legs with frames in the batch: their counters are published with it. */
+const batchLegs = new Set<Leg>();
+
+function flush(): void {
+  flushScheduled = false;
+  for (const leg of batchLegs) publishStats(leg);
+  batchLegs.clear();
+  if (batchLength === 0) return;
+  const full = batch;
+  const length = batchLength;
+  batch = new ArrayBuffer(full.byteLength);
+  batchView = new DataView(batch);
+  batchLength = 0;
+  post({ type: 'audio', buffer: full, length }, [full]);
+}
+
+/** Queues one released frame for the main thread; all frames of one loop turn go in one message. */
+function queueAudio(leg: Leg, ulaw: Uint8Array, arrivedAt: number): void {
+  const n = ulaw.length;
+  const size = audioEntrySize(n, leg.wantPcm);
+  if (batchLength + size > batch.byteLength) {
+    const bigger = new ArrayBuffer(Math.max(batch.byteLength * 2, batchLength + size));
+    new Uint8Array(bigger).set(new Uint8Array(batch, 0, batchLength));
+    batch = bigger;
+    batchView = new DataView(batch);
+  }
+  const at = batchLength;
+  batchView.setUint32(at, leg.id, true);
+  batchView.setUint16(at + 4, n, true);
+  batchView.setUint8(at + 6, leg.wantPcm ? AUDIO_HAS_PCM : 0);
+  batchView.setFloat64(at + 8, epoch(arrivedAt), true);
+  new Uint8Array(batch, at + AUDIO_BATCH_ENTRY, n).set(ulaw);
+  if (leg.wantPcm) {
+    const pcmAt = at + AUDIO_BATCH_ENTRY + ((n + 1) & ~1);
+    new Int16Array(batch, pcmAt, n).set(decodeMulaw(ulaw));
+  }
+  batchLength += size;
+  batchLegs.add(leg);
+  if (!flushScheduled) {
+    flushScheduled = true;
+    setImmediate(flush);
+  }
+}
+
+// ------------------------------------------------------------------------------ legs
+
+/** What the player hands back for each frame: the playback's id and its shared sample counter. */
+interface PlaybackTag {
+  pb: number;
+  counter: Int32Array;
+}
+
+function publishStats(leg: Leg): void {
+  if (!leg.session || !leg.player) return;
+  const stats = leg.session.stats;
+  for (let i = 0; i < STATS_FIELDS.length; i++) leg.block[LEG_STATS + i] = stats[STATS_FIELDS[i]!];
+  leg.block[LEG_FRAMES_PLAYED] = leg.player.stats.framesSent;
+}
+
+/** A stop the main thread published in shared memory: applied before any frame goes out. */
+function syncStop(leg: Leg): void {
+  const generation = Atomics.load(leg.block, LEG_STOP_GENERATION);
+  if (generation === leg.knownGeneration || !leg.player) return;
+  leg.knownGeneration = generation;
+  leg.lastStop = leg.player.stop();
+}
+
+async function open(command: Extract<MediaCommand, { type: 'open' }>): Promise<void> {
+  const leg: Leg = {
+    id: command.leg,
+    block: new Int32Array(command.block),
+    session: undefined,
+    player: undefined,
+    playbacks: new Map(),
+    knownGeneration: 0,
+    lastStop: Promise.resolve(),
+    offPayload: undefined,
+    wantPcm: false,
+    pending: [],
+    closed: false,
+  };
+  legs.set(leg.id, leg);
+  let session: RtpSession;
+  try {
+    session = await RtpSession.open({
+      allocator: allocatorFor(command.options),
+      bindAddress: command.options.bindAddress,
+      ...(command.options.jitterDepth === undefined ? {} : { jitterDepth: command.options.jitterDepth }),
+      ...(command.options.recvBufferSize === undefined
+        ? {}
+        : { recvBufferSize: command.options.recvBufferSize }),
+    });
+  } catch (error) {
+    legs.delete(leg.id);
+    post({ type: 'openFailed', leg: leg.id, error: serialize(error) });
+    return;
+  }
+  leg.session = session;
+  leg.player = new AudioPlayer({
+    sink: session,
+    pacer,
+    beforeTick: () => syncStop(leg),
+    onFrameTaken: (tag, sentSamples) => Atomics.store((tag as PlaybackTag).counter, 0, sentSamples),
+    onFirstFrameSent: (tag, sentAt) =>
+      post({ type: 'first', leg: leg.id, pb: (tag as PlaybackTag).pb, sentAt: epoch(sentAt) }),
+  });
+  post({ type: 'opened', leg: leg.id, port: session.localPort, address: session.localAddress });
+  const pending = leg.pending ?? [];
+  leg.pending = undefined;
+  for (const queued of pending) dispatch(queued);
+}
+
+function closeLeg(leg: Leg): void {
+  if (leg.closed) return;
+  leg.closed = true;
+  publishStats(leg);
+  legs.delete(leg.id);
+  leg.offPayload?.();
+  leg.player?.close();
+  const closing = leg.session?.close() ?? Promise.resolve();
+  void closing.then(() => post({ type: 'closed', leg: leg.id }));
+}
+
+function playbackCommand(leg: Leg, command: MediaCommand): void {
+  const player = leg.player!;
+  const session = leg.session!;
+  switch (command.type) {
+    case 'remote':
+      session.setRemote(command.address, command.port);
+      return;
+    case 'listen': {
+      leg.wantPcm = command.pcm;
+      const wanted = command.ulaw || command.pcm;
+      if (wanted && !leg.offPayload)
+        leg.offPayload = session.onPayload((ulaw, at) => queueAudio(leg, ulaw, at));
+      else if (!wanted && leg.offPayload) {
+        leg.offPayload();
+        leg.offPayload = undefined;
+      }
+      return;
+    }
+    case 'play': {
+      const tag: PlaybackTag = { pb: command.pb, counter: new Int32Array(command.counter) };
+      const playback: PlaybackStream<Int16Array | Uint8Array> = command.pcm
+        ? player.stream(tag)
+        : player.streamUlaw(tag);
+      leg.playbacks.set(command.pb, playback);
+      void playback.done.then((result) => {
+        leg.playbacks.delete(command.pb);
+        publishStats(leg);
+        post({ type: 'done', leg: leg.id, pb: command.pb, result, sentSamples: playback.sentSamples });
+      });
+      if (command.data) playback.write(command.data);
+      if (command.end) playback.end();
+      return;
+    }
+    case 'write':
+      leg.playbacks.get(command.pb)?.write(command.data);
+      return;
+    case 'end':
+      leg.playbacks.get(command.pb)?.end();
+      return;
+    case 'stop':
+      void leg.lastStop.then(() => {
+        publishStats(leg);
+        post({ type: 'stopped', leg: leg.id, req: command.req });
+      });
+      return;
+    case 'stats':
+      publishStats(leg);
+      post({ type: 'stats', leg: leg.id, req: command.req });
+      return;
+    default:
+      return;
+  }
+}
+
+function dispatch(command: MediaCommand): void {
+  switch (command.type) {
+    case 'open':
+      void open(command);
+      return;
+    case 'pacer':
+      post({ type: 'pacer', req: command.req, stats: pacer.stats });
+      return;
+    case 'crash':
+      setImmediate(() => {
+        throw new Error('media worker crash requested by a test');
+      });
+      return;
+    default:
+      break;
+  }
+  const leg = legs.get(command.leg);
+  if (!leg) {
+    // Already closed (a failed command closed it): the main thread still waits for the answer.
+    if (command.type === 'close') post({ type: 'closed', leg: command.leg });
+    return;
+  }
+  if (leg.pending) {
+    leg.pending.push(command);
+    return;
+  }
+  if (command.type === 'close') {
+    closeLeg(leg);
+    return;
+  }
+  try {
+    // A stop published by the main thread applies before whatever came after it.
+    syncStop(leg);
+    playbackCommand(leg, command);
+  } catch (error) {
+    // One leg's bad command ends that leg, not the worker's other calls.
+    closeLeg(leg);
+    post({ type: 'legFailed', leg: leg.id, error: serialize(error) });
+  }
+}
+
+port.on('message', (command: MediaCommand) => dispatch(command));
+
+// Each tick's lateness, for the main thread's pacer observers (metrics): one small message per
+// 20 ms, whatever the number of calls.
+pacer.observe((t) => post({ type: 'tick', tick: t.tick, latenessMs: t.actualMs - t.idealMs }));
+
+// Counters for the main thread's synchronous `stats` (metrics read them when a call ends).
+setInterval(() => {
+  for (const leg of legs.values()) publishStats(leg);
+}, 1000).unref();
+
+post({ type: 'ready', priority: priorityResult });

@@ -1,0 +1,285 @@
+import { createSocket, type Socket } from 'node:dgram';
+import { afterEach, describe, expect, it } from 'vitest';
+import { AriClient } from '../src/asterisk/ari-client.js';
+import type { StasisStartEvent } from '../src/asterisk/ari-events.js';
+import { MediaWorkerError } from '../src/errors.js';
+import { CallMedia } from '../src/media/call-media.js';
+import { encodeMulaw } from '../src/media/g711.js';
+import { MediaWorker } from '../src/media/media-worker.js';
+import { PortAllocator } from '../src/media/port-allocator.js';
+import { decodeRtp, encodeRtp, PT_PCMU, type RtpPacket } from '../src/media/rtp-packet.js';
+import { tone } from '../src/media/tone.js';
+import { Simulator } from '../src/sandbox/simulator.js';
+import { textLogger } from './support/capturing-logger.js';
+import { deferred, startVoiceHarness } from './support/voice-harness.js';
+
+const base = 30000 + Math.floor(Math.random() * 10000);
+const ports = { min: base, max: base + 40 };
+const cleanups: (() => unknown)[] = [];
+
+afterEach(async () => {
+  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
+});
+
+function newWorker(logger?: ConstructorParameters<typeof MediaWorker>[0]): MediaWorker {
+  const worker = new MediaWorker(logger);
+  cleanups.push(() => worker.close());
+  return worker;
+}
+
+/** Asterisk's side of an externalMedia leg: a UDP socket that records and sends RTP. */
+async function peer(): Promise<{
+  socket: Socket;
+  port: number;
+  received: RtpPacket[];
+  send: (to: number, seq: number) => void;
+}> {
+  const socket = createSocket('udp4');
+  const received: RtpPacket[] = [];
+  socket.on('message', (msg) => {
+    const packet = decodeRtp(msg);
+    if (packet) received.push(packet);
+  });
+  await new Promise<void>((resolve) => socket.bind(0, '127.0.0.1', resolve));
+  cleanups.push(() => socket.close());
+  const send = (to: number, seq: number): void => {
+    const payload = encodeMulaw(tone(440, 20));
+    socket.send(
+      encodeRtp({
+        payloadType: PT_PCMU,
+        marker: false,
+        sequenceNumber: seq,
+        timestamp: seq * 160,
+        ssrc: 7,
+        csrc: [],
+        payload,
+      }),
+      to,
+      '127.0.0.1',
+    );
+  };
+  return { socket, port: socket.address().port, received, send };
+}
+
+async function until(check: () => boolean, ms = 3000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!check()) {
+    if (Date.now() > end) throw new Error('timed out');
+    await new Promise((resolve) => setTimeout(resolve, 5));
+  }
+}
+
+describe('MediaWorker: the RTP of calls in a worker thread', () => {
+  it('plays paced RTP from the worker, reports the first packet, the samples sent and the counters', async () => {
+    const worker = newWorker();
+    const asterisk = await peer();
+    const leg = await worker.openLeg({ ports, bindAddress: '127.0.0.1' });
+    expect(leg.localPort).toBeGreaterThanOrEqual(base);
+    leg.setRemote('127.0.0.1', asterisk.port);
+    const first: number[] = [];
+    leg.onFirstPacket((info) => first.push(info.latencyMs));
+    const stream = leg.stream();
+    stream.write(tone(1000, 200));
+    stream.end();
+    expect(await stream.done).toBe('finished');
+    expect(stream.sentSamples).toBe(1600);
+    expect(first).toHaveLength(1);
+    expect(first[0]).toBeGreaterThanOrEqual(0);
+    await until(() => asterisk.received.length === 10);
+    const sequences = asterisk.received.map((p) => p.sequenceNumber);
+    for (let i = 1; i < sequences.length; i++) expect(sequences[i]).toBe((sequences[0]! + i) & 0xffff);
+    expect(asterisk.received[0]!.marker).toBe(true);
+    expect((await leg.fetchStats()).sent).toBe(10);
+    expect(leg.stats.framesPlayed).toBe(10);
+    await leg.close();
+    // The port is free again: a socket can bind it.
+    const probe = createSocket('udp4');
+    await new Promise<void>((resolve, reject) => {
+      probe.once('error', reject);
+      probe.bind(leg.localPort, '127.0.0.1', resolve);
+    });
+    probe.close();
+  });
+
+  it('delivers the caller’s audio as µ-law and as PCM', async () => {
+    const worker = newWorker();
+    const asterisk = await peer();
+    const leg = await worker.openLeg({ ports, bindAddress: '127.0.0.1' });
+    leg.setRemote('127.0.0.1', asterisk.port);
+    const ulaw: Uint8Array[] = [];
+    const pcm: Int16Array[] = [];
+    leg.onPayload((bytes, arrivedAt) => {
+      expect(arrivedAt).toBeLessThanOrEqual(performance.now() + 1);
+      ulaw.push(bytes.slice());
+    });
+    leg.onAudio((frame) => pcm.push(frame.slice()));
+    // The listen command reaches the worker before the packets (same channel, in order).
+    await leg.fetchStats();
+    for (let seq = 1; seq <= 10; seq++) {
+      asterisk.send(leg.localPort, seq);
+      await new Promise((resolve) => setTimeout(resolve, 2));
+    }
+    await until(() => ulaw.length >= 6 && pcm.length >= 6);
+    expect(ulaw[0]).toEqual(new Uint8Array(encodeMulaw(tone(440, 20))));
+    expect(pcm[0]).toHaveLength(160);
+  });
+
+  it('stop(): no frame of the stopped playbacks after it, sentSamples fixed at once, later plays work', async () => {
+    const worker = newWorker();
+    const asterisk = await peer();
+    const leg = await worker.openLeg({ ports, bindAddress: '127.0.0.1' });
+    leg.setRemote('127.0.0.1', asterisk.port);
+    const stream = leg.streamUlaw();
+    stream.write(encodeMulaw(tone(500, 3000)));
+    await until(() => asterisk.received.length >= 5);
+    const stopping = leg.stop();
+    const sent = stream.sentSamples;
+    expect(stream.write(new Uint8Array(160))).toBe(false);
+    await stopping;
+    expect(await stream.done).toBe('stopped');
+    expect(stream.sentSamples).toBe(sent);
+    await new Promise((resolve) => setTimeout(resolve, 60));
+    // At most the frame being sent when stop() was called went out after it.
+    expect(asterisk.received.length * 160).toBeLessThanOrEqual(sent + 160);
+    const before = asterisk.received.length;
+    await expect(leg.play(tone(800, 100))).resolves.toBe('finished');
+    await until(() => asterisk.received.length === before + 5);
+  });
+
+  it('a thrown error in the worker ends its legs with MediaWorkerError and a log line, not the process', async () => {
+    const { logger, lines } = textLogger();
+    const worker = newWorker({ logger });
+    const asterisk = await peer();
+    const leg = await worker.openLeg({ ports, bindAddress: '127.0.0.1' });
+    leg.setRemote('127.0.0.1', asterisk.port);
+    const failures: MediaWorkerError[] = [];
+    leg.onFailure((error) => failures.push(error));
+    const playing = leg.play(tone(500, 5000));
+    await until(() => asterisk.received.length >= 2);
+    worker.crashForTest();
+    expect(await playing).toBe('stopped');
+    await until(() => failures.length === 1);
+    expect(failures[0]).toBeInstanceOf(MediaWorkerError);
+    expect(failures[0]!.code).toBe('MEDIA_WORKER');
+    expect(leg.failure).toBe(failures[0]);
+    expect(worker.failed).toBe(true);
+    expect(lines.some((l) => l.includes('The media worker failed'))).toBe(true);
+    await expect(worker.openLeg({ ports, bindAddress: '127.0.0.1' })).rejects.toBeInstanceOf(
+      MediaWorkerError,
+    );
+    await leg.close();
+    // A new worker carries on.
+    const next = newWorker();
+    const again = await next.openLeg({ ports, bindAddress: '127.0.0.1' });
+    again.setRemote('127.0.0.1', asterisk.port);
+    await expect(again.play(tone(500, 60))).resolves.toBe('finished');
+  });
+});
+
+describe('CallMedia in a media worker, through the simulated Asterisk', () => {
+  async function call(): Promise<{
+    sim: Simulator;
+    ari: AriClient;
+    callerId: string;
+    media: CallMedia;
+    worker: MediaWorker;
+    lines: string[];
+  }> {
+    const sim = await Simulator.start({ timeScale: 0.05 });
+    cleanups.push(() => sim.close());
+    sim.addExtension('asteramisk-call', '1000', 1, 'Stasis', 'media-test,call');
+    const ari = new AriClient({
+      url: sim.ariUrl,
+      username: sim.credentials.ariUser,
+      password: sim.credentials.ariPassword,
+      app: 'media-test',
+    });
+    await ari.connect();
+    cleanups.push(() => ari.close());
+    const started = new Promise<StasisStartEvent>((resolve) => ari.once('StasisStart', resolve));
+    const phone = await sim.call({ from: 'alice', to: '1000' });
+    const callerId = (await started).channel.id;
+    await ari.channels.answer(callerId);
+    const { logger, lines } = textLogger();
+    const worker = newWorker();
+    const media = await CallMedia.open({
+      ari,
+      channelId: callerId,
+      allocator: new PortAllocator(ports),
+      bindAddress: '127.0.0.1',
+      advertiseHost: '127.0.0.1',
+      worker,
+      logger,
+    });
+    cleanups.push(() => media.close());
+    cleanups.push(() => phone.hangup().catch(() => {}));
+    return { sim, ari, callerId, media, worker, lines };
+  }
+
+  it('plays to the phone and hears it, with the same CallMedia API', async () => {
+    const { media } = await call();
+    const heard: Uint8Array[] = [];
+    media.onPayload((ulaw) => heard.push(ulaw.slice()));
+    await expect(media.play(tone(1000, 200))).resolves.toBe('finished');
+    expect(media.stats.framesPlayed).toBe(10);
+    expect(media.player).toBeUndefined();
+  });
+
+  it('the worker failing ends the call: plays reject with MediaWorkerError, the caller is hung up, a log line', async () => {
+    const { ari, callerId, media, worker, lines } = await call();
+    const gone = new Promise<void>((resolve) =>
+      ari.on('StasisEnd', (event) => {
+        if (event.channel.id === callerId) resolve();
+      }),
+    );
+    const playing = media.play(tone(500, 5000));
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    worker.crashForTest();
+    await expect(playing).rejects.toBeInstanceOf(MediaWorkerError);
+    expect(await media.closed).toBe('media-failed');
+    expect(media.error).toBeInstanceOf(MediaWorkerError);
+    await gone;
+    expect(lines.some((l) => l.includes('The media worker failed; hanging up the call'))).toBe(true);
+    // Later plays say why too.
+    await expect(media.play(tone(500, 100))).rejects.toBeInstanceOf(MediaWorkerError);
+  });
+});
+
+describe('A Server with mediaWorker: true', () => {
+  it('runs an IVR call with its RTP in the worker, and a worker failure ends the call with MediaWorkerError', async () => {
+    const h = await startVoiceHarness({ server: { mediaWorker: true } });
+    cleanups.push(() => h.close());
+    const digits = deferred<string>();
+    const ended: { error?: unknown }[] = [];
+    h.server.on('callEnded', (_ui, outcome) => ended.push(outcome));
+    let calls = 0;
+    await h.server.registerExtension('1000', {
+      voice: async (ui) => {
+        calls++;
+        await ui.answer();
+        if (calls === 1) {
+          digits.resolve(await ui.gather('Enter your code'));
+          return;
+        }
+        // The second call: a long prompt, during which the worker fails.
+        await ui.say('This is a long message that keeps playing while the media worker fails under it.');
+      },
+    });
+    const first = await h.sim.call({ from: 'alice', to: '1000' });
+    await first.waitForAudio(10);
+    await first.press('42#');
+    expect(await digits.promise).toBe('42');
+    await first.ended();
+
+    const second = await h.sim.call({ from: 'alice', to: '1000' });
+    await second.waitForAudio(40);
+    MediaWorker.shared.crashForTest();
+    await second.ended();
+    await until(() => ended.length === 2);
+    expect(ended[1]!.error).toBeInstanceOf(MediaWorkerError);
+    // The process carries on, and so does the next call, on a new worker.
+    const third = await h.sim.call({ from: 'alice', to: '1000' });
+    await third.waitForAudio(40);
+    await third.hangup();
+  });
+});
