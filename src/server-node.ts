@@ -13,6 +13,8 @@ export interface ServerNodeHooks extends DialplanKeeperEvents {
   accept(event: StasisStartEvent, node: ServerNode): void;
   /** Whether the Server still takes new calls (not draining or closed). */
   serving(): boolean;
+  /** The numbers with a voice handler (whose dialplan steps a dead fleet member left behind). */
+  voiceNumbers(): string[];
 }
 
 /**
@@ -70,7 +72,13 @@ export class ServerNode {
    */
   startFleet(selfApp: string, prefix: string, refreshMs: number): void {
     const ari = this.runtime.connection.ari;
-    const dispatcher = new CallDispatcher({ ari, selfApp, fleetPrefix: prefix, logger: this.logger });
+    const dispatcher = new CallDispatcher({
+      ari,
+      selfApp,
+      fleetPrefix: prefix,
+      logger: this.logger,
+      refreshMs,
+    });
     this.dispatcher = dispatcher;
     const offGone = dispatcher.onMemberGone((app, channelIds) => {
       endOrphanedCalls(ari, app, channelIds, this.logger).catch((error: unknown) =>
@@ -79,14 +87,27 @@ export class ServerNode {
           'could not end the calls of a fleet instance that left',
         ),
       );
+      void this.retireSteps(app);
     });
-    // Reads the fleet regularly, so a killed instance's calls end within refreshMs even when no
-    // call arrives here.
-    const timer = setInterval(() => {
-      if (this.runtime.status.ari === 'up') dispatcher.refresh(true).catch(() => {});
+    // Beats this instance's heartbeat, and reads the fleet regularly, so a killed instance's calls
+    // end within a few refreshMs even when no call arrives here.
+    const up = () => this.runtime.status.ari === 'up';
+    const beat = () => {
+      if (up()) dispatcher.heartbeat().catch(() => {});
+    };
+    const beater = setInterval(beat, Math.max(100, refreshMs / 2));
+    const reader = setInterval(() => {
+      if (up()) dispatcher.refresh(true).catch(() => {});
     }, refreshMs);
-    timer.unref();
+    beater.unref();
+    reader.unref();
+    beat();
     void dispatcher.refresh(true).catch(() => {});
+    // Steps of members that died before this one started (and are no longer listed, so never
+    // seen dying): once a heartbeat had time to show, every fleet step whose app is not alive goes.
+    const sweep = setTimeout(() => void this.retireStrangers(prefix, dispatcher), 4 * refreshMs);
+    sweep.unref();
+    this.detach.push(() => clearTimeout(sweep));
     const onMoveFailed = (event: { channel: { id: string } }) => {
       const moved = this.moving.get(event.channel.id);
       if (!moved) return;
@@ -102,10 +123,57 @@ export class ServerNode {
     ari.on('StasisEnd', onEnd);
     this.detach.push(
       offGone,
-      () => clearInterval(timer),
+      () => clearInterval(beater),
+      () => clearInterval(reader),
       () => ari.off('ApplicationMoveFailed', onMoveFailed),
       () => ari.off('StasisEnd', onEnd),
     );
+  }
+
+  /**
+   * Takes out the dialplan steps of a fleet member that died (it cannot remove them itself), so
+   * they do not pile up with every crash. Every survivor may try: the registrar's removal is safe to
+   * race (a step already replaced or removed is left alone).
+   */
+  private async retireSteps(app: string): Promise<void> {
+    if (this.mode !== 'register') return;
+    const context = this.runtime.config.incomingCallContext;
+    for (const number of this.hooks.voiceNumbers()) {
+      try {
+        if (await this.registrar.retire(context, number, 'Stasis', `${app},call`))
+          this.logger.info({ app, number }, 'removed the dialplan step of a fleet instance that died');
+      } catch (error) {
+        this.logger.warn(
+          { app, number, err: String(error) },
+          'could not remove the step of a fleet instance that died',
+        );
+      }
+    }
+  }
+
+  private async retireStrangers(prefix: string, dispatcher: CallDispatcher): Promise<void> {
+    if (this.mode !== 'register' || this.runtime.status.ari !== 'up') return;
+    try {
+      await dispatcher.refresh(true);
+    } catch {
+      return;
+    }
+    const alive = new Set(dispatcher.alive);
+    const context = this.runtime.config.incomingCallContext;
+    for (const number of this.hooks.voiceNumbers()) {
+      try {
+        for (const step of await this.registrar.steps(context, number)) {
+          const app = step.appData.split(',')[0] ?? '';
+          if (step.application.toLowerCase() === 'stasis' && app.startsWith(prefix) && !alive.has(app))
+            await this.retireSteps(app);
+        }
+      } catch (error) {
+        this.logger.warn(
+          { number, err: String(error) },
+          'could not look for the steps of dead fleet instances',
+        );
+      }
+    }
   }
 
   /** Stops listening to the node's calls and fleet (the Server releases the runtime). */

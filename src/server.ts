@@ -246,6 +246,7 @@ export class Server extends EventEmitter<ServerEvents> {
         onRestored: (info) => this.emitSafely('reregistered', info),
         accept: (event, node) => this.accept(event, node),
         serving: () => this.state === 'serving',
+        voiceNumbers: () => [...this.extensions].filter(([, h]) => h.voice).map(([number]) => number),
       });
     });
     for (const node of this.nodes) {

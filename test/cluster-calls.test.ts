@@ -76,6 +76,14 @@ describe('calls shared by a fleet of three instances in separate processes', () 
     await Promise.all(theirs.map((p) => p.ended()));
     const endedMs = performance.now() - killedAt;
     expect(others.filter((p) => p.hungUp)).toEqual([]);
+    // The dead instance's dialplan step is taken out by the others (a pass-through or removed).
+    const stepsOf1000 = () =>
+      sim.pbx.dialplan
+        .dump()
+        .filter((d) => d.exten === '1000')
+        .map((d) => `${d.step.app}(${d.step.appData})`);
+    while (stepsOf1000().includes(`Stasis(${victimApp},call)`)) await new Promise((r) => setTimeout(r, 50));
+    expect(stepsOf1000().filter((s) => s.startsWith('Stasis('))).toHaveLength(2);
 
     // New calls go to the survivors.
     const after = await Promise.all(

@@ -11,7 +11,7 @@ export interface DialplanEntry {
 }
 
 /** One step of an extension as ShowDialPlan lists it. */
-interface DialplanStepInfo {
+export interface DialplanStepInfo {
   priority: number;
   application: string;
   appData: string;
@@ -137,6 +137,27 @@ export class DialplanRegistrar {
     }
   }
 
+  /**
+   * Removes a step another instance added and can no longer remove (it died: a fleet member whose
+   * heartbeat stopped), the way it would have itself: a pass-through placeholder when steps follow,
+   * else removed along with the placeholders before it. Resolves false when there is no such step.
+   */
+  async retire(
+    context: string,
+    extension: string,
+    application: string,
+    applicationData: string,
+  ): Promise<boolean> {
+    const steps = await this.steps(context, extension);
+    const theirs = steps.find(
+      (step) =>
+        step.application.toLowerCase() === application.toLowerCase() && step.appData === applicationData,
+    );
+    if (!theirs) return false;
+    await this.removeEntry({ context, extension, priority: theirs.priority, application, applicationData });
+    return true;
+  }
+
   /** Removes everything this registrar added. Errors are collected, not thrown one by one. */
   async removeAll(): Promise<Error[]> {
     const errors: Error[] = [];
@@ -230,7 +251,7 @@ export class DialplanRegistrar {
   }
 
   /** Steps of `extension` in `context`, from ShowDialPlan; none when the context does not exist. */
-  private async steps(context: string, extension: string): Promise<DialplanStepInfo[]> {
+  async steps(context: string, extension: string): Promise<DialplanStepInfo[]> {
     try {
       const res = await this.ami.action({ Action: 'ShowDialPlan', Context: context, Extension: extension });
       return res.events

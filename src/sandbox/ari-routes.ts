@@ -532,7 +532,7 @@ export function ariRoutes(pbx: Pbx): AriRoute[] {
   }
 
   // ------------------------------------------------------------ applications, events, sounds
-  route('GET', '/applications', () => ok(pbx.appNames().map((n) => pbx.applicationJson(n))));
+  route('GET', '/applications', () => ok(pbx.listedAppNames().map((n) => pbx.applicationJson(n))));
   route('GET', '/applications/:app', (req) => ok(pbx.applicationJson(req.params.app!)));
   const subscription = (subscribe: boolean) => (req: AriRequest) => {
     const app = req.params.app!;

@@ -93,6 +93,8 @@ export class Pbx extends EventEmitter {
   /** Modules unloaded (`Simulator.unloadModule`) until the next restart: `chan_rtp`, `pbx_config`… */
   readonly unloadedModules = new Set<string>();
   private readonly apps = new Map<string, StasisApp>();
+  /** Apps whose websocket went away while subscribed to endpoints (see listedAppNames). */
+  private readonly inactiveApps = new Map<string, StasisApp>();
   private counter = 0;
   private readonly techCounters = new Map<string, number>();
   /** Subscribers of channels being torn down, so their last playback and recording events reach them. */
@@ -147,8 +149,9 @@ export class Pbx extends EventEmitter {
 
   /** Registers (or replaces) the app `name` for a websocket. Returns an unregister function. */
   registerApp(name: string, subscribeAll: boolean, send: (json: string) => void): () => void {
-    const previous = this.apps.get(name);
-    if (previous) {
+    const previous = this.apps.get(name) ?? this.inactiveApps.get(name);
+    this.inactiveApps.delete(name);
+    if (this.apps.has(name) && previous) {
       // Asterisk tells the old socket and keeps it open; it just stops receiving events.
       previous.send(JSON.stringify(this.envelope('ApplicationReplaced', {}, name)));
     }
@@ -160,7 +163,11 @@ export class Pbx extends EventEmitter {
     };
     this.apps.set(name, app);
     return () => {
-      if (this.apps.get(name) === app) this.apps.delete(name);
+      if (this.apps.get(name) !== app) return;
+      this.apps.delete(name);
+      // Asterisk 22 keeps an app whose websocket went away while it has subscriptions: still
+      // listed, inactive (nothing reaches it), its subscriptions kept for when it registers again.
+      if (app.endpointSubscriptions.size > 0) this.inactiveApps.set(name, app);
     };
   }
 
@@ -172,17 +179,28 @@ export class Pbx extends EventEmitter {
     return [...this.apps.keys()];
   }
 
-  /** The Application object of ARI. */
+  /**
+   * The apps `GET /applications` lists: the registered ones, and, as on Asterisk 22.10.1, those
+   * whose websocket went away while channels were still in them or while subscribed to endpoints
+   * (inactive: Stasis() and move into them fail): until those channels are gone, or for good.
+   */
+  listedAppNames(): string[] {
+    const listed = new Set([...this.apps.keys(), ...this.inactiveApps.keys()]);
+    for (const c of this.channels.values()) if (c.stasisApp && !c.hungUp) listed.add(c.stasisApp);
+    return [...listed];
+  }
+
+  /** The Application object of ARI (also for an inactive app still holding channels). */
   applicationJson(name: string): Record<string, unknown> {
-    const app = this.apps.get(name);
-    if (!app) throw new PbxError(404, 'Application not found');
+    const app = this.apps.get(name) ?? this.inactiveApps.get(name);
+    if (!app && !this.listedAppNames().includes(name)) throw new PbxError(404, 'Application not found');
     const channelIds = [...this.channels.values()].filter((c) => c.subscribers.has(name)).map((c) => c.id);
     const bridgeIds = [...this.bridges.values()].filter((b) => b.subscribers.has(name)).map((b) => b.id);
     return {
       name,
       channel_ids: channelIds,
       bridge_ids: bridgeIds,
-      endpoint_ids: [...app.endpointSubscriptions],
+      endpoint_ids: [...(app?.endpointSubscriptions ?? [])],
       device_names: [],
       events_allowed: [],
       events_disallowed: [],
@@ -824,6 +842,7 @@ export class Pbx extends EventEmitter {
     this.recorder.clearLive();
     this.bridges.clear();
     this.apps.clear();
+    this.inactiveApps.clear();
     this.globals.clear();
     this.lastKnownSubscribers.clear();
     this.dialplan.clear();

@@ -31,14 +31,16 @@ async function text(ui: TextUI): Promise<void> {
 const server = await Server.create({
   ...sim,
   fleet: {
-    name: 'fleet',
+    name: process.env.ASTERAMISK_TEST_FLEET_NAME ?? 'fleet',
     instanceId: id,
     refreshMs: Number(process.env.ASTERAMISK_TEST_FLEET_REFRESH_MS ?? 1000),
   },
   tts: false,
   stt: false,
   // ASTERAMISK_TEST_LOG=1 shows the instance's log (JSON) on its stderr, for debugging a test.
-  logger: process.env.ASTERAMISK_TEST_LOG ? createDefaultLogger({ stream: process.stderr, format: 'json', level: 'debug' }) : silentLogger,
+  logger: process.env.ASTERAMISK_TEST_LOG
+    ? createDefaultLogger({ stream: process.stderr, format: 'json', level: 'debug' })
+    : silentLogger,
   ...(process.env.ASTERAMISK_REDIS_URL
     ? {
         cluster: {
@@ -49,7 +51,7 @@ const server = await Server.create({
       }
     : {}),
 });
-await server.registerExtension('1000', {
+await server.registerExtension(process.env.ASTERAMISK_TEST_NUMBER ?? '1000', {
   text,
   voice: async (ui) => {
     await ui.answer();

@@ -12,14 +12,25 @@ export interface FleetInstance {
   kill(): Promise<void>;
 }
 
-/** Starts an instance on `sim` (and Redis, if given) and resolves once it serves 1000. */
+/**
+ * Starts an instance on `sim` (a Simulator, or the connection options of an Asterisk) and resolves
+ * once it serves its number (1000, or ASTERAMISK_TEST_NUMBER in `env`).
+ */
 export async function startFleetInstance(
   id: string,
-  sim: Simulator,
+  sim: Simulator | Record<string, unknown>,
   env: Record<string, string> = {},
 ): Promise<FleetInstance> {
+  const connection =
+    'connectionOptions' in sim && typeof sim.connectionOptions === 'function' ? sim.connectionOptions() : sim;
   const child = spawn(process.execPath, ['--import', 'tsx', INSTANCE, id], {
-    env: { ...process.env, ASTERAMISK_TEST_SIM: JSON.stringify(sim.connectionOptions()), ...env },
+    env: {
+      ...process.env,
+      ASTERAMISK_TEST_SIM: JSON.stringify(connection),
+      // DEBUG_FLEET=1 prints the instances' warnings and errors (see below).
+      ...(process.env.DEBUG_FLEET ? { ASTERAMISK_TEST_LOG: '1' } : {}),
+      ...env,
+    },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let output = '';
@@ -41,7 +52,8 @@ export async function startFleetInstance(
   });
   if (process.env.DEBUG_FLEET) {
     child.stderr!.on('data', (d: Buffer) => {
-      for (const line of String(d).split('\n')) if (/"level":[45]0/.test(line)) console.log(id, line.slice(0, 300));
+      for (const line of String(d).split('\n'))
+        if (/"level":[45]0/.test(line)) console.log(id, line.slice(0, 300));
     });
   }
   return {
