@@ -1,6 +1,7 @@
 /**
  * One app instance of a fleet, in its own process, for the several-instance tests: a Server on
- * the simulator whose connection options come in ASTERAMISK_TEST_SIM (JSON), in fleet `fleet`
+ * the simulator(s) whose connection options come in ASTERAMISK_TEST_SIM (JSON; an array: several
+ * Asterisk nodes), in fleet `fleet`
  * (calls shared), sharing texts through ASTERAMISK_REDIS_URL, serving 1000 with a text handler that
  * says which instance answers and a voice handler that answers and holds the call until the caller
  * hangs up. It prints `ready <instance id>` once serving. The tests SIGKILL it to see a fleet
@@ -13,7 +14,16 @@ import { Server } from '../../src/server.js';
 import type { TextUI } from '../../src/ui/text-ui.js';
 
 const id = process.argv[2] ?? `instance-${process.pid}`;
-const sim = JSON.parse(process.env.ASTERAMISK_TEST_SIM ?? '{}') as Record<string, unknown>;
+// One node's connection options, or several (then one Server on every node).
+const given = JSON.parse(process.env.ASTERAMISK_TEST_SIM ?? '{}') as
+  | Record<string, unknown>
+  | Record<string, unknown>[];
+const sim = Array.isArray(given)
+  ? {
+      ...given[0],
+      asterisks: given.map((o) => ({ asteriskHost: o.asteriskHost, ariPort: o.ariPort, amiPort: o.amiPort })),
+    }
+  : given;
 
 async function text(ui: TextUI): Promise<void> {
   await ui.say(

@@ -1,6 +1,6 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import type { Simulator } from '../../src/sandbox/simulator.js';
+import { Simulator } from '../../src/sandbox/simulator.js';
 
 const INSTANCE = fileURLToPath(new URL('./cluster-instance.ts', import.meta.url));
 
@@ -18,11 +18,14 @@ export interface FleetInstance {
  */
 export async function startFleetInstance(
   id: string,
-  sim: Simulator | Record<string, unknown>,
+  sim: Simulator | Simulator[] | Record<string, unknown>,
   env: Record<string, string> = {},
 ): Promise<FleetInstance> {
-  const connection =
-    'connectionOptions' in sim && typeof sim.connectionOptions === 'function' ? sim.connectionOptions() : sim;
+  const connection = Array.isArray(sim)
+    ? sim.map((one) => one.connectionOptions())
+    : sim instanceof Simulator
+      ? sim.connectionOptions()
+      : sim;
   const child = spawn(process.execPath, ['--import', 'tsx', INSTANCE, id], {
     env: {
       ...process.env,
