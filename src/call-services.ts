@@ -12,7 +12,7 @@ import { createSttEngine, type SttEngineName } from './stt/create-stt-engine.js'
 import type { SttEngine } from './stt/stt-engine.js';
 import { createTtsEngine, type TtsEngineName } from './tts/create-tts-engine.js';
 import { detectEspeak } from './tts/espeak-tts-engine.js';
-import { CachedTts } from './tts/tts-cache.js';
+import { CachedTts, type SharedTtsStore } from './tts/tts-cache.js';
 import type { TtsEngine } from './tts/tts-engine.js';
 import type { CallAudio, Speaker } from './ui/voice-call-context.js';
 
@@ -35,6 +35,11 @@ export interface CallServicesOptions {
   ttsCacheDirectory?: string | false;
   /** In-memory TTS cache budget in bytes. Default 64 MiB. */
   ttsCacheBytes?: number;
+  /**
+   * A TTS cache shared with other instances, behind memory and disk, so a prompt is synthesized
+   * once per fleet. With `cluster` (Redis) it is Redis, unless `cluster.sharedTtsCache` is false.
+   */
+  ttsSharedCache?: SharedTtsStore;
   /**
    * Runs the calls' RTP (sockets, 20 ms pacing, jitter buffers, G.711) in a media worker thread,
    * so busy handlers, event parsing and GC on the main thread do not delay the audio (see
@@ -127,6 +132,7 @@ export async function createCallServices(
     ? new CachedTts(engine, {
         ...(directory ? { directory } : {}),
         ...(options.ttsCacheBytes !== undefined ? { memoryBytes: options.ttsCacheBytes } : {}),
+        ...(options.ttsSharedCache ? { shared: options.ttsSharedCache } : {}),
         logger: childLogger(logger, { component: 'tts-cache' }),
       })
     : undefined;

@@ -307,11 +307,24 @@ export class Runtime {
     const clusterOptions =
       options.cluster ??
       (process.env.ASTERAMISK_REDIS_URL ? { redis: process.env.ASTERAMISK_REDIS_URL } : undefined);
-    const services = sharedServices ?? (await createCallServices(config, options, logger));
-    let cluster: TextCluster | undefined;
+    const cluster = clusterOptions ? await TextCluster.connect(clusterOptions, logger) : undefined;
+    let services: CallServices;
+    try {
+      services =
+        sharedServices ??
+        (await createCallServices(
+          config,
+          cluster && clusterOptions?.sharedTtsCache !== false && !options.ttsSharedCache
+            ? { ...options, ttsSharedCache: cluster.ttsStore() }
+            : options,
+          logger,
+        ));
+    } catch (error) {
+      await cluster?.close();
+      throw error;
+    }
     let connection: AsteriskConnection;
     try {
-      if (clusterOptions) cluster = await TextCluster.connect(clusterOptions, logger);
       connection = await AsteriskConnection.open(config, logger, options.connection);
     } catch (error) {
       await cluster?.close();

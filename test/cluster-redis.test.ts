@@ -3,11 +3,15 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { ConversationHistory } from '../src/cluster/conversation-history.js';
 import { ConversationLeases } from '../src/cluster/conversation-leases.js';
 import { connectRedis, redactRedisUrl } from '../src/cluster/redis-connection.js';
+import { RedisTtsStore } from '../src/cluster/redis-tts-store.js';
 import { SharedRateLimit } from '../src/cluster/shared-rate-limit.js';
 import { Communicator } from '../src/communicator.js';
 import { ConfigError } from '../src/errors.js';
 import { silentLogger } from '../src/logger.js';
 import { Simulator } from '../src/sandbox/simulator.js';
+import { OfflineTtsEngine } from '../src/tts/offline-tts-engine.js';
+import { CachedTts } from '../src/tts/tts-cache.js';
+import type { SynthesizeOptions } from '../src/tts/tts-engine.js';
 import { redisServerAvailable, startRedis, type TestRedis } from './support/redis-server.js';
 
 /** The Redis building blocks of several app instances, against a real redis-server. */
@@ -118,6 +122,33 @@ describe.runIf(run)('shared state in Redis', () => {
     expect((await history.read(conv)).map((e) => e.body)).toEqual(['two', 'three', 'four']);
     await history.clear(conv);
     expect(await history.read(conv)).toEqual([]);
+  });
+
+  it('a TTS cache in Redis: two instances asking for a prompt at once synthesize it once', async () => {
+    let engineCalls = 0;
+    const engine = () => {
+      const inner = new OfflineTtsEngine({ msPerChar: 5 });
+      return {
+        name: 'counting',
+        async synthesize(text: string, options?: SynthesizeOptions) {
+          engineCalls++;
+          // Slow enough that the second instance asks while the first one synthesizes.
+          await new Promise((resolve) => setTimeout(resolve, 150));
+          return inner.synthesize(text, options);
+        },
+      };
+    };
+    const x = new CachedTts(engine(), { shared: new RedisTtsStore(await client()) });
+    const y = new CachedTts(engine(), { shared: new RedisTtsStore(await client()) });
+    const [a, b] = await Promise.all([x.speak('Welcome to the fleet.'), y.speak('Welcome to the fleet.')]);
+    expect(engineCalls).toBe(1);
+    expect(b).toEqual(a);
+    expect(x.stats().sharedHits + y.stats().sharedHits).toBe(1);
+    // A third instance later: from Redis, no synthesis.
+    const z = new CachedTts(engine(), { shared: new RedisTtsStore(await client()) });
+    expect(await z.speak('Welcome to the fleet.')).toEqual(a);
+    expect(engineCalls).toBe(1);
+    expect(z.stats()).toMatchObject({ sharedHits: 1, synthCalls: 0 });
   });
 
   it('a rate limit holds across instances: at most N sends per window, in reservation order', async () => {

@@ -10,6 +10,7 @@ import type { TextHistoryEntry } from '../ui/text-ui.js';
 import { ConversationHistory } from './conversation-history.js';
 import { ConversationLeases, type TextRoute } from './conversation-leases.js';
 import { connectRedis, type RedisTarget } from './redis-connection.js';
+import { RedisTtsStore } from './redis-tts-store.js';
 import { SharedRateLimit } from './shared-rate-limit.js';
 
 /** Options of several app instances sharing texts (`cluster` of Server/Communicator options). */
@@ -29,6 +30,8 @@ export interface ClusterOptions {
   historyLimit?: number;
   /** Prefix of every Redis key. Default `asteramisk`. */
   keyPrefix?: string;
+  /** Shares the TTS cache through Redis too (a prompt is synthesized once per fleet). Default true. */
+  sharedTtsCache?: boolean;
 }
 
 /** The fields of Asterisk's TextMessageReceived that identify one SIP MESSAGE. */
@@ -147,6 +150,11 @@ export class TextCluster {
     const key = this.leases.conversationKey(localNumber, peer);
     await this.leases.release(key);
     if (finished) await this.histories.clear(key).catch(() => {});
+  }
+
+  /** The fleet's TTS cache in this Redis. */
+  ttsStore(): RedisTtsStore {
+    return new RedisTtsStore(this.redis, this.options.keyPrefix ? { prefix: this.options.keyPrefix } : {});
   }
 
   /** Waits for `recipient`'s turn under the fleet-wide rate limit. */

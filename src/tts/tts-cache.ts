@@ -27,6 +27,28 @@ const CHECKSUM_CHUNK = 'asum';
 /** Default in-memory budget: 64 MiB, about 70 minutes of 8 kHz 16-bit audio. */
 export const DEFAULT_TTS_MEMORY_BYTES = 64 * 1024 * 1024;
 
+/**
+ * A cache shared by several app instances (Redis, see src/cluster/redis-tts-store.ts), behind the
+ * memory and disk layers, so that a prompt is synthesized once per fleet. Failures of the store are
+ * logged and the speech goes on without it.
+ */
+export interface SharedTtsStore {
+  /** The audio cached under `key` by any instance, or undefined. */
+  get(key: string): Promise<Int16Array | undefined>;
+  /** Caches the audio of `key` for every instance. */
+  put(key: string, pcm: Int16Array): Promise<void>;
+  /**
+   * Claims the synthesis of `key` for `ttlMs`: true when this instance is to synthesize it; false
+   * when another one already is (this one then waits for its result in the store).
+   */
+  claim(key: string, ttlMs: number): Promise<boolean>;
+}
+
+/** How long an instance waits for another one's synthesis of the same prompt before doing it itself. */
+const SHARED_WAIT_MS = 10_000;
+/** How often it looks for that result meanwhile. */
+const SHARED_POLL_MS = 50;
+
 /** Options of {@link CachedTts}. */
 export interface CachedTtsOptions {
   /** In-memory budget in bytes of PCM (LRU eviction beyond it). 0 disables the memory layer. Default 64 MiB. */
@@ -35,6 +57,8 @@ export interface CachedTtsOptions {
   directory?: string;
   /** Where disk problems (unwritable folder, corrupt file) are reported. Silent by default. */
   logger?: Logger;
+  /** A cache shared with other instances, behind memory and disk. */
+  shared?: SharedTtsStore;
 }
 
 /** Counters of a {@link CachedTts}; a snapshot is returned by {@link CachedTts.stats}. */
@@ -45,6 +69,8 @@ export interface TtsCacheStats {
   hits: number;
   memoryHits: number;
   diskHits: number;
+  /** Requests answered from the shared store (another instance synthesized them). */
+  sharedHits: number;
   /** Requests whose audio had to be synthesized (including those that joined that synthesis). */
   misses: number;
   /** Requests that joined a load or synthesis already in flight for the same key. */
@@ -111,6 +137,7 @@ export class CachedTts {
   readonly directory: string | undefined;
   private readonly memoryLimit: number;
   private readonly logger: Logger;
+  private readonly shared: SharedTtsStore | undefined;
   private readonly memory = new Map<string, Int16Array>();
   private memoryUsed = 0;
   private readonly flights = new Map<string, Flight>();
@@ -120,6 +147,7 @@ export class CachedTts {
     hits: 0,
     memoryHits: 0,
     diskHits: 0,
+    sharedHits: 0,
     misses: 0,
     coalesced: 0,
     synthCalls: 0,
@@ -142,6 +170,7 @@ export class CachedTts {
     this.memoryLimit = Math.floor(memoryBytes);
     this.directory = options.directory;
     this.logger = options.logger ?? silentLogger;
+    this.shared = options.shared;
   }
 
   /** The cache key of `text` with these options (64 hex digits), also the file's base name on disk. */
@@ -258,6 +287,13 @@ export class CachedTts {
         this.remember(key, fromDisk);
         return { pcm: fromDisk, source: 'disk' };
       }
+      const fromShared = await this.fromShared(key, controller.signal);
+      if (fromShared) {
+        this.counters.sharedHits++;
+        this.remember(key, fromShared);
+        writeToDisk = this.writeFile(key, fromShared);
+        return { pcm: fromShared, source: 'disk' };
+      }
       this.counters.synthCalls++;
       const started = performance.now();
       let pcm: Int16Array;
@@ -281,6 +317,9 @@ export class CachedTts {
       this.synthesized(started, 'ok', text.length);
       this.remember(key, pcm);
       writeToDisk = this.writeFile(key, pcm);
+      this.shared
+        ?.put(key, pcm)
+        .catch((error: unknown) => this.logger.warn({ err: String(error) }, 'shared TTS cache write failed'));
       return { pcm, source: 'engine' };
     })();
     const done = result.then(
@@ -305,6 +344,29 @@ export class CachedTts {
     });
     this.flights.set(key, flight);
     return flight;
+  }
+
+  /**
+   * The audio from the shared store: there already, or synthesized meanwhile by the instance that
+   * claimed it (waited for up to SHARED_WAIT_MS). Undefined when this instance is to synthesize it.
+   */
+  private async fromShared(key: string, signal: AbortSignal): Promise<Int16Array | undefined> {
+    const shared = this.shared;
+    if (!shared) return undefined;
+    try {
+      const found = await shared.get(key);
+      if (found) return found;
+      if (await shared.claim(key, SHARED_WAIT_MS)) return undefined;
+      const deadline = performance.now() + SHARED_WAIT_MS;
+      while (performance.now() < deadline && !signal.aborted) {
+        await new Promise((resolve) => setTimeout(resolve, SHARED_POLL_MS));
+        const ready = await shared.get(key);
+        if (ready) return ready;
+      }
+    } catch (error) {
+      this.logger.warn({ err: String(error) }, 'shared TTS cache unavailable; synthesizing here');
+    }
+    return undefined;
   }
 
   /** Adds an engine call's time to the sum and tells the observers. */
