@@ -152,6 +152,8 @@ export class Simulator extends EventEmitter {
       timeScale: options.timeScale ?? 1,
       ...(options.sounds ? { sounds: options.sounds } : {}),
     });
+    // Tests and benches follow many calls at once (onChannelState, onSentText): not a leak.
+    this.pbx.setMaxListeners(0);
     const callContext = options.callContext ?? 'asteramisk-call';
     const textContext = options.textContext ?? 'asteramisk-text';
     const defaults: SimulatorEndpoint[] = [
