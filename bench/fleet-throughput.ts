@@ -14,7 +14,6 @@
  */
 import { spawnSync } from 'node:child_process';
 import type { SentText } from '../src/sandbox/pbx.js';
-import type { SimPhone } from '../src/sandbox/sim-phone.js';
 import { Simulator } from '../src/sandbox/simulator.js';
 import { type FleetInstance, startFleetInstance } from '../test/support/fleet-process.js';
 import { startRedis, type TestRedis } from '../test/support/redis-server.js';
@@ -27,18 +26,6 @@ const maxInstances = numberFlag('max-instances', 3);
 
 const haveRedis = spawnSync('redis-server', ['--version'], { stdio: 'ignore' }).error === undefined;
 
-async function answered(sim: Simulator, phone: SimPhone): Promise<void> {
-  if (phone.answered) return;
-  await new Promise<void>((resolve) => {
-    const off = sim.onChannelState(phone.channelId, (c) => {
-      if (c.state === 'Up') {
-        off();
-        resolve();
-      }
-    });
-  });
-}
-
 /** Places `n` calls, `concurrency` at a time, each hung up once answered; resolves with calls/s. */
 async function callsPerSecond(sim: Simulator, n: number, round: number): Promise<number> {
   let next = 0;
@@ -47,7 +34,7 @@ async function callsPerSecond(sim: Simulator, n: number, round: number): Promise
     while (next < n) {
       const i = next++;
       const phone = await sim.call({ from: `+1556${round}${String(i).padStart(6, '0')}`, to: '1000' });
-      await answered(sim, phone);
+      await phone.waitForAnswer();
       await phone.hangup();
     }
   };

@@ -19,16 +19,7 @@ describe('calls shared by a fleet of three instances × two nodes, in separate p
   async function call(sim: Simulator, from: string): Promise<SimPhone> {
     const phone = await sim.call({ from, to: '1000' });
     phones.push(phone);
-    if (!phone.answered) {
-      await new Promise<void>((resolve) => {
-        const off = sim.onChannelState(phone.channelId, (c) => {
-          if (c.state === 'Up') {
-            off();
-            resolve();
-          }
-        });
-      });
-    }
+    await phone.waitForAnswer();
     return phone;
   }
 

@@ -28,16 +28,8 @@ const nodeOf = (sim: Simulator) => {
   return { asteriskHost, ariPort, amiPort };
 };
 
-async function answered(sim: Simulator, phone: SimPhone): Promise<SimPhone> {
-  if (phone.answered) return phone;
-  await new Promise<void>((resolve) => {
-    const off = sim.onChannelState(phone.channelId, (c) => {
-      if (c.state === 'Up') {
-        off();
-        resolve();
-      }
-    });
-  });
+async function answered(phone: SimPhone): Promise<SimPhone> {
+  await phone.waitForAnswer();
   return phone;
 }
 
@@ -83,8 +75,8 @@ describe('one Server on two Asterisk nodes', () => {
     expect(health.ready).toBe(true);
     expect(health.nodes?.map((n) => n.registered)).toEqual([['1000'], ['1000']]);
 
-    const a = await answered(one, await one.call({ from: '+15550001', to: '1000' }));
-    const b = await answered(two, await two.call({ from: '+15550002', to: '1000' }));
+    const a = await answered(await one.call({ from: '+15550001', to: '1000' }));
+    const b = await answered(await two.call({ from: '+15550002', to: '1000' }));
     expect(calls.map((c) => c.remoteNumber).sort()).toEqual(['+15550001', '+15550002']);
 
     // Texts from both nodes, answered through the node they came from.
@@ -103,13 +95,13 @@ describe('one Server on two Asterisk nodes', () => {
     expect(degraded.ready).toBe(false);
     expect(degraded.nodes?.[1]).toMatchObject({ ari: 'up', ami: 'up', registered: ['1000'] });
     expect(b.hungUp).toBe(false);
-    const c = await answered(two, await two.call({ from: '+15550003', to: '1000' }));
+    const c = await answered(await two.call({ from: '+15550003', to: '1000' }));
     expect(c.hungUp).toBe(false);
 
     // Back: the number is registered on it again, and it takes calls.
     await restarted;
     await healthWhere(server, (h) => h.ready);
-    const d = await answered(one, await one.call({ from: '+15550004', to: '1000' }));
+    const d = await answered(await one.call({ from: '+15550004', to: '1000' }));
     expect(calls.at(-1)?.remoteNumber).toBe('+15550004');
     expect([b, c, d].every((p) => !p.hungUp)).toBe(true);
   }, 30_000);

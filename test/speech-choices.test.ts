@@ -1,5 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { ConfigError } from '../src/errors.js';
+import { tone as makeTone } from '../src/media/tone.js';
 import { ScriptedSttEngine } from '../src/stt/scripted-stt-engine.js';
 import { deferred, startVoiceHarness, type VoiceHarness } from './support/voice-harness.js';
 
@@ -14,11 +15,8 @@ afterEach(async () => {
   h = undefined;
 });
 
-function tone(ms: number, hz = 300): Int16Array {
-  return Int16Array.from({ length: ms * 8 }, (_, i) =>
-    Math.round(9000 * Math.sin((2 * Math.PI * hz * i) / 8000)),
-  );
-}
+/** `ms` of a 300 Hz tone at about -9 dBFS: speech, as far as the speech detector is concerned. */
+const tone = (ms: number) => makeTone(300, ms, { amplitude: 0.3 });
 
 describe('choices by voice', () => {
   it('askYesNo: "yes please" is yes; the question offers both ways and the engine expects yes/no', async () => {

@@ -124,6 +124,24 @@ export class SimPhone implements ChannelAudioSink {
     return () => this.mediaListeners.delete(listener);
   }
 
+  /** Resolves true once the call is answered (at once if it is), false if it ends unanswered. */
+  waitForAnswer(): Promise<boolean> {
+    if (this.answered) return Promise.resolve(true);
+    if (this.hungUp) return Promise.resolve(false);
+    return new Promise((resolve) => {
+      const onState = (channel: SimChannel) => {
+        if (channel !== this.channel || channel.state !== 'Up') return;
+        this.pbx.off('channel-state', onState);
+        resolve(true);
+      };
+      this.pbx.on('channel-state', onState);
+      void this.ended().then(() => {
+        this.pbx.off('channel-state', onState);
+        resolve(this.answered);
+      });
+    });
+  }
+
   /** Hangs up (sends BYE). */
   async hangup(): Promise<void> {
     if (this.hungUp) return;

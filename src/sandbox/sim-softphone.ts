@@ -1,5 +1,4 @@
 import type { Softphone, SoftphoneCall, SoftphoneText } from '../console/softphone.js';
-import type { SimChannel } from './sim-model.js';
 import type { SimPhone } from './sim-phone.js';
 import type { Simulator } from './simulator.js';
 
@@ -18,7 +17,7 @@ export function simulatorSoftphone(sim: Simulator, options: SimulatorSoftphoneOp
   return {
     identity,
     async dial(to: string): Promise<SoftphoneCall> {
-      return callOf(sim, await sim.call({ from: identity, to }));
+      return callOf(await sim.call({ from: identity, to }));
     },
     async sendText(to: string, body: string): Promise<void> {
       const status = await sim.sendText({ from: identity, to, body });
@@ -33,7 +32,7 @@ export function simulatorSoftphone(sim: Simulator, options: SimulatorSoftphoneOp
   };
 }
 
-function callOf(sim: Simulator, phone: SimPhone): SoftphoneCall {
+function callOf(phone: SimPhone): SoftphoneCall {
   return {
     id: phone.channelId,
     get answered() {
@@ -44,16 +43,13 @@ function callOf(sim: Simulator, phone: SimPhone): SoftphoneCall {
     onAudio: (listener) => phone.onAudio(listener),
     onMedia: (listener) => phone.onMedia(listener),
     onAnswered(listener: () => void): () => void {
-      if (phone.answered) {
-        listener();
-        return () => {};
-      }
-      const off = sim.onChannelState(phone.channelId, (channel: SimChannel) => {
-        if (channel.state !== 'Up') return;
-        off();
-        listener();
+      let wanted = true;
+      void phone.waitForAnswer().then((answered) => {
+        if (answered && wanted) listener();
       });
-      return off;
+      return () => {
+        wanted = false;
+      };
     },
     ended: () => phone.ended(),
     hangup: () => phone.hangup(),
