@@ -44,7 +44,7 @@ export interface CallServicesOptions {
    * Runs the calls' RTP (sockets, 20 ms pacing, jitter buffers, G.711) in a media worker thread,
    * so busy handlers, event parsing and GC on the main thread do not delay the audio (see
    * MediaWorker). If the worker fails, its calls end with a MediaWorkerError and are hung up; the
-   * next call starts a new worker. Default false: the media runs on the main thread.
+   * next call starts a new worker. Default true; `false` runs the media on the main thread.
    */
   mediaWorker?: boolean;
 }
@@ -137,6 +137,10 @@ export async function createCallServices(
       })
     : undefined;
   const allocator = new PortAllocator({ min: config.rtpPortMin, max: config.rtpPortMax });
+  // Started now, not at the first call: booting the thread (and, from sources, tsx in it) takes
+  // a few hundred ms that the first call's media set-up would otherwise wait for.
+  const mediaWorker = options.mediaWorker === false ? undefined : MediaWorker.sharedWith(logger);
+  await mediaWorker?.ready;
   return {
     speaker: cache,
     stt,
@@ -149,7 +153,7 @@ export async function createCallServices(
         bindAddress: config.rtpBindAddress,
         advertiseHost: config.asteramiskHost,
         logger: callLogger,
-        ...(options.mediaWorker ? { worker: MediaWorker.sharedWith(logger) } : {}),
+        ...(mediaWorker ? { worker: MediaWorker.sharedWith(logger) } : {}),
       });
       onBridge(media.bridgeId);
       return media;

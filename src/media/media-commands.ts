@@ -47,8 +47,11 @@ export const LEG_BLOCK_INTS = LEG_FRAMES_PLAYED + 1;
 export type MediaCommand =
   | { type: 'open'; leg: number; block: SharedArrayBuffer; options: LegOptions }
   | { type: 'remote'; leg: number; address: string; port: number }
-  /** Which caller audio the main thread wants: µ-law payloads, PCM frames, or nothing. */
-  | { type: 'listen'; leg: number; ulaw: boolean; pcm: boolean }
+  /**
+   * Which caller audio the main thread wants: µ-law payloads, PCM frames, or nothing; `since`
+   * (epoch ms) is when it started wanting it.
+   */
+  | { type: 'listen'; leg: number; ulaw: boolean; pcm: boolean; since: number }
   /**
    * Opens a playback (`pb`), with its first samples and `end` for a whole play. `counter` is its
    * shared Int32 of samples sent.

@@ -42,8 +42,15 @@ interface Leg {
   playbacks: Map<number, PlaybackStream<Int16Array | Uint8Array>>;
   knownGeneration: number;
   lastStop: Promise<void>;
-  offPayload: (() => void) | undefined;
+  /** Whether the main thread wants the caller's audio now. */
+  listening: boolean;
   wantPcm: boolean;
+  /**
+   * The last frames released while nobody listened, with their release time (epoch ms): a
+   * listener added on the main thread gets those released after it was added, as it would have
+   * in-thread, although its 'listen' command reaches the worker a little later.
+   */
+  recent: { ulaw: Uint8Array; arrivedAt: number; releasedAt: number }[];
   /** Commands that came while the socket was being bound. */
   pending: MediaCommand[] | undefined;
   closed: boolean;
@@ -69,6 +76,14 @@ const priority = (workerData as { priority?: number } | undefined)?.priority;
 const priorityResult = priority === undefined ? 'default' : raisePriority(priority);
 
 const legs = new Map<number, Leg>();
+/** Frames kept per leg while nobody listens (see Leg.recent): 100 ms. */
+const RECENT_FRAMES = 5;
+/**
+ * A frame released up to this long before the listener was added is delivered too: the two
+ * threads' clocks (performance.timeOrigin) may differ by a fraction of a millisecond, and a frame
+ * released while the main thread was adding the listener is better given than lost.
+ */
+const LISTEN_SLACK_MS = 20;
 const allocators = new Map<string, PortAllocator>();
 const pacer = new Pacer();
 
@@ -175,8 +190,9 @@ async function open(command: Extract<MediaCommand, { type: 'open' }>): Promise<v
     playbacks: new Map(),
     knownGeneration: 0,
     lastStop: Promise.resolve(),
-    offPayload: undefined,
+    listening: false,
     wantPcm: false,
+    recent: [],
     pending: [],
     closed: false,
   };
@@ -197,6 +213,14 @@ async function open(command: Extract<MediaCommand, { type: 'open' }>): Promise<v
     return;
   }
   leg.session = session;
+  session.onPayload((ulaw, arrivedAt) => {
+    if (leg.listening) {
+      queueAudio(leg, ulaw, arrivedAt);
+      return;
+    }
+    leg.recent.push({ ulaw: ulaw.slice(), arrivedAt, releasedAt: epoch(performance.now()) });
+    if (leg.recent.length > RECENT_FRAMES) leg.recent.shift();
+  });
   leg.player = new AudioPlayer({
     sink: session,
     pacer,
@@ -216,7 +240,6 @@ function closeLeg(leg: Leg): void {
   leg.closed = true;
   publishStats(leg);
   legs.delete(leg.id);
-  leg.offPayload?.();
   leg.player?.close();
   const closing = leg.session?.close() ?? Promise.resolve();
   void closing.then(() => post({ type: 'closed', leg: leg.id }));
@@ -232,12 +255,13 @@ function playbackCommand(leg: Leg, command: MediaCommand): void {
     case 'listen': {
       leg.wantPcm = command.pcm;
       const wanted = command.ulaw || command.pcm;
-      if (wanted && !leg.offPayload)
-        leg.offPayload = session.onPayload((ulaw, at) => queueAudio(leg, ulaw, at));
-      else if (!wanted && leg.offPayload) {
-        leg.offPayload();
-        leg.offPayload = undefined;
+      if (wanted && !leg.listening) {
+        for (const frame of leg.recent)
+          if (frame.releasedAt >= command.since - LISTEN_SLACK_MS)
+            queueAudio(leg, frame.ulaw, frame.arrivedAt);
       }
+      leg.recent = [];
+      leg.listening = wanted;
       return;
     }
     case 'play': {

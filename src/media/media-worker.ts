@@ -92,9 +92,15 @@ export class MediaWorker {
   #terminating = false;
   #priority = 'starting';
   #refd = true;
+  #booted = false;
+  readonly #ready: Promise<void>;
+  #resolveReady!: () => void;
 
   constructor(options: MediaWorkerOptions = {}) {
     this.#logger = options.logger ?? silentLogger;
+    this.#ready = new Promise((resolve) => {
+      this.#resolveReady = resolve;
+    });
     this.#worker = startWorker({ priority: options.threadPriority });
     this.#worker.on('message', (event: MediaEvent) => this.#onEvent(event));
     this.#worker.on('error', (error) => {
@@ -104,9 +110,8 @@ export class MediaWorker {
       if (this.#terminating) this.#fail(new MediaWorkerError('The media worker was closed'), false);
       else this.#fail(new MediaWorkerError(`The media worker exited with code ${code}`));
     });
-    // After the listeners: adding a 'message' listener refs the worker's port again.
-    this.#worker.unref();
-    this.#refd = false;
+    // Ref'd until it is ready (someone may await `ready` with nothing else keeping the process
+    // alive), then only while it has work (#updateRef).
   }
 
   /** The process-wide worker; a new one once the previous failed. */
@@ -124,6 +129,14 @@ export class MediaWorker {
   /** The worker thread's priority: 'default', 'nice −10', or why it was not raised. */
   get priority(): string {
     return this.#priority;
+  }
+
+  /**
+   * Resolves once the worker runs (its modules loaded), or has failed: commands sent before are
+   * queued anyway; this is for a server that wants its first call not to wait for the boot.
+   */
+  get ready(): Promise<void> {
+    return this.#ready;
   }
 
   /** Whether the worker has thrown or exited. */
@@ -197,7 +210,7 @@ export class MediaWorker {
   /** The worker keeps the process alive while it has work (a leg, an open, a request), not when idle. */
   #updateRef(): void {
     if (this.#failure) return;
-    const busy = this.#legs.size + this.#opening.size + this.#requests.size > 0;
+    const busy = !this.#booted || this.#legs.size + this.#opening.size + this.#requests.size > 0;
     if (busy === this.#refd) return;
     this.#refd = busy;
     if (busy) this.#worker.ref();
@@ -217,6 +230,7 @@ export class MediaWorker {
   #fail(error: MediaWorkerError, log = true): void {
     if (this.#failure) return;
     this.#failure = error;
+    this.#resolveReady();
     if (log)
       this.#logger.error(
         { err: error.message, legs: this.#legs.size + this.#opening.size },
@@ -234,6 +248,9 @@ export class MediaWorker {
     switch (event.type) {
       case 'ready':
         this.#priority = event.priority;
+        this.#booted = true;
+        this.#resolveReady();
+        this.#updateRef();
         return;
       case 'opened': {
         const opening = this.#opening.get(event.leg);
@@ -577,7 +594,8 @@ export class MediaLeg {
     const pcm = this.#audioListeners.size > 0;
     if (this.#closed || (ulaw === this.#listening.ulaw && pcm === this.#listening.pcm)) return;
     this.#listening = { ulaw, pcm };
-    this.#worker.send({ type: 'listen', leg: this.id, ulaw, pcm });
+    const since = performance.timeOrigin + performance.now();
+    this.#worker.send({ type: 'listen', leg: this.id, ulaw, pcm, since });
   }
 
   #settleAll(): void {
