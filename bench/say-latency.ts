@@ -5,7 +5,7 @@
  * externalMedia leg → bridge → phone). Server and Simulator share this process and one clock;
  * loopback only. Prints, does not assert.
  *
- *   npx tsx bench/say-latency.ts [--says 200] [--calls 20] [--ms-per-char 65]
+ *   npx tsx bench/say-latency.ts [--says 200] [--calls 20] [--ms-per-char 65] [--in-thread]
  *
  * On one call whose media path is already open:
  * - cold: --says distinct sentences, each said for the first time: a TTS cache miss (a look-up in
@@ -128,6 +128,8 @@ async function main(): Promise<void> {
     ttsCacheDirectory: cacheDir,
     rtpPortMin: 24100,
     rtpPortMax: 24100 + calls + 10,
+    // --in-thread: the media on the main thread instead of the media worker (the default).
+    mediaWorker: !process.argv.includes('--in-thread'),
   });
   const NUMBER = '3000';
   await server.registerExtension(NUMBER, {
