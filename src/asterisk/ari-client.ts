@@ -193,6 +193,8 @@ export class AriClient {
   readonly #listeners = new Map<string, AnyListener[]>();
   /** Channels in this app: StasisStart seen, StasisEnd not yet. */
   readonly #stasisChannels = new Set<string>();
+  /** Channels whose StasisStart arrived while the last reconnect's resync ran (see #onReopened). */
+  #startedDuringResync: Set<string> | undefined;
   /** True between a `disconnected` and its `reconnected`, so each is emitted once per outage. */
   #disconnectAnnounced = false;
   /** Bumped on each disconnect and on close, so a resync that outlived its socket stops. */
@@ -510,6 +512,7 @@ export class AriClient {
     switch (event.type) {
       case 'StasisStart':
         this.#stasisChannels.add(event.channel.id);
+        this.#startedDuringResync?.add(event.channel.id);
         if (event.replace_channel) this.#stasisChannels.delete(event.replace_channel.id);
         break;
       case 'StasisEnd':
@@ -535,6 +538,10 @@ export class AriClient {
   async #onReopened(): Promise<void> {
     const generation = this.#generation;
     const candidates = [...this.#stasisChannels];
+    // A channel that (re)enters Stasis during the check is alive, even if the list was read before
+    // it existed: a PBX restarted within a second can give a new channel an old one's id.
+    const startedDuringResync = new Set<string>();
+    this.#startedDuringResync = startedDuringResync;
     const lostChannelIds: string[] = [];
     let resynchronised = true;
     if (candidates.length > 0) {
@@ -555,7 +562,7 @@ export class AriClient {
         const alive = new Set(channels.map((channel) => channel.id));
         for (const id of candidates) {
           // Skipped if a StasisEnd for it arrived on the new socket meanwhile.
-          if (alive.has(id) || !this.#stasisChannels.has(id)) continue;
+          if (alive.has(id) || !this.#stasisChannels.has(id) || startedDuringResync.has(id)) continue;
           this.#stasisChannels.delete(id);
           lostChannelIds.push(id);
         }
@@ -570,6 +577,7 @@ export class AriClient {
         );
       }
     }
+    if (this.#startedDuringResync === startedDuringResync) this.#startedDuringResync = undefined;
     if (generation !== this.#generation) return;
     for (const id of lostChannelIds) {
       this.#logger.info({ channelId: id }, 'Channel lost while the ARI websocket was down');

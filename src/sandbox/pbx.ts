@@ -297,8 +297,13 @@ export class Pbx extends EventEmitter {
 
   // ---------------------------------------------------------------- channels
 
+  /**
+   * `<epoch seconds at creation>.<counter>`, as Asterisk's uniqueid. Asterisk's counter starts
+   * again at a restart, which takes over a second; a simulated restart takes milliseconds, so the
+   * counter goes on instead: an id never comes back within a run, as on a real PBX.
+   */
   private nextId(): string {
-    return `${Math.floor(this.startedAt / 1000)}.${this.counter++}`;
+    return `${Math.floor(Date.now() / 1000)}.${this.counter++}`;
   }
 
   private channelName(tech: string, resource: string): string {
@@ -847,7 +852,6 @@ export class Pbx extends EventEmitter {
     this.lastKnownSubscribers.clear();
     this.dialplan.clear();
     initialDialplan();
-    this.counter = 0;
     this.techCounters.clear();
     this.startedAt = Date.now();
     this.reloadedAt = this.startedAt;
