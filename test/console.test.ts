@@ -651,6 +651,28 @@ describe('web console: softphone', () => {
     expect(simPhone?.hungUp).toBe(true);
   });
 
+  it("refuses the softphone's WebSocket to a page of another origin (a browser lets any page try)", async () => {
+    const { url } = await startConsole({
+      console: (sim) => ({ port: 0, softphone: simulatorSoftphone(sim) }),
+    });
+    const ws = new WebSocket(`${url.replace(/^http/, 'ws')}api/phone`, { origin: 'http://evil.example' });
+    const status = await within(
+      new Promise<number>((resolve) => {
+        ws.once('unexpected-response', (_req, res) => resolve(res.statusCode ?? 0));
+        ws.once('error', () => resolve(-1));
+        ws.once('open', () => resolve(101));
+      }),
+      5000,
+      'the refused upgrade',
+    );
+    expect(status).toBe(403);
+    ws.terminate();
+    // The console's own page (same origin) is let in.
+    const own = new WebSocket(`${url.replace(/^http/, 'ws')}api/phone`, { origin: url.replace(/\/$/, '') });
+    await within(new Promise((resolve) => own.once('open', resolve)), 5000, 'the same-origin upgrade');
+    own.terminate();
+  });
+
   it('refuses the WebSocket upgrade when no softphone is configured', async () => {
     const { url } = await startConsole();
     const ws = new WebSocket(`${url.replace(/^http/, 'ws')}api/phone`);

@@ -44,6 +44,8 @@ export interface ConsoleOptions {
 
 /** Server-sent events are kept alive with a comment this often (proxies drop idle streams). */
 const KEEPALIVE_MS = 15_000;
+/** Unsent bytes a page's event stream may hold before it is dropped. */
+const MAX_BUFFERED_BYTES = 4 * 1024 * 1024;
 
 /**
  * A Server's web console.
@@ -82,6 +84,11 @@ export class ConsoleServer {
       const sockets = this.phoneSockets;
       if (!sockets || pathOf(request) !== '/api/phone') {
         socket.end('HTTP/1.1 404 Not Found\r\nConnection: close\r\n\r\n');
+        return;
+      }
+      // Browsers let any page open a WebSocket to localhost: only the console's own page may.
+      if (!sameOrigin(request)) {
+        socket.end('HTTP/1.1 403 Forbidden\r\nConnection: close\r\n\r\n');
         return;
       }
       sockets.handleUpgrade(request, socket, head, (ws) => sockets.emit('connection', ws, request));
@@ -225,7 +232,16 @@ export class ConsoleServer {
   private broadcast(name: string, data: unknown): void {
     if (this.streams.size === 0) return;
     const text = event(name, data);
-    for (const stream of this.streams) stream.write(text);
+    for (const stream of this.streams) {
+      // A page that does not read (a stalled tab) is dropped rather than buffered without end;
+      // EventSource reconnects and starts again from a snapshot.
+      if (stream.writableLength > MAX_BUFFERED_BYTES) {
+        this.streams.delete(stream);
+        stream.destroy();
+        continue;
+      }
+      stream.write(text);
+    }
   }
 
   private authorised(request: IncomingMessage): boolean {
@@ -234,6 +250,17 @@ export class ConsoleServer {
     if (!match?.[1] || !this.tokenDigest) return false;
     // Digests have one length, so the comparison takes the same time whatever was sent.
     return timingSafeEqual(digest(match[1]), this.tokenDigest);
+  }
+}
+
+/** No Origin (not a browser), or the console's own host. */
+function sameOrigin(request: IncomingMessage): boolean {
+  const origin = request.headers.origin;
+  if (origin === undefined) return true;
+  try {
+    return new URL(origin).host === request.headers.host;
+  } catch {
+    return false;
   }
 }
 
