@@ -159,12 +159,23 @@ async function callsInGather(h: VoiceHarness, number: ReturnType<typeof gatherNu
 
 /** A new call to 1000 that presses 42 and ends normally. */
 async function newCallSucceeds(h: VoiceHarness, number: ReturnType<typeof gatherNumber>): Promise<void> {
-  const ended = nextServerEvent(h.server, 'callEnded');
+  // This call's end, not a late callEnded of a call from before the outage (a handler's outcome is
+  // known before its call's resources are released and callEnded is emitted).
+  let channelId = '';
+  const ended = new Promise<{ error?: unknown }>((resolve) => {
+    const onEnded = (ui: { channelId: string }, outcome: { error?: unknown }) => {
+      if (ui.channelId !== channelId) return;
+      h.server.off('callEnded', onEnded);
+      resolve(outcome);
+    };
+    h.server.on('callEnded', onEnded);
+  });
   const inGather = number.waiting();
   const phone = await h.sim.call({ from: 'alice', to: '1000' });
+  channelId = phone.channelId;
   await within(inGather, 5000, 'the new call to reach its gather');
   await phone.press('42');
-  const [, outcome] = await within(ended, 5000, 'the new call to end');
+  const outcome = await within(ended, 5000, 'the new call to end');
   expect(outcome.error).toBeUndefined();
   expect(number.digits.at(-1)).toBe('42');
 }
