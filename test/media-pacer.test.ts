@@ -99,6 +99,28 @@ describe('Pacer', () => {
     expect(clock.pending).toBe(0);
   });
 
+  it("counts the relayed ticks of the media worker's clock: lateness, and skips from jumps in tick numbers", () => {
+    const pacer = new Pacer({ clock: new SimulatedClock() });
+    const seen: TickInfo[] = [];
+    pacer.observe((t) => seen.push(t));
+    for (const [tick, late] of [
+      [0, 0],
+      [1, 3],
+      [2, 0],
+      [5, 12],
+      [6, 1],
+      // The worker's clock stopped (no call) and started again: not a skip.
+      [0, 0],
+      [1, 0],
+    ] as const) {
+      pacer.relay({ tick, idealMs: 1000 + tick * 20, actualMs: 1000 + tick * 20 + late });
+    }
+    expect(seen.map((t) => t.tick)).toEqual([0, 1, 2, 5, 6, 0, 1]);
+    expect(pacer.stats).toMatchObject({ ticks: 7, skippedTicks: 2, maxLatenessMs: 12, lastLatenessMs: 0 });
+    // The clock of this thread never ran.
+    expect(pacer.running).toBe(false);
+  });
+
   it('catches up at most two ticks after a stall and skips the rest', () => {
     let stall = 0;
     const clock = new SimulatedClock(() => {

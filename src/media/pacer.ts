@@ -99,6 +99,8 @@ export class Pacer {
   #skipped = 0;
   #lastLateness = 0;
   #maxLateness = 0;
+  /** Counters of the clock that runs in another thread, from its relayed ticks (see relay). */
+  #relayed = { ticks: 0, skipped: 0, lastTick: -1 };
 
   constructor(options: PacerOptions = {}) {
     this.#interval = options.intervalMs ?? FRAME_MS;
@@ -123,11 +125,14 @@ export class Pacer {
     return this.#running;
   }
 
-  /** A copy of the counters. */
+  /**
+   * A copy of the counters. With the media worker they include its clock's ticks, as relayed
+   * (see {@link relay}): the counters then describe the clock that really sends the audio.
+   */
   get stats(): PacerStats {
     return {
-      ticks: this.#ticks,
-      skippedTicks: this.#skipped,
+      ticks: this.#ticks + this.#relayed.ticks,
+      skippedTicks: this.#skipped + this.#relayed.skipped,
       activeStreams: this.#streams.size,
       lastLatenessMs: this.#lastLateness,
       maxLatenessMs: this.#maxLateness,
@@ -160,10 +165,18 @@ export class Pacer {
 
   /**
    * Shows the observers a tick of a pacer that runs in another thread (the media worker's), so
-   * whoever watches this pacer (metrics) sees the clock that actually sends the audio. Changes no
-   * counter of this pacer.
+   * whoever watches this pacer (metrics) sees the clock that actually sends the audio, and counts
+   * it in {@link stats}: its lateness, and the ticks it skipped (a jump in its tick numbers; a clock
+   * that stopped and started again counts from 0 again).
    */
   relay(info: TickInfo): void {
+    const relayed = this.#relayed;
+    relayed.ticks++;
+    if (relayed.lastTick >= 0 && info.tick > relayed.lastTick + 1)
+      relayed.skipped += info.tick - relayed.lastTick - 1;
+    relayed.lastTick = info.tick;
+    this.#lastLateness = Math.max(0, info.actualMs - info.idealMs);
+    this.#maxLateness = Math.max(this.#maxLateness, this.#lastLateness);
     for (const observer of this.#observers) observer(info);
   }
 
