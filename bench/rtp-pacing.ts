@@ -111,16 +111,7 @@ async function stackSender(streams: number, seconds: number, portMin: number, po
     async run() {
       // The probe: 60 ms prompts started at random points of the running clock.
       const prompt = tone(1000, 60);
-      let running = true;
-      const probing = (async () => {
-        while (running) {
-          await probe.play(prompt);
-          await new Promise((resolve) => setTimeout(resolve, 40 + Math.random() * 200));
-        }
-      })();
-      const results = await Promise.all(players.map((p) => p.play(audio)));
-      running = false;
-      await probing;
+      const results = await whileProbing(probe, prompt, () => Promise.all(players.map((p) => p.play(audio))));
       return results.filter((r) => r === 'finished').length;
     },
     sent: () => sessions.reduce((n, s) => n + s.stats.sent, 0),
@@ -210,16 +201,7 @@ async function workerSender(
   return {
     async run() {
       const prompt = tone(1000, 60);
-      let running = true;
-      const probing = (async () => {
-        while (running) {
-          await probe.play(prompt);
-          await new Promise((resolve) => setTimeout(resolve, 40 + Math.random() * 200));
-        }
-      })();
-      const results = await Promise.all(players.map((p) => p.play(audio)));
-      running = false;
-      await probing;
+      const results = await whileProbing(probe, prompt, () => Promise.all(players.map((p) => p.play(audio))));
       pacerStats = await worker.pacerStats();
       return results.filter((r) => r === 'finished').length;
     },
@@ -322,3 +304,27 @@ main().catch((error: unknown) => {
   console.error(error);
   process.exitCode = 1;
 });
+
+/**
+ * Runs `work` while a probe plays short prompts started at random points of the running clock
+ * (their first-packet latency is what a new say() on a busy clock waits).
+ */
+async function whileProbing<T>(
+  probe: { play(pcm: Int16Array): Promise<unknown> },
+  prompt: Int16Array,
+  work: () => Promise<T>,
+): Promise<T> {
+  let running = true;
+  const probing = (async () => {
+    while (running) {
+      await probe.play(prompt);
+      await new Promise((resolve) => setTimeout(resolve, 40 + Math.random() * 200));
+    }
+  })();
+  try {
+    return await work();
+  } finally {
+    running = false;
+    await probing;
+  }
+}

@@ -82,6 +82,7 @@ describe('calls shared by a fleet of three instances × two nodes, in separate p
         .dump()
         .filter((d) => d.exten === '1000')
         .map((d) => `${d.step.app}(${d.step.appData})`);
+    // The survivors' AMI writes have no event of their own here: look until the step is gone.
     for (const sim of nodes) {
       while (stepsOf1000(sim).includes(`Stasis(${victimApp},call)`))
         await new Promise((r) => setTimeout(r, 50));

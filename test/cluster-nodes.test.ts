@@ -132,6 +132,7 @@ describe('one Server on two Asterisk nodes', () => {
     // Node one down: calls go through node two; a node can also be named.
     const restarted = one.restart({ downMs: 1500 });
     cleanups.push(() => restarted);
+    // The Communicator has no event for a node's state: look until its ARI socket has seen the close.
     while (communicator.nodes()[0]!.up) await new Promise((resolve) => setTimeout(resolve, 20));
     expect(communicator.nodes().map((n) => n.up)).toEqual([false, true]);
     const viaTwo = two.nextIncomingCall();

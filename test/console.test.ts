@@ -446,6 +446,21 @@ describe('web console: controls', () => {
   });
 });
 
+/** Opens /api/phone (from a page of `origin`, if given): the HTTP status of the upgrade, 101 if it opened. */
+async function upgrade(url: string, origin?: string): Promise<{ ws: WebSocket; status: number }> {
+  const ws = new WebSocket(`${url.replace(/^http/, 'ws')}api/phone`, origin ? { origin } : {});
+  const status = await within(
+    new Promise<number>((resolve) => {
+      ws.once('unexpected-response', (_req, res) => resolve(res.statusCode ?? 0));
+      ws.once('error', () => resolve(-1));
+      ws.once('open', () => resolve(101));
+    }),
+    5000,
+    'the upgrade',
+  );
+  return { ws, status };
+}
+
 /** A softphone page: JSON messages and binary frames from the console's /api/phone. */
 async function openPhone(url: string): Promise<{
   ws: WebSocket;
@@ -655,36 +670,18 @@ describe('web console: softphone', () => {
     const { url } = await startConsole({
       console: (sim) => ({ port: 0, softphone: simulatorSoftphone(sim) }),
     });
-    const ws = new WebSocket(`${url.replace(/^http/, 'ws')}api/phone`, { origin: 'http://evil.example' });
-    const status = await within(
-      new Promise<number>((resolve) => {
-        ws.once('unexpected-response', (_req, res) => resolve(res.statusCode ?? 0));
-        ws.once('error', () => resolve(-1));
-        ws.once('open', () => resolve(101));
-      }),
-      5000,
-      'the refused upgrade',
-    );
+    const { ws, status } = await upgrade(url, 'http://evil.example');
     expect(status).toBe(403);
     ws.terminate();
     // The console's own page (same origin) is let in.
-    const own = new WebSocket(`${url.replace(/^http/, 'ws')}api/phone`, { origin: url.replace(/\/$/, '') });
-    await within(new Promise((resolve) => own.once('open', resolve)), 5000, 'the same-origin upgrade');
-    own.terminate();
+    const own = await upgrade(url, url.replace(/\/$/, ''));
+    expect(own.status).toBe(101);
+    own.ws.terminate();
   });
 
   it('refuses the WebSocket upgrade when no softphone is configured', async () => {
     const { url } = await startConsole();
-    const ws = new WebSocket(`${url.replace(/^http/, 'ws')}api/phone`);
-    const status = await within(
-      new Promise<number>((resolve) => {
-        ws.once('unexpected-response', (_req, res) => resolve(res.statusCode ?? 0));
-        ws.once('error', () => resolve(-1));
-        ws.once('open', () => resolve(101));
-      }),
-      5000,
-      'the refused upgrade',
-    );
+    const { ws, status } = await upgrade(url);
     expect(status).toBe(404);
     ws.terminate();
   });

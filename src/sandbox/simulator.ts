@@ -383,15 +383,6 @@ export class Simulator extends EventEmitter {
     return () => this.pbx.off('text-sent', listener);
   }
 
-  /** Calls `listener` with each state change of channel `channelId` (`Up` once answered); returns the undo. */
-  onChannelState(channelId: string, listener: (channel: SimChannel) => void): () => void {
-    const onState = (channel: SimChannel) => {
-      if (channel.id === channelId) listener(channel);
-    };
-    this.pbx.on('channel-state', onState);
-    return () => this.pbx.off('channel-state', onState);
-  }
-
   /** The phone of a live or ended call by channel id. */
   phone(channelId: string): SimPhone | undefined {
     return this.phones.get(channelId);
