@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { ConfigError, SpeechEngineError } from '../src/errors.js';
+import { encodeMulaw } from '../src/media/g711.js';
 import {
   CachedTts,
   decodeCacheFile,
@@ -167,6 +168,169 @@ describe('CachedTts in memory', () => {
 
   it('rejects a negative memory budget with ConfigError', () => {
     expect(() => new CachedTts(new CountingEngine(), { memoryBytes: -1 })).toThrow(ConfigError);
+  });
+});
+
+describe('CachedTts µ-law', () => {
+  /** PCM whose µ-law is not trivially 0xFF: the counting engine's char codes are tiny samples. */
+  class LoudEngine extends CountingEngine {
+    override async synthesize(text: string, options: SynthesizeOptions = {}): Promise<Int16Array> {
+      const pcm = await super.synthesize(text, options);
+      return pcm.map((v, i) => (i % 2 === 0 ? v * 200 : -v * 150));
+    }
+  }
+
+  it('serves the µ-law of the same cached PCM, once encoded, from shared memory and without copying', async () => {
+    const engine = new LoudEngine();
+    const tts = new CachedTts(engine, { memoryBytes: 1 << 20 });
+    const ulaw = await tts.speakUlaw('Hello there');
+    const pcm = await tts.speak('Hello there');
+    expect(engine.calls).toHaveLength(1);
+    expect(ulaw).toBeInstanceOf(Uint8Array);
+    expect(Buffer.from(ulaw)).toEqual(encodeMulaw(pcm));
+    expect(ulaw.buffer).toBeInstanceOf(SharedArrayBuffer);
+    const again = await tts.speakUlaw('Hello   there'); // same prompt once normalized
+    expect(again).toBe(ulaw);
+    expect(again.buffer).toBe(ulaw.buffer);
+    expect(engine.calls).toHaveLength(1);
+    expect(tts.stats()).toMatchObject({ requests: 3, hits: 2, memoryHits: 2, misses: 1, synthCalls: 1 });
+  });
+
+  it('keys µ-law like speak: another voice is another prompt', async () => {
+    const engine = new LoudEngine();
+    const tts = new CachedTts(engine, { memoryBytes: 1 << 20 });
+    const a = await tts.speakUlaw('Hi', { voice: 'a' });
+    const b = await tts.speakUlaw('Hi', { voice: 'b' });
+    expect(b).not.toBe(a);
+    expect(engine.calls.map((c) => c.options.voice)).toEqual(['a', 'b']);
+  });
+
+  it('counts µ-law bytes in the memory budget and evicts them with their PCM', async () => {
+    const engine = new LoudEngine();
+    // A 10-character prompt is 20 bytes of PCM plus 10 of µ-law; the cap holds 100.
+    const tts = new CachedTts(engine, { memoryBytes: 100 });
+    await tts.speak('aaaaaaaaaa');
+    expect(tts.stats()).toMatchObject({ memoryEntries: 1, memoryBytes: 20 });
+    const a = await tts.speakUlaw('aaaaaaaaaa');
+    expect(tts.stats()).toMatchObject({ memoryEntries: 1, memoryBytes: 30 });
+    await tts.speakUlaw('bbbbbbbbbb');
+    await tts.speakUlaw('cccccccccc');
+    expect(tts.stats()).toMatchObject({ memoryEntries: 3, memoryBytes: 90 });
+    // 20 more bytes of PCM: over the cap, so "a" (least recently used) goes, PCM and µ-law together.
+    await tts.speak('dddddddddd');
+    expect(tts.stats()).toMatchObject({ memoryEntries: 3, memoryBytes: 80 });
+    // µ-law for "d" too: 90, within the cap.
+    await tts.speakUlaw('dddddddddd');
+    expect(tts.stats()).toMatchObject({ memoryEntries: 3, memoryBytes: 90 });
+    expect(engine.calls).toHaveLength(4);
+    const again = await tts.speakUlaw('aaaaaaaaaa');
+    expect(engine.calls).toHaveLength(5);
+    expect(again).not.toBe(a);
+    expect(again).toEqual(a);
+    // "a" back in (30 bytes) pushed out "b" (30 bytes): still 90.
+    expect(tts.stats()).toMatchObject({ memoryEntries: 3, memoryBytes: 90 });
+    await tts.speak('bbbbbbbbbb');
+    expect(engine.calls).toHaveLength(6);
+    tts.clearMemory();
+    expect(tts.stats()).toMatchObject({ memoryEntries: 0, memoryBytes: 0 });
+  });
+
+  it('adding µ-law evicts older entries rather than going over the budget', async () => {
+    const engine = new LoudEngine();
+    const tts = new CachedTts(engine, { memoryBytes: 45 });
+    await tts.speak('aaaaaaaaaa');
+    await tts.speak('bbbbbbbbbb');
+    expect(tts.stats()).toMatchObject({ memoryEntries: 2, memoryBytes: 40 });
+    await tts.speakUlaw('bbbbbbbbbb'); // 50 > 45: "a" goes
+    expect(tts.stats()).toMatchObject({ memoryEntries: 1, memoryBytes: 30 });
+    await tts.speakUlaw('bbbbbbbbbb');
+    await tts.speak('aaaaaaaaaa');
+    expect(engine.calls.map((c) => c.text)).toEqual(['aaaaaaaaaa', 'bbbbbbbbbb', 'aaaaaaaaaa']);
+  });
+
+  it('encodes without caching when PCM plus µ-law do not fit, or the memory layer is off', async () => {
+    const engine = new LoudEngine();
+    const tight = new CachedTts(engine, { memoryBytes: 25 }); // 20 bytes of PCM fit, 30 do not
+    const first = await tight.speakUlaw('aaaaaaaaaa');
+    const second = await tight.speakUlaw('aaaaaaaaaa');
+    expect(second).not.toBe(first);
+    expect(second).toEqual(first);
+    expect(second.buffer).toBeInstanceOf(SharedArrayBuffer);
+    expect(engine.calls).toHaveLength(1); // the PCM is still cached
+    expect(tight.stats()).toMatchObject({ memoryEntries: 1, memoryBytes: 20 });
+
+    const off = new CachedTts(engine, { memoryBytes: 0 });
+    expect(Buffer.from(await off.speakUlaw('abc'))).toEqual(encodeMulaw(await off.speak('abc')));
+    expect(off.stats()).toMatchObject({ memoryEntries: 0, memoryBytes: 0 });
+  });
+
+  it('coalesces speak and speakUlaw of one prompt into one synthesis; waiters share the µ-law', async () => {
+    const engine = new LoudEngine();
+    const gate = deferred();
+    engine.gate = gate.promise;
+    const tts = new CachedTts(engine, { memoryBytes: 1 << 20 });
+    const called = engine.nextCall();
+    const all = Promise.all([tts.speakUlaw('Welcome'), tts.speak('Welcome'), tts.speakUlaw('Welcome')]);
+    await called;
+    gate.resolve();
+    const [u1, pcm, u2] = await all;
+    expect(engine.calls).toHaveLength(1);
+    expect(u2).toBe(u1);
+    expect(Buffer.from(u1)).toEqual(encodeMulaw(pcm));
+    expect(tts.stats()).toMatchObject({ requests: 3, coalesced: 2, misses: 3, synthCalls: 1 });
+  });
+
+  it('answers blank text with an empty array, rejects an aborted signal, and does not cache errors', async () => {
+    const engine = new LoudEngine();
+    const tts = new CachedTts(engine);
+    const empty = await tts.speakUlaw(' \n ');
+    expect(empty).toBeInstanceOf(Uint8Array);
+    expect(empty).toHaveLength(0);
+    const controller = new AbortController();
+    controller.abort(new Error('caller hung up'));
+    await expect(tts.speakUlaw('x', { signal: controller.signal })).rejects.toThrow('caller hung up');
+    engine.failures = 1;
+    await expect(tts.speakUlaw('Oops')).rejects.toThrow(SpeechEngineError);
+    expect(await tts.speakUlaw('Oops')).toHaveLength(4);
+    expect(engine.calls.map((c) => c.text)).toEqual(['Oops', 'Oops']);
+  });
+
+  it('cancels the synthesis when its only µ-law waiter aborts', async () => {
+    const engine = new LoudEngine();
+    engine.gate = new Promise(() => {});
+    const tts = new CachedTts(engine);
+    const controller = new AbortController();
+    const called = engine.nextCall();
+    const pending = tts.speakUlaw('never', { signal: controller.signal });
+    await called;
+    controller.abort(new Error('gone'));
+    await expect(pending).rejects.toThrow('gone');
+    await tts.flush();
+    expect(tts.stats()).toMatchObject({ memoryEntries: 0, errors: 0 });
+  });
+
+  it('keeps PCM on disk: a restart serves the same µ-law from the WAV file', async () => {
+    const engine = new LoudEngine();
+    const first = new CachedTts(engine, { memoryBytes: 1 << 20, directory: dir });
+    const ulaw = await first.speakUlaw('Please hold');
+    await first.flush();
+    const files = await readdir(dir);
+    expect(files).toHaveLength(1);
+    const pcm = decodeCacheFile(await readFile(join(dir, files[0]!)));
+    expect(pcm).toBeDefined();
+    expect(Buffer.from(ulaw)).toEqual(encodeMulaw(pcm!));
+
+    const second = new CachedTts(engine, { memoryBytes: 1 << 20, directory: dir });
+    const fromDisk = await second.speakUlaw('Please hold');
+    expect(fromDisk).toEqual(ulaw);
+    expect(await second.speakUlaw('Please hold')).toBe(fromDisk);
+    expect(engine.calls).toHaveLength(1);
+    expect(second.stats()).toMatchObject({
+      diskHits: 1,
+      memoryHits: 1,
+      memoryBytes: 3 * 'Please hold'.length,
+    });
+    await second.flush();
   });
 });
 

@@ -1,11 +1,15 @@
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { AsteramiskError, HangupError, InputTimeoutError } from '../src/errors.js';
+import { decodeMulaw, encodeMulaw } from '../src/media/g711.js';
 import { ScriptedSttEngine } from '../src/stt/scripted-stt-engine.js';
+import { OfflineTtsEngine } from '../src/tts/offline-tts-engine.js';
+import { CachedTts } from '../src/tts/tts-cache.js';
 import type { VoiceUI } from '../src/ui/voice-ui.js';
 import { deferred, nextServerEvent, startVoiceHarness, type VoiceHarness } from './support/voice-harness.js';
 
 let h: VoiceHarness | undefined;
 afterEach(async () => {
+  vi.restoreAllMocks();
   await h?.close();
   h = undefined;
 });
@@ -68,6 +72,40 @@ describe('VoiceUI through the simulator', () => {
       'Leave a message after the beep',
     ]);
     expect((await phone.ended()).cause).toBe(16);
+  });
+
+  it('say() sends the cached µ-law of the prompt, sample for sample, to the phone (twice, one encoding)', async () => {
+    h = await startVoiceHarness({ msPerChar: 10 });
+    const speakUlaw = vi.spyOn(CachedTts.prototype, 'speakUlaw');
+    const speak = vi.spyOn(CachedTts.prototype, 'speak');
+    const text = 'Your call matters';
+    const said = deferred<void>();
+    await h.server.registerExtension('1000', {
+      voice: async (ui) => {
+        await ui.answer();
+        await ui.say(text);
+        await ui.say(text);
+        said.resolve();
+        await ui.sleep(60);
+      },
+    });
+    const phone = await h.sim.call({ from: 'alice', to: '1000' });
+    await said.promise;
+    const expected = decodeMulaw(encodeMulaw(new OfflineTtsEngine({ msPerChar: 10 }).render(text)));
+    await phone.waitForAudio((2 * expected.length) / 8);
+    const heard = Buffer.from(phone.heard().audio.buffer);
+    const prompt = Buffer.from(expected.buffer);
+    const first = heard.indexOf(prompt);
+    expect(first).toBeGreaterThanOrEqual(0);
+    expect(first % 2).toBe(0);
+    expect(heard.indexOf(prompt, first + prompt.length)).toBeGreaterThan(first);
+    expect(h.tts.calls).toBe(1);
+    // Played from µ-law: both says got the very same cached array, and no PCM copy was asked for.
+    expect(speakUlaw).toHaveBeenCalledTimes(2);
+    expect(speak).not.toHaveBeenCalled();
+    const [once, twice] = await Promise.all(speakUlaw.mock.results.map((r) => r.value));
+    expect(twice).toBe(once);
+    await phone.hangup();
   });
 
   it('keeps digits pressed before gather and then skips its prompt', async () => {

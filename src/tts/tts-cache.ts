@@ -3,6 +3,7 @@ import { mkdir, readFile, rename, unlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ConfigError, SpeechEngineError } from '../errors.js';
 import { type Logger, silentLogger } from '../logger.js';
+import { encodeMulaw } from '../media/g711.js';
 import { int16ToPcm16le, pcm16leToInt16 } from '../media/pcm16.js';
 import { encodeWav, readWav, WAV_FORMAT } from '../media/wav.js';
 import {
@@ -24,7 +25,10 @@ import {
 const FORMAT_VERSION = 'asteramisk-tts-v1';
 const CHECKSUM_CHUNK = 'asum';
 
-/** Default in-memory budget: 64 MiB, about 70 minutes of 8 kHz 16-bit audio. */
+/**
+ * Default in-memory budget: 64 MiB, about 70 minutes of 8 kHz 16-bit audio (about 47 minutes when
+ * every prompt is also held as µ-law, see {@link CachedTts.speakUlaw}).
+ */
 export const DEFAULT_TTS_MEMORY_BYTES = 64 * 1024 * 1024;
 
 /**
@@ -51,7 +55,11 @@ const SHARED_POLL_MS = 50;
 
 /** Options of {@link CachedTts}. */
 export interface CachedTtsOptions {
-  /** In-memory budget in bytes of PCM (LRU eviction beyond it). 0 disables the memory layer. Default 64 MiB. */
+  /**
+   * In-memory budget in bytes of audio: the PCM of each utterance, plus its µ-law once
+   * {@link CachedTts.speakUlaw} asked for it (LRU eviction beyond it). 0 disables the memory layer.
+   * Default 64 MiB.
+   */
   memoryBytes?: number;
   /** Folder of the persistent cache (created if missing). Without it, the cache lives in memory only. */
   directory?: string;
@@ -63,7 +71,7 @@ export interface CachedTtsOptions {
 
 /** Counters of a {@link CachedTts}; a snapshot is returned by {@link CachedTts.stats}. */
 export interface TtsCacheStats {
-  /** `speak` calls with non-empty text. */
+  /** `speak` and `speakUlaw` calls with non-empty text. */
   requests: number;
   /** Requests answered without synthesis: from memory or from disk. */
   hits: number;
@@ -88,7 +96,7 @@ export interface TtsCacheStats {
   corruptFiles: number;
   /** Files that could not be written (the audio was still returned). */
   diskWriteErrors: number;
-  /** Bytes of PCM held in memory now. */
+  /** Bytes of audio held in memory now: PCM, plus µ-law where {@link CachedTts.speakUlaw} made it. */
   memoryBytes: number;
   /** Utterances held in memory now. */
   memoryEntries: number;
@@ -107,6 +115,28 @@ export interface SynthesisInfo {
 }
 
 type Source = 'disk' | 'engine';
+
+/** One utterance in the memory layer. */
+interface MemoryEntry {
+  readonly pcm: Int16Array;
+  /** Its µ-law over a SharedArrayBuffer, made on the first {@link CachedTts.speakUlaw} for it. */
+  ulaw: Uint8Array | undefined;
+}
+
+/** Bytes an entry holds against the memory budget. */
+function entryBytes(entry: MemoryEntry): number {
+  return entry.pcm.byteLength + (entry.ulaw?.byteLength ?? 0);
+}
+
+/**
+ * µ-law of `pcm` in shared memory: the media worker is handed such an array as it is, where any
+ * other array is copied on every playback.
+ */
+function sharedUlaw(pcm: Int16Array): Uint8Array {
+  const ulaw = new Uint8Array(new SharedArrayBuffer(pcm.length));
+  ulaw.set(encodeMulaw(pcm));
+  return ulaw;
+}
 
 interface Flight {
   /** Resolves as soon as the audio is known (before the disk write). */
@@ -130,7 +160,8 @@ export function normalizeTtsText(text: string): string {
  * cached, so the next request tries again.
  *
  * The key is SHA-256 of the format version, the engine's `cacheId` (or `name`), the voice, the
- * language and the whitespace-normalized text. Returned arrays are copies: callers may modify them.
+ * language and the whitespace-normalized text. Arrays returned by {@link speak} are copies: callers
+ * may modify them; those of {@link speakUlaw} are the cache's own, shared and read-only.
  */
 export class CachedTts {
   readonly engine: TtsEngine;
@@ -138,7 +169,7 @@ export class CachedTts {
   private readonly memoryLimit: number;
   private readonly logger: Logger;
   private readonly shared: SharedTtsStore | undefined;
-  private readonly memory = new Map<string, Int16Array>();
+  private readonly memory = new Map<string, MemoryEntry>();
   private memoryUsed = 0;
   private readonly flights = new Map<string, Flight>();
   private directoryReady: Promise<void> | undefined;
@@ -197,20 +228,61 @@ export class CachedTts {
    * @throws {SpeechEngineError} when the engine fails (not cached), or `options.signal.reason` on abort.
    */
   async speak(text: string, options: SynthesizeOptions = {}): Promise<Int16Array> {
+    const found = await this.load(text, options);
+    return found ? found.pcm.slice() : new Int16Array(0);
+  }
+
+  /**
+   * The same audio as {@link speak}, as 8 kHz G.711 µ-law (one byte per sample), what the call's
+   * PCMU leg sends: encoded once per cached utterance, on its first request, and kept in memory next
+   * to its PCM (counted in the budget, evicted with it). Loads, syntheses, coalescing, aborts, disk
+   * and shared store are those of {@link speak} (which store PCM). Empty or blank text gives an
+   * empty array without calling the engine.
+   *
+   * The array is NOT a copy: it lives in a SharedArrayBuffer owned by the cache and handed to every
+   * caller of the same prompt (and to the media worker without copying). Treat it as read-only;
+   * writing to it would change the prompt for every later call. Copy it (`slice()`) to modify it.
+   *
+   * @throws {SpeechEngineError} when the engine fails (not cached), or `options.signal.reason` on abort.
+   */
+  async speakUlaw(text: string, options: SynthesizeOptions = {}): Promise<Uint8Array> {
+    const found = await this.load(text, options);
+    if (!found) return new Uint8Array(0);
+    const entry = this.memory.get(found.key);
+    // Not in memory (layer off, utterance over budget, evicted meanwhile, or replaced by a later
+    // load of the key): encode this call's copy, uncached.
+    if (entry?.pcm !== found.pcm) return sharedUlaw(found.pcm);
+    if (entry.ulaw) return entry.ulaw;
+    const ulaw = sharedUlaw(entry.pcm);
+    // PCM alone fitted the budget, PCM plus µ-law may not: then keep the PCM and serve this copy.
+    if (entryBytes(entry) + ulaw.byteLength > this.memoryLimit) return ulaw;
+    entry.ulaw = ulaw;
+    this.memoryUsed += ulaw.byteLength;
+    this.touch(found.key, entry);
+    this.evict();
+    return ulaw;
+  }
+
+  /**
+   * The cached PCM of `text` (not copied: callers copy or encode it), through memory, disk, shared
+   * store or engine, with request counting, single flight and aborts. Undefined for blank text.
+   */
+  private async load(
+    text: string,
+    options: SynthesizeOptions,
+  ): Promise<{ key: string; pcm: Int16Array } | undefined> {
     const normalized = normalizeTtsText(text);
-    if (normalized === '') return new Int16Array(0);
+    if (normalized === '') return undefined;
     throwIfAborted(options.signal);
     this.counters.requests++;
     const key = this.cacheKey(normalized, options);
 
     const cached = this.memory.get(key);
     if (cached) {
-      // Refresh recency: Map iteration order is insertion order, so re-insert at the end.
-      this.memory.delete(key);
-      this.memory.set(key, cached);
+      this.touch(key, cached);
       this.counters.hits++;
       this.counters.memoryHits++;
-      return cached.slice();
+      return { key, pcm: cached.pcm };
     }
 
     let flight = this.flights.get(key);
@@ -225,7 +297,7 @@ export class CachedTts {
       });
       if (source === 'disk') this.counters.hits++;
       else this.counters.misses++;
-      return pcm.slice();
+      return { key, pcm };
     } finally {
       if (!left) flight.waiters--;
     }
@@ -389,14 +461,25 @@ export class CachedTts {
     const previous = this.memory.get(key);
     if (previous) {
       this.memory.delete(key);
-      this.memoryUsed -= previous.byteLength;
+      this.memoryUsed -= entryBytes(previous);
     }
-    this.memory.set(key, pcm);
+    this.memory.set(key, { pcm, ulaw: undefined });
     this.memoryUsed += pcm.byteLength;
-    for (const [oldKey, oldPcm] of this.memory) {
+    this.evict();
+  }
+
+  /** Marks `key` most recently used: Map iteration order is insertion order, so re-insert at the end. */
+  private touch(key: string, entry: MemoryEntry): void {
+    this.memory.delete(key);
+    this.memory.set(key, entry);
+  }
+
+  /** Drops least recently used entries (PCM and µ-law together) until the budget is met. */
+  private evict(): void {
+    for (const [oldKey, oldEntry] of this.memory) {
       if (this.memoryUsed <= this.memoryLimit) break;
       this.memory.delete(oldKey);
-      this.memoryUsed -= oldPcm.byteLength;
+      this.memoryUsed -= entryBytes(oldEntry);
     }
   }
 

@@ -17,6 +17,8 @@ import type { KeyedWaiters } from './keyed-waiters.js';
 export interface CallAudio extends AgentMedia {
   /** Plays 8 kHz PCM to the caller; 'stopped' when {@link stop} cut it short. */
   play(pcm: Int16Array): Promise<'finished' | 'stopped'>;
+  /** Like {@link play}, for 8 kHz µ-law sent as it is (not modified, so it may be shared). */
+  playUlaw(ulaw: Uint8Array): Promise<'finished' | 'stopped'>;
   /** Stops what is playing at the next 20 ms frame (no frame of it goes out after this call). */
   stop(): Promise<void>;
   /** Receives the caller's audio in 20 ms frames; returns the unsubscribe function. */
@@ -30,12 +32,21 @@ export interface CallAudio extends AgentMedia {
   close(): Promise<void>;
 }
 
-/** Text to speech as the UI uses it: text in, 8 kHz PCM out (cached). */
+/** Text to speech as the UI uses it: text in, 8 kHz PCM (or µ-law, when offered) out (cached). */
 export interface Speaker {
   speak(
     text: string,
     options: { voice?: string; language?: string; signal?: AbortSignal },
   ): Promise<Int16Array>;
+  /**
+   * The same audio as 8 kHz µ-law, what the call's PCMU leg sends, so that a cached prompt is not
+   * encoded again on every playback. The array may be shared with other calls: read-only. When
+   * absent, the UI uses {@link speak}.
+   */
+  speakUlaw?(
+    text: string,
+    options: { voice?: string; language?: string; signal?: AbortSignal },
+  ): Promise<Uint8Array>;
 }
 
 /**

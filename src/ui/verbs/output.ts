@@ -2,8 +2,15 @@ import { randomUUID } from 'node:crypto';
 import { ConfigError, InvalidInputError } from '../../errors.js';
 import type { VoiceCallContext } from '../voice-call-context.js';
 
-/** What can be played to a caller: Asterisk media URIs, or audio rendered by the library. */
-export type VoiceOutput = { kind: 'uris'; uris: string[] } | { kind: 'pcm'; pcm: Int16Array };
+/**
+ * What can be played to a caller: Asterisk media URIs, or audio rendered by the library, as 8 kHz
+ * PCM (files and arrays from the app) or as 8 kHz µ-law (cached speech, sent as it is; read-only,
+ * it may be shared with other calls).
+ */
+export type VoiceOutput =
+  | { kind: 'uris'; uris: string[] }
+  | { kind: 'pcm'; pcm: Int16Array }
+  | { kind: 'ulaw'; ulaw: Uint8Array };
 
 /** How an output ended. */
 export type OutputResult = 'finished' | 'interrupted';
@@ -50,11 +57,13 @@ export async function playOutput(
       })
     : () => {};
   try {
-    if (output.kind === 'pcm') {
+    if (output.kind !== 'uris') {
       const audio = await ctx.scope.race(ctx.audio());
       if (interrupted) return 'interrupted';
       stop = () => audio.stop();
-      const result = await ctx.scope.race(audio.play(output.pcm));
+      const result = await ctx.scope.race(
+        output.kind === 'pcm' ? audio.play(output.pcm) : audio.playUlaw(output.ulaw),
+      );
       return interrupted || result === 'stopped' ? 'interrupted' : 'finished';
     }
     validateMediaUris(output.uris);
@@ -79,7 +88,7 @@ export async function playOutput(
   }
 }
 
-/** Renders `text` with the configured TTS engine (cached). */
+/** Renders `text` with the configured TTS engine (cached), as µ-law when the speaker offers it. */
 export async function synthesize(
   ctx: VoiceCallContext,
   text: string,
@@ -94,13 +103,17 @@ export async function synthesize(
   }
   ctx.note({ type: 'said', text });
   // The engine's own default voice comes from SYSTEM_VOICE; only an explicit voice is passed.
-  const pcm = await ctx.scope.race(
-    ctx.speaker.speak(text, {
-      ...(options.voice ? { voice: options.voice } : {}),
-      ...(options.language ? { language: options.language } : {}),
-      signal: ctx.scope.signal,
-    }),
-  );
+  const speakOptions = {
+    ...(options.voice ? { voice: options.voice } : {}),
+    ...(options.language ? { language: options.language } : {}),
+    signal: ctx.scope.signal,
+  };
+  // The leg is PCMU: µ-law encoded once by the cache spares an encoding per frame on every playback.
+  if (ctx.speaker.speakUlaw) {
+    const ulaw = await ctx.scope.race(ctx.speaker.speakUlaw(text, speakOptions));
+    return { kind: 'ulaw', ulaw };
+  }
+  const pcm = await ctx.scope.race(ctx.speaker.speak(text, speakOptions));
   return { kind: 'pcm', pcm };
 }
 
