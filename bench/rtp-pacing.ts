@@ -15,6 +15,9 @@
  *                 sending commands.
  * --priority      (worker) the worker thread at nice −10 (needs root), as Asterisk runs its media
  *                 threads at a raised priority.
+ * --no-capture    skip the kernel-timestamp capture (by default, when tcpdump is installed and
+ *                 capturing is allowed, tcpdump records the packets on loopback and the pacing is
+ *                 also measured from the kernel's transmit timestamps: bench/support/pcap-timing.ts).
  * --busy          the main thread burns 30 ms out of every 50 (a busy loop allocating garbage),
  *                 like handler code, event parsing and GC of a loaded app.
  */
@@ -30,6 +33,7 @@ import { encodeRtp } from '../src/media/rtp-packet.js';
 import { RtpSession } from '../src/media/rtp-session.js';
 import { tone } from '../src/media/tone.js';
 import type { ReceiverReport } from './rtp-receiver.js';
+import { type CaptureTiming, startCapture } from './support/pcap-timing.js';
 
 function option(name: string, fallback: number): number {
   const i = process.argv.indexOf(`--${name}`);
@@ -79,6 +83,17 @@ function percentile(values: number[], p: number): number {
 
 const ms = (v: number): string => `${v.toFixed(2)} ms`;
 
+/**
+ * The streams' audio as the TTS cache hands a prompt to a call: µ-law encoded once, in shared
+ * memory (the worker gets it without a copy), as the naive sender's packets are pre-encoded.
+ */
+function sharedPrompt(seconds: number): Uint8Array {
+  const encoded = encodeMulaw(tone(440, seconds * 1000, { amplitude: 0.3 }));
+  const shared = new Uint8Array(new SharedArrayBuffer(encoded.length));
+  shared.set(encoded);
+  return shared;
+}
+
 /** One way of sending the streams: set up, then play every stream for `seconds`. */
 interface Sender {
   /** Plays all streams; resolves with the number that finished. */
@@ -100,7 +115,7 @@ async function stackSender(streams: number, seconds: number, portMin: number, po
   const pacer = Pacer.shared;
   const lateness: number[] = [];
   pacer.observe((t) => lateness.push(t.actualMs - t.idealMs));
-  const audio = tone(440, seconds * 1000, { amplitude: 0.3 });
+  const audio = sharedPrompt(seconds);
   const players = sessions.slice(0, streams).map((sink) => new AudioPlayer({ sink }));
   const startupLatencies: number[] = [];
   for (const p of players) p.onFirstPacket((info) => startupLatencies.push(info.latencyMs));
@@ -111,7 +126,9 @@ async function stackSender(streams: number, seconds: number, portMin: number, po
     async run() {
       // The probe: 60 ms prompts started at random points of the running clock.
       const prompt = tone(1000, 60);
-      const results = await whileProbing(probe, prompt, () => Promise.all(players.map((p) => p.play(audio))));
+      const results = await whileProbing(probe, prompt, () =>
+        Promise.all(players.map((p) => p.playUlaw(audio))),
+      );
       return results.filter((r) => r === 'finished').length;
     },
     sent: () => sessions.reduce((n, s) => n + s.stats.sent, 0),
@@ -190,7 +207,7 @@ async function workerSender(
     leg.setRemote('127.0.0.1', port);
     legs.push(leg);
   }
-  const audio = tone(440, seconds * 1000, { amplitude: 0.3 });
+  const audio = sharedPrompt(seconds);
   const players = legs.slice(0, streams);
   const startupLatencies: number[] = [];
   for (const p of players) p.onFirstPacket((info) => startupLatencies.push(info.latencyMs));
@@ -201,7 +218,9 @@ async function workerSender(
   return {
     async run() {
       const prompt = tone(1000, 60);
-      const results = await whileProbing(probe, prompt, () => Promise.all(players.map((p) => p.play(audio))));
+      const results = await whileProbing(probe, prompt, () =>
+        Promise.all(players.map((p) => p.playUlaw(audio))),
+      );
       pacerStats = await worker.pacerStats();
       return results.filter((r) => r === 'finished').length;
     },
@@ -255,6 +274,9 @@ async function main(): Promise<void> {
       `receiver pid ${receiver.pid} (${receiverNice}, recv buffer ${(ready.recvBufferSize / 1024 / 1024).toFixed(1)} MiB), node ${process.version}`,
   );
 
+  const capture = process.argv.includes('--no-capture')
+    ? { unavailable: 'turned off (--no-capture)' }
+    : await startCapture(ready.port);
   const burner = busy ? burnMainThread() : undefined;
   const cpuBefore = process.cpuUsage();
   const started = performance.now();
@@ -270,6 +292,7 @@ async function main(): Promise<void> {
   );
   receiver.send({ type: 'report' });
   const report = await reportPromise;
+  const kernel: CaptureTiming | string = 'stop' in capture ? await capture.stop() : capture.unavailable;
   const sent = await sender.sent();
   const details = sender.details();
   await sender.close();
@@ -285,6 +308,22 @@ async function main(): Promise<void> {
     `inter-arrival deviation from 20 ms (${report.deviation.samples} samples): p50 ${ms(report.deviation.p50)}, ` +
       `p99 ${ms(report.deviation.p99)}, p99.9 ${ms(report.deviation.p999)}, max ${ms(report.deviation.max)}`,
   );
+  if (typeof kernel === 'string') {
+    console.log(
+      `kernel timestamps: none (${kernel}); the deviation above includes the receiver's own delays`,
+    );
+  } else {
+    console.log(
+      `deviation by kernel transmit timestamps (tcpdump, ${kernel.deviation.samples} samples, ` +
+        `${kernel.droppedByKernel} dropped by the capture): p50 ${ms(kernel.deviation.p50)}, ` +
+        `p99 ${ms(kernel.deviation.p99)}, p99.9 ${ms(kernel.deviation.p999)}, max ${ms(kernel.deviation.max)}`,
+    );
+    const steady = kernel.steady;
+    console.log(
+      `  after the first second (steady state, ${steady.samples} samples): p50 ${ms(steady.p50)}, ` +
+        `p99 ${ms(steady.p99)}, p99.9 ${ms(steady.p999)}, max ${ms(steady.max)}`,
+    );
+  }
   console.log(`RFC 3550 jitter: mean ${ms(report.rfc3550.mean)}, worst stream ${ms(report.rfc3550.max)}`);
   for (const line of details) console.log(line);
   console.log(
@@ -292,11 +331,14 @@ async function main(): Promise<void> {
   );
   console.log('');
   console.log(
-    '| sender | busy | streams | seconds | sent | received | lost | dev p50 | dev p99 | dev max | CPU |',
+    '| sender | busy | streams | seconds | sent | received | lost | dev p50 | dev p99 | dev max | kernel p50 | kernel p99 | kernel max | steady p99 | CPU |',
   );
+  const k = typeof kernel === 'string' ? undefined : kernel.deviation;
   console.log(
     `| ${label} | ${busy ? 'yes' : 'no'} | ${streams} | ${seconds} | ${sent} | ${report.received} | ${report.lost} | ` +
-      `${ms(report.deviation.p50)} | ${ms(report.deviation.p99)} | ${ms(report.deviation.max)} | ${cpuPct.toFixed(1)} % |`,
+      `${ms(report.deviation.p50)} | ${ms(report.deviation.p99)} | ${ms(report.deviation.max)} | ` +
+      `${k ? `${ms(k.p50)} | ${ms(k.p99)} | ${ms(k.max)}` : '– | – | –'} | ` +
+      `${typeof kernel === 'string' ? '–' : ms(kernel.steady.p99)} | ${cpuPct.toFixed(1)} % |`,
   );
 }
 

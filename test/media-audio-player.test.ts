@@ -354,7 +354,7 @@ describe('AudioPlayer immediate first frame', () => {
 
   it('passes over the tick due within 10 ms of the immediate frame, and only that one', async () => {
     const clock = new SimulatedClock();
-    const pacer = new Pacer({ clock });
+    const pacer = new Pacer({ clock, slots: 1 });
     const busy: PacedStream = { onTick: () => {} }; // another call keeps the clock running
     pacer.add(busy);
     clock.runUntil(1000); // tick due at 1000; the next ones at 1020, 1040…
@@ -389,7 +389,7 @@ describe('AudioPlayer immediate first frame', () => {
 
   it('on an idle clock, sends at once and passes over the clock’s first tick (due at once)', async () => {
     const clock = new SimulatedClock();
-    const pacer = new Pacer({ clock });
+    const pacer = new Pacer({ clock, slots: 1 });
     const { session, player } = await setup(pacer);
     const done = player.play(marked(1, 160 * 3));
     expect(session.stats.sent).toBe(1);
@@ -406,7 +406,7 @@ describe('AudioPlayer immediate first frame', () => {
 
   it('a play that follows the last frame within 10 ms waits for the clock: never two frames within 10 ms', async () => {
     const clock = new SimulatedClock();
-    const pacer = new Pacer({ clock });
+    const pacer = new Pacer({ clock, slots: 1 });
     const { session, player } = await setup(pacer);
     // Shorter than a frame and ended: sent at once (padded), finished, the clock never started.
     await expect(player.play(marked(1, 100))).resolves.toBe('finished');

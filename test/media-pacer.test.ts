@@ -27,7 +27,8 @@ class CountingStream implements PacedStream {
 
 describe('Pacer', () => {
   it('gives every registered stream exactly one call per tick, every 20 ms', async () => {
-    const pacer = new Pacer();
+    // One slot: all five streams on the same tick, which the observer sees ten times.
+    const pacer = new Pacer({ slots: 1 });
     const streams = Array.from({ length: 5 }, () => new CountingStream());
     const ticks: TickInfo[] = [];
     const tenTicks = new Promise<void>((resolve) => {
@@ -174,5 +175,77 @@ describe('Pacer', () => {
     expect((last!.idealMs - start) % 20).toBeCloseTo(0, 6);
     expect(last!.idealMs).toBeGreaterThan(start + tenMinutes - 40);
     expect(worst).toBeLessThan(100);
+  });
+
+  it('spreads the streams over the slots of the period, each stream on its own 20 ms grid', () => {
+    const clock = new SimulatedClock(() => 0);
+    const pacer = new Pacer({ clock, slots: 10 });
+    const start = clock.time;
+    const seen = new Map<PacedStream, number[]>();
+    const streams = Array.from({ length: 25 }, () => {
+      const stream: PacedStream = { onTick: (_tick, dueAt) => seen.get(stream)!.push(dueAt) };
+      seen.set(stream, []);
+      return stream;
+    });
+    const perTick: number[] = [];
+    pacer.observe((t) => perTick.push(t.slot ?? -1));
+    for (const s of streams) pacer.add(s);
+    clock.runUntil(start + 200);
+    const phases = new Map<number, number>();
+    for (const dues of seen.values()) {
+      expect(dues.length).toBeGreaterThanOrEqual(9);
+      for (let i = 1; i < dues.length; i++) expect(dues[i]! - dues[i - 1]!).toBe(20);
+      const phase = (dues[0]! - start) % 20;
+      phases.set(phase, (phases.get(phase) ?? 0) + 1);
+    }
+    // Ten phases 2 ms apart, two or three streams each.
+    expect([...phases.keys()].sort((a, b) => a - b)).toEqual([0, 2, 4, 6, 8, 10, 12, 14, 16, 18]);
+    for (const n of phases.values()) expect([2, 3]).toContain(n);
+    // One wake-up per slot tick, each slot in turn.
+    expect(perTick.slice(0, 20)).toEqual([0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
+    for (const s of streams) pacer.remove(s);
+    expect(clock.pending).toBe(0);
+  });
+
+  it('puts a stream that joins a running clock in the least busy slot whose tick is furthest away', () => {
+    const clock = new SimulatedClock(() => 0);
+    const pacer = new Pacer({ clock, slots: 4 });
+    const start = clock.time;
+    const dues: number[] = [];
+    pacer.add({ onTick: () => {} }); // slot 0: ticks at start + 0, 20, 40…
+    clock.runUntil(start + 3);
+    // Empty slots 1, 2, 3 are next due at +5, +10, +15: the last is furthest from now (+3).
+    pacer.add({ onTick: (_tick, dueAt) => dues.push(dueAt - start) });
+    clock.runUntil(start + 60);
+    expect(dues).toEqual([15, 35, 55]);
+  });
+
+  it('with slots, catches up at most two ticks per slot after a stall, and tick numbers jump over the skipped ones', () => {
+    let stall = 0;
+    const clock = new SimulatedClock(() => {
+      const late = stall;
+      stall = 0;
+      return late;
+    });
+    const pacer = new Pacer({ clock, slots: 5 });
+    const streams = Array.from({ length: 5 }, () => new CountingStream());
+    const numbers: number[] = [];
+    pacer.observe((t) => numbers.push(t.tick));
+    for (const s of streams) pacer.add(s);
+    clock.runUntil(clock.time + 100);
+    const before = streams.map((s) => s.calls);
+    stall = 205;
+    clock.runUntil(clock.time + 1);
+    // The stalled wake-up ran at most two ticks of each slot.
+    const burst = streams.map((s, i) => s.calls - before[i]!);
+    for (const n of burst) expect(n).toBeLessThanOrEqual(2);
+    clock.runUntil(clock.time + 400);
+    for (let i = 1; i < numbers.length; i++) expect(numbers[i]!).toBeGreaterThan(numbers[i - 1]!);
+    const { ticks, skippedTicks } = pacer.stats;
+    expect(skippedTicks).toBeGreaterThanOrEqual(5 * 8);
+    // Every number was either run or skipped: the jumps add up to the skips.
+    expect(numbers.at(-1)! + 1).toBe(ticks + skippedTicks);
+    for (const s of streams) expect(s.twice).toBe(0);
+    for (const s of streams) pacer.remove(s);
   });
 });

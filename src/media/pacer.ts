@@ -19,7 +19,10 @@ export interface PacedStream {
 export interface PacerClock {
   /** Monotonic time in ms (performance.now()). */
   now(): number;
-  /** Calls `fn` once after about `delayMs`; the timer must not keep the process alive. */
+  /**
+   * Calls `fn` once after about `delayMs` (a fraction of a ms, which a precise clock may honour),
+   * never earlier; the timer must not keep the process alive.
+   */
   setTimer(fn: () => void, delayMs: number): unknown;
   clearTimer(handle: unknown): void;
 }
@@ -28,6 +31,17 @@ export interface PacerClock {
 export interface PacerOptions {
   /** Tick period in ms. Default 20 (one RTP frame). */
   intervalMs?: number;
+  /**
+   * Slots per period: streams are spread over this many phases of the period (10 slots of a 20 ms
+   * period start 2 ms apart), each stream keeping its slot, so each wake-up sends a tenth of the
+   * packets. Default 10; 1 sends every stream in one burst per period.
+   *
+   * Why: one burst of 500–1000 packets takes 4–8 ms of sending, and any preemption of the thread
+   * inside it shifts the streams after that point, so each stream's spacing varies by up to the
+   * burst's length. Short bursts at fixed phases keep each stream within about a millisecond of
+   * its grid (bench/rtp-pacing.ts measures it with the kernel's timestamps).
+   */
+  slots?: number;
   /**
    * Ticks run back to back after a stall (a long GC pause, a blocked event loop) before the
    * remaining overdue ticks are skipped. Default 2: a stall costs a short burst at most, never a
@@ -41,7 +55,7 @@ export interface PacerOptions {
 
 /** Counters of a {@link Pacer}. */
 export interface PacerStats {
-  /** Ticks run since the pacer was created. */
+  /** Ticks run since the pacer was created: one per period for each slot that has streams. */
   ticks: number;
   /** Overdue ticks dropped after stalls (their frames went out later, not twice as fast). */
   skippedTicks: number;
@@ -55,31 +69,56 @@ export interface PacerStats {
 
 /** What a tick observer gets: when the tick should have run and when it did. */
 export interface TickInfo {
+  /**
+   * The tick's number: one more than the previous tick's, plus the ticks skipped in between (so a
+   * jump tells a skip).
+   */
   tick: number;
   idealMs: number;
   actualMs: number;
+  /** The slot (phase of the period) whose streams this tick served; 0 when there is one slot. */
+  slot?: number;
 }
+
+/** Slots per period unless told otherwise (see {@link PacerOptions.slots}). */
+const DEFAULT_SLOTS = 10;
 
 const systemClock: PacerClock = {
   now: () => performance.now(),
-  setTimer: (fn, delayMs) => setTimeout(fn, delayMs).unref(),
+  // Rounded up: Node's timers have 1 ms resolution, and a timer that fires early only costs a
+  // wasted wake-up (the pacer finds nothing due and sets the timer again).
+  setTimer: (fn, delayMs) => setTimeout(fn, Math.ceil(delayMs)).unref(),
   clearTimer: (handle) => clearTimeout(handle as NodeJS.Timeout),
 };
 
 let shared: Pacer | undefined;
 
+/** One phase of the period: its streams, and the index of its next tick. */
+interface Slot {
+  index: number;
+  /** Offset of the slot's ticks from the run's origin, in ms. */
+  offset: number;
+  streams: Set<PacedStream>;
+  /** Index (in the current run) of the slot's next tick, due at origin + offset + next × interval. */
+  next: number;
+}
+
 /**
  * The pacing clock of outbound audio: every `intervalMs` (20 ms) it asks each registered stream to
  * send one frame. All calls of a process share one pacer ({@link Pacer.shared}) rather than one
- * timer each: one wake-up per 20 ms however many calls are up, and the streams' packets leave in
- * the same order every tick, so each stream's spacing stays regular.
+ * timer each, so the wake-ups do not grow with the number of calls.
  *
- * Tick `k` of a run is due at `origin + k × interval`, and each timer is set from that ideal time,
- * not from "now + 20 ms": timer lateness never accumulates, so after ten minutes of prompt the
- * ticks are still where the ideal clock says. The timer exists only while a stream is registered.
+ * The period is cut into `slots` phases (10 by default, 2 ms apart); each stream joins the least
+ * busy slot and stays there, so a wake-up sends a tenth of the packets and each stream's packets
+ * leave at the same phase every period, in the same order. A slot with no stream costs no wake-up.
+ *
+ * Tick `k` of a slot is due at `origin + offset + k × interval`, and each timer is set from that
+ * ideal time, not from "now + 20 ms": timer lateness never accumulates, so after ten minutes of
+ * prompt the ticks are still where the ideal clock says. The timer exists only while a stream is
+ * registered.
  *
  * A stream may also send a frame off the clock (an AudioPlayer sends the first frame of a play at
- * once instead of waiting up to 20 ms for the next tick); {@link now} and the `dueAt` given to
+ * once instead of waiting for its slot); {@link now} and the `dueAt` given to
  * {@link PacedStream.onTick} let it pass over a tick that comes too soon after that frame.
  */
 export class Pacer {
@@ -87,15 +126,16 @@ export class Pacer {
   readonly #maxCatchUp: number;
   readonly #clock: PacerClock;
   readonly #logger: Logger;
-  readonly #streams = new Set<PacedStream>();
+  readonly #slots: Slot[];
+  readonly #slotOf = new Map<PacedStream, Slot>();
   readonly #observers = new Set<(info: TickInfo) => void>();
   #timer: unknown;
   #running = false;
-  /** Ideal time of tick 0 of the current run. */
+  /** Ideal time of tick 0 of slot 0 in the current run. */
   #origin = 0;
-  /** Index (in the current run) of the next tick to run. */
-  #nextIndex = 0;
   #ticks = 0;
+  /** Ticks run or skipped: the number the next tick gets. */
+  #sequence = 0;
   #skipped = 0;
   #lastLateness = 0;
   #maxLateness = 0;
@@ -107,6 +147,13 @@ export class Pacer {
     this.#maxCatchUp = Math.max(1, options.maxCatchUpTicks ?? 2);
     this.#clock = options.clock ?? systemClock;
     this.#logger = options.logger ?? silentLogger;
+    const count = Math.max(1, Math.floor(options.slots ?? DEFAULT_SLOTS));
+    this.#slots = Array.from({ length: count }, (_, index) => ({
+      index,
+      offset: (index * this.#interval) / count,
+      streams: new Set<PacedStream>(),
+      next: 0,
+    }));
   }
 
   /** The process-wide pacer every call uses unless told otherwise. */
@@ -133,26 +180,55 @@ export class Pacer {
     return {
       ticks: this.#ticks + this.#relayed.ticks,
       skippedTicks: this.#skipped + this.#relayed.skipped,
-      activeStreams: this.#streams.size,
+      activeStreams: this.#slotOf.size,
       lastLatenessMs: this.#lastLateness,
       maxLatenessMs: this.#maxLateness,
     };
   }
 
-  /** Registers a stream; the clock starts (with a tick right away) if it was idle. */
+  /**
+   * Registers a stream in the least busy slot; the clock starts (with a tick of slot 0 right away)
+   * if it was idle.
+   */
   add(stream: PacedStream): void {
-    this.#streams.add(stream);
-    if (!this.#running) this.#start();
+    if (this.#slotOf.has(stream)) return;
+    if (!this.#running) {
+      this.#start();
+      this.#join(stream, this.#slots[0]!);
+      this.#schedule();
+      return;
+    }
+    const now = this.#clock.now();
+    // Least busy first; among those, the slot whose next tick is furthest away, so that a player
+    // which sends its first frame at once (off the clock) sends the second about 20 ms later.
+    let best: Slot | undefined;
+    let bestWait = -1;
+    for (const slot of this.#slots) {
+      const wait = this.#nextDue(slot, now) - now;
+      if (
+        !best ||
+        slot.streams.size < best.streams.size ||
+        (slot.streams.size === best.streams.size && wait > bestWait)
+      ) {
+        best = slot;
+        bestWait = wait;
+      }
+    }
+    this.#join(stream, best!);
+    this.#schedule();
   }
 
   /** Unregisters a stream; the clock stops when none is left. */
   remove(stream: PacedStream): void {
-    this.#streams.delete(stream);
-    if (this.#streams.size === 0) this.#stop();
+    const slot = this.#slotOf.get(stream);
+    if (!slot) return;
+    slot.streams.delete(stream);
+    this.#slotOf.delete(stream);
+    if (this.#slotOf.size === 0) this.#stop();
   }
 
   has(stream: PacedStream): boolean {
-    return this.#streams.has(stream);
+    return this.#slotOf.has(stream);
   }
 
   /** Adds a tick observer (benchmarks, drift tests); returns a function that removes it. */
@@ -180,12 +256,27 @@ export class Pacer {
     for (const observer of this.#observers) observer(info);
   }
 
+  #join(stream: PacedStream, slot: Slot): void {
+    if (slot.streams.size === 0 && this.#running) {
+      // A slot that was empty resumes at its first tick not already past.
+      slot.next = Math.max(0, Math.ceil((this.#clock.now() - this.#origin - slot.offset) / this.#interval));
+    }
+    slot.streams.add(stream);
+    this.#slotOf.set(stream, slot);
+  }
+
+  /** When the slot's next tick is due (for an empty slot: when it would be if a stream joined). */
+  #nextDue(slot: Slot, now: number): number {
+    if (slot.streams.size > 0) return this.#origin + slot.offset + slot.next * this.#interval;
+    const next = Math.max(0, Math.ceil((now - this.#origin - slot.offset) / this.#interval));
+    return this.#origin + slot.offset + next * this.#interval;
+  }
+
   #start(): void {
     this.#running = true;
     this.#origin = this.#clock.now();
-    this.#nextIndex = 0;
-    // Tick 0 is due now: a prompt that starts an idle clock goes out without waiting a period.
-    this.#timer = this.#clock.setTimer(() => this.#run(), 0);
+    this.#sequence = 0;
+    for (const slot of this.#slots) slot.next = 0;
   }
 
   #stop(): void {
@@ -195,40 +286,64 @@ export class Pacer {
     this.#timer = undefined;
   }
 
+  /** Sets the timer for the earliest tick due among the slots with streams. */
+  #schedule(): void {
+    if (this.#timer !== undefined) this.#clock.clearTimer(this.#timer);
+    this.#timer = undefined;
+    if (!this.#running) return;
+    let earliest = Number.POSITIVE_INFINITY;
+    for (const slot of this.#slots) {
+      if (slot.streams.size === 0) continue;
+      const due = this.#origin + slot.offset + slot.next * this.#interval;
+      if (due < earliest) earliest = due;
+    }
+    if (earliest === Number.POSITIVE_INFINITY) return;
+    const delay = Math.max(0, earliest - this.#clock.now());
+    this.#timer = this.#clock.setTimer(() => this.#run(), delay);
+  }
+
   #run(): void {
     this.#timer = undefined;
     if (!this.#running) return;
     const now = this.#clock.now();
-    // Ticks whose ideal time has come: indices 0 … due-1.
-    const due = Math.floor((now - this.#origin) / this.#interval) + 1;
-    let overdue = due - this.#nextIndex;
-    if (overdue > this.#maxCatchUp) {
-      this.#skipped += overdue - this.#maxCatchUp;
-      this.#nextIndex += overdue - this.#maxCatchUp;
-      overdue = this.#maxCatchUp;
+    // The slots in order of their next tick, so a catch-up keeps the phases' order.
+    const ready: Slot[] = [];
+    for (const slot of this.#slots) {
+      if (slot.streams.size > 0 && this.#origin + slot.offset + slot.next * this.#interval <= now)
+        ready.push(slot);
     }
-    for (let i = 0; i < overdue && this.#streams.size > 0; i++) this.#tick(now);
-    if (this.#streams.size === 0) {
+    ready.sort((a, b) => a.next * this.#interval + a.offset - (b.next * this.#interval + b.offset));
+    for (const slot of ready) {
+      // Ticks of this slot whose ideal time has come: indices next … due-1.
+      const due = Math.floor((now - this.#origin - slot.offset) / this.#interval) + 1;
+      let overdue = due - slot.next;
+      if (overdue > this.#maxCatchUp) {
+        const skipped = overdue - this.#maxCatchUp;
+        this.#skipped += skipped;
+        this.#sequence += skipped;
+        slot.next += skipped;
+        overdue = this.#maxCatchUp;
+      }
+      for (let i = 0; i < overdue && slot.streams.size > 0; i++) this.#tick(slot, now);
+    }
+    if (this.#slotOf.size === 0) {
       this.#stop();
       return;
     }
-    const nextIdeal = this.#origin + this.#nextIndex * this.#interval;
-    // Rounded up: Node's timers have 1 ms resolution, and a timer that fires early only costs a
-    // wasted wake-up, whereas the schedule itself never slips.
-    const delay = Math.max(0, Math.ceil(nextIdeal - this.#clock.now()));
-    this.#timer = this.#clock.setTimer(() => this.#run(), delay);
+    this.#schedule();
   }
 
-  #tick(now: number): void {
-    const index = this.#nextIndex++;
-    const tick = this.#ticks++;
-    const ideal = this.#origin + index * this.#interval;
+  #tick(slot: Slot, now: number): void {
+    const index = slot.next++;
+    const tick = this.#sequence++;
+    this.#ticks++;
+    const ideal = this.#origin + slot.offset + index * this.#interval;
     this.#lastLateness = now - ideal;
     if (this.#lastLateness > this.#maxLateness) this.#maxLateness = this.#lastLateness;
     // A snapshot: streams that unregister (finished) or register during the tick are handled from
     // the next one, so no stream is visited twice in a tick.
-    for (const stream of [...this.#streams]) {
-      if (!this.#streams.has(stream)) continue;
+    for (const stream of [...slot.streams]) {
+      if (!slot.streams.has(stream)) continue;
       try {
         stream.onTick(tick, ideal);
       } catch (error) {
@@ -238,6 +353,7 @@ export class Pacer {
         );
       }
     }
-    for (const observer of this.#observers) observer({ tick, idealMs: ideal, actualMs: now });
+    for (const observer of this.#observers)
+      observer({ tick, idealMs: ideal, actualMs: now, slot: slot.index });
   }
 }
