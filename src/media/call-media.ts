@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { isIPv6 } from 'node:net';
 import type { AriClient } from '../asterisk/ari-client.js';
-import type { ChannelDestroyedEvent, StasisEndEvent, StasisStartEvent } from '../asterisk/ari-events.js';
+import { watchChannel } from '../asterisk/channel-watch.js';
 import {
   AriHttpError,
   AriNotFoundError,
@@ -545,26 +545,23 @@ function waitForStasisStart(
 ): { promise: Promise<void>; cancel: () => void } {
   let cancel = (): void => {};
   const promise = new Promise<void>((resolve, reject) => {
-    const onStart = (event: StasisStartEvent): void => {
-      if (event.channel.id !== channelId) return;
-      cancel();
-      resolve();
-    };
-    const onDestroyed = (event: ChannelDestroyedEvent): void => {
-      if (event.channel.id !== channelId) return;
-      cancel();
-      reject(new AsteramiskError(`the externalMedia channel was destroyed (${event.cause_txt})`));
-    };
     const timer = setTimeout(() => {
       cancel();
       reject(new TimeoutError(`the externalMedia channel did not enter Stasis within ${timeoutMs} ms`));
     }, timeoutMs);
-    ari.on('StasisStart', onStart);
-    ari.on('ChannelDestroyed', onDestroyed);
+    const unwatch = watchChannel(ari, channelId, {
+      start: () => {
+        cancel();
+        resolve();
+      },
+      destroyed: (event) => {
+        cancel();
+        reject(new AsteramiskError(`the externalMedia channel was destroyed (${event.cause_txt})`));
+      },
+    });
     cancel = () => {
       clearTimeout(timer);
-      ari.off('StasisStart', onStart);
-      ari.off('ChannelDestroyed', onDestroyed);
+      unwatch();
     };
   });
   // The caller may stop awaiting (another step failed first); an unobserved rejection is no error.
@@ -577,15 +574,11 @@ function waitForStasisStart(
  * ARI reconnect. Returns the function that stops watching.
  */
 function watchChannels(ari: AriClient, handlers: Record<string, () => void>): () => void {
-  const onEnd = (event: StasisEndEvent | ChannelDestroyedEvent): void => handlers[event.channel.id]?.();
-  const onLost = (id: string): void => handlers[id]?.();
-  ari.on('StasisEnd', onEnd);
-  ari.on('ChannelDestroyed', onEnd);
-  ari.on('channelLost', onLost);
+  const stops = Object.entries(handlers).map(([id, handler]) =>
+    watchChannel(ari, id, { end: handler, destroyed: handler, lost: handler }),
+  );
   return () => {
-    ari.off('StasisEnd', onEnd);
-    ari.off('ChannelDestroyed', onEnd);
-    ari.off('channelLost', onLost);
+    for (const stop of stops) stop();
   };
 }
 
