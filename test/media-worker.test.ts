@@ -146,6 +146,21 @@ describe('MediaWorker: the RTP of calls in a worker thread', () => {
     await until(() => asterisk.received.length === before + 5);
   });
 
+  it('stop() right after play(), before the worker saw the play: none of it goes out', async () => {
+    const worker = newWorker();
+    const asterisk = await peer();
+    const leg = await worker.openLeg({ ports, bindAddress: '127.0.0.1' });
+    leg.setRemote('127.0.0.1', asterisk.port);
+    const played = leg.play(tone(500, 400));
+    await leg.stop();
+    expect(await played).toBe('stopped');
+    // A play after the stop is heard, and it is the first thing heard.
+    await expect(leg.play(tone(800, 100))).resolves.toBe('finished');
+    await until(() => asterisk.received.length >= 5);
+    await new Promise((resolve) => setTimeout(resolve, 60));
+    expect(asterisk.received.length).toBe(5);
+  });
+
   it('a thrown error in the worker ends its legs with MediaWorkerError and a log line, not the process', async () => {
     const { logger, lines } = textLogger();
     const worker = newWorker({ logger });
@@ -173,6 +188,33 @@ describe('MediaWorker: the RTP of calls in a worker thread', () => {
     const again = await next.openLeg({ ports, bindAddress: '127.0.0.1' });
     again.setRemote('127.0.0.1', asterisk.port);
     await expect(again.play(tone(500, 60))).resolves.toBe('finished');
+  });
+});
+
+describe('The shared media worker', () => {
+  it('asks for nice −10 for its thread (granted to root), or what ASTERAMISK_MEDIA_PRIORITY says', async () => {
+    const before = process.env.ASTERAMISK_MEDIA_PRIORITY;
+    try {
+      delete process.env.ASTERAMISK_MEDIA_PRIORITY;
+      const worker = MediaWorker.shared;
+      await worker.ready;
+      if (process.getuid?.() === 0) expect(worker.priority).toBe('nice -10');
+      else expect(worker.priority).toMatch(/^not raised: /);
+      await worker.close();
+
+      process.env.ASTERAMISK_MEDIA_PRIORITY = 'default';
+      const unchanged = MediaWorker.shared;
+      expect(unchanged).not.toBe(worker);
+      await unchanged.ready;
+      expect(unchanged.priority).toBe('default');
+      await unchanged.close();
+
+      process.env.ASTERAMISK_MEDIA_PRIORITY = 'fast';
+      expect(() => MediaWorker.shared).toThrow(/ASTERAMISK_MEDIA_PRIORITY is "fast"/);
+    } finally {
+      if (before === undefined) delete process.env.ASTERAMISK_MEDIA_PRIORITY;
+      else process.env.ASTERAMISK_MEDIA_PRIORITY = before;
+    }
   });
 });
 

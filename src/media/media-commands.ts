@@ -65,6 +65,11 @@ export type MediaCommand =
       pcm: boolean;
       data: Int16Array | Uint8Array | undefined;
       end: boolean;
+      /**
+       * The leg's stop generation when the play was made: a play the main thread stopped before
+       * the worker got to it (a newer generation in shared memory) is not played at all.
+       */
+      generation: number;
     }
   | { type: 'write'; leg: number; pb: number; data: Int16Array | Uint8Array }
   | { type: 'end'; leg: number; pb: number }

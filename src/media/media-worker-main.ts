@@ -265,6 +265,11 @@ function playbackCommand(leg: Leg, command: MediaCommand): void {
       return;
     }
     case 'play': {
+      if (command.generation < leg.knownGeneration) {
+        // Stopped on the main thread before it reached this thread: none of it is sent.
+        post({ type: 'done', leg: leg.id, pb: command.pb, result: 'stopped', sentSamples: 0 });
+        return;
+      }
       const tag: PlaybackTag = { pb: command.pb, counter: new Int32Array(command.counter) };
       const playback: PlaybackStream<Int16Array | Uint8Array> = command.pcm
         ? player.stream(tag)

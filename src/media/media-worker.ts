@@ -66,6 +66,20 @@ function revive(error: SerializedError): Error {
 }
 
 let shared: MediaWorker | undefined;
+
+/** The nice value the shared worker asks for (see {@link MediaWorker.shared}). */
+function sharedThreadPriority(): number | undefined {
+  const setting = process.env.ASTERAMISK_MEDIA_PRIORITY?.trim();
+  if (setting === undefined || setting === '') return -10;
+  if (setting === 'default') return undefined;
+  const value = Number(setting);
+  if (!Number.isInteger(value) || value < -20 || value > 19)
+    throw new ConfigError(
+      'ASTERAMISK_MEDIA_PRIORITY',
+      `ASTERAMISK_MEDIA_PRIORITY is ${JSON.stringify(setting)}: use a nice value from -20 to 19, or "default".`,
+    );
+  return value;
+}
 let legIds = 0;
 let requestIds = 0;
 
@@ -114,9 +128,22 @@ export class MediaWorker {
     // alive), then only while it has work (#updateRef).
   }
 
-  /** The process-wide worker; a new one once the previous failed. */
+  /**
+   * The process-wide worker; a new one once the previous failed. It asks for nice −10 for its
+   * thread ({@link MediaWorkerOptions.threadPriority}), or the value of ASTERAMISK_MEDIA_PRIORITY
+   * (`default` leaves it unchanged): on a host whose cores are busy, a thread at the default
+   * priority waits its turn behind the app's own threads for several milliseconds, which the
+   * audio's spacing shows (bench/ivr-load.ts --pacing-streams). Without CAP_SYS_NICE the request
+   * is refused and the thread runs at the default priority.
+   */
   static get shared(): MediaWorker {
-    if (!shared || shared.failed) shared = new MediaWorker({ logger: sharedLogger });
+    if (!shared || shared.failed) {
+      const priority = sharedThreadPriority();
+      shared = new MediaWorker({
+        logger: sharedLogger,
+        ...(priority === undefined ? {} : { threadPriority: priority }),
+      });
+    }
     return shared;
   }
 
@@ -248,6 +275,7 @@ export class MediaWorker {
     switch (event.type) {
       case 'ready':
         this.#priority = event.priority;
+        this.#logger.debug({ priority: event.priority }, 'Media worker started');
         this.#booted = true;
         this.#resolveReady();
         this.#updateRef();
@@ -645,6 +673,7 @@ export class MediaLeg {
           pcm: encoding === 'pcm',
           data,
           end: whole,
+          generation: playback.generation,
         },
         transfer,
       );
