@@ -5,7 +5,7 @@
  *
  *   npx tsx bench/ivr-load.ts [--mode both|dtmf|say] [--calls 1000] [--say-calls <calls>] [--rounds 5]
  *       [--think-ms 1500] [--ms-per-char 65] [--rtp-port-min 20000] [--rtp-port-max 24000] [--max-seconds 300]
- *       [--ari-connections 64]
+ *       [--ari-connections 64] [--pacing-streams 0] [--pacing-port-min 30000]
  *
  * The app's Server gets `connection: { ariMaxConnections: 64 }`: with the library's default of 16
  * HTTP connections, at 2000 calls requests queue for a connection behind the simulator's slow
@@ -30,6 +30,12 @@
  *    'ari-request' hook): ChannelDtmfReceived over the websocket, the handler, POST /play over
  *    HTTP. `say`: key press → the first RTP frame of the spoken reply reaching the phone.
  * 4. the handlers return and hang up; the heap is measured again.
+ *
+ * --pacing-streams N (DTMF IVR): during the key phase, a media worker in the app process also
+ * sends N RTP streams of a prompt to a receiver process (bench/rtp-receiver.ts), while the app's
+ * main thread runs the IVR; their pacing is measured as in bench/rtp-pacing.ts, from the kernel's
+ * transmit timestamps when tcpdump can capture (bench/support/pcap-timing.ts). This is the case
+ * the media worker exists for: audio that keeps time while the handlers are busy.
  */
 
 import { type ChildProcess, fork } from 'node:child_process';
@@ -38,6 +44,7 @@ import type { AriRequestEvent } from '../src/sandbox/ari-server.js';
 import { DEFAULT_SOUNDS } from '../src/sandbox/media-catalog.js';
 import type { SimChannel } from '../src/sandbox/sim-model.js';
 import { Simulator } from '../src/sandbox/simulator.js';
+import type { ReceiverReport } from './rtp-receiver.js';
 import {
   choiceFlag,
   delay,
@@ -54,6 +61,7 @@ import {
   wallNow,
 } from './support/bench-util.js';
 import type { AppCommand, AppReply, IvrMode } from './support/ivr-app.js';
+import { type CaptureTiming, startCapture } from './support/pcap-timing.js';
 import { Ear } from './support/phone-ear.js';
 
 const mode = choiceFlag('mode', ['both', 'dtmf', 'say'] as const, 'both');
@@ -66,6 +74,9 @@ const rtpPortMin = numberFlag('rtp-port-min', 20000);
 const rtpPortMax = numberFlag('rtp-port-max', 24000);
 /** The app's bound on HTTP connections to ARI (16 by default in the library; see the header). */
 const ariConnections = numberFlag('ari-connections', 64);
+/** RTP streams the app's media worker sends during the DTMF key phase (0: none). */
+const pacingStreams = numberFlag('pacing-streams', 0);
+const pacingPortMin = numberFlag('pacing-port-min', 30000);
 /** Longest wait for any one step of a call (answer, a reply, the hangup). */
 const STEP_TIMEOUT_MS = 30_000;
 /** A phone hearing nothing for this long after a prompt takes it as finished. */
@@ -101,6 +112,54 @@ interface RunResult {
   setupCpu: { app: number; sim: number; seconds: number };
   failures: string[];
   unfinished: number;
+  pacing?: PacingResult;
+}
+
+/** What the receiver and the capture saw of the app's RTP streams during the key phase. */
+interface PacingResult {
+  streams: number;
+  sent: number;
+  receiver: ReceiverReport;
+  kernel: CaptureTiming | string;
+  workerBusyPct: number;
+  /** The worker thread's priority ('nice -10' when it could be raised). */
+  priority: string;
+}
+
+/** The receiver process and the capture, started before the streams. */
+async function startPacingProbe(): Promise<{
+  port: number;
+  finish: (app: ChildProcess) => Promise<PacingResult>;
+}> {
+  const receiver = fork(fileURLToPath(new URL('./rtp-receiver.ts', import.meta.url)), [], {
+    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+  });
+  const { port } = await new Promise<{ port: number }>((resolve, reject) => {
+    receiver.once('message', (m) => resolve(m as { port: number }));
+    receiver.once('exit', (code) => reject(new Error(`receiver exited with ${code}`)));
+  });
+  const capture = await startCapture(port);
+  return {
+    port,
+    finish: async (app) => {
+      const stopped = await ask(app, { type: 'streams-stop' }, 'streams-stopped');
+      await delay(300);
+      const reported = new Promise<ReceiverReport>((resolve) =>
+        receiver.once('message', (m) => resolve(m as ReceiverReport)),
+      );
+      receiver.send({ type: 'report' });
+      const report = await reported;
+      const kernel = 'stop' in capture ? await capture.stop() : capture.unavailable;
+      return {
+        streams: pacingStreams,
+        sent: stopped.sent,
+        receiver: report,
+        kernel,
+        workerBusyPct: stopped.workerBusyPct,
+        priority: stopped.priority,
+      };
+    },
+  };
 }
 
 /** Sends a command to the app process and resolves with its next reply of `type`. */
@@ -308,6 +367,14 @@ async function run(ivr: IvrMode, calls: number): Promise<RunResult> {
     );
 
     // ------------------------------------------------------------ phase 3: keys
+    const probe = ivr === 'dtmf' && pacingStreams > 0 ? await startPacingProbe() : undefined;
+    if (probe) {
+      await ask(
+        app,
+        { type: 'streams-start', streams: pacingStreams, port: probe.port, portMin: pacingPortMin },
+        'streams-started',
+      );
+    }
     await ask(app, { type: 'cpu-reset' }, 'cpu-reset');
     const simCpuFrom = process.cpuUsage();
     const stopSimLoop = loopDelay();
@@ -318,6 +385,7 @@ async function run(ivr: IvrMode, calls: number): Promise<RunResult> {
     const simCpu = process.cpuUsage(simCpuFrom);
     const simLoop = stopSimLoop();
     const report = await ask(app, { type: 'report' }, 'report');
+    const pacing = probe ? await probe.finish(app) : undefined;
 
     // ------------------------------------------------------------ phase 4: after the calls
     await delay(500);
@@ -366,6 +434,7 @@ async function run(ivr: IvrMode, calls: number): Promise<RunResult> {
       },
       failures: report.failures,
       unfinished,
+      ...(pacing ? { pacing } : {}),
     };
   } finally {
     await closeApp(app);
@@ -414,6 +483,24 @@ function print(r: RunResult): void {
     console.log(
       `  app RTP clock (whole run): ${r.pacer.skippedTicks} ticks skipped after stalls, worst tick ${ms(r.pacer.maxLatenessMs)} late`,
     );
+  if (r.pacing) {
+    const p = r.pacing;
+    const d = p.receiver.deviation;
+    console.log(
+      `  RTP pacing meanwhile (${p.streams} streams from the app's media worker, ${p.sent} packets sent, ` +
+        `${p.receiver.received} received, ${p.receiver.lost} lost; worker thread ${p.priority}, its event loop ${p.workerBusyPct.toFixed(0)} % busy):`,
+    );
+    console.log(
+      `    deviation from 20 ms at the receiver: p50 ${ms(d.p50)}, p99 ${ms(d.p99)}, max ${ms(d.max)}`,
+    );
+    if (typeof p.kernel === 'string') console.log(`    kernel timestamps: none (${p.kernel})`);
+    else
+      console.log(
+        `    by kernel transmit timestamps (${p.kernel.deviation.samples} samples, ${p.kernel.droppedByKernel} dropped by the capture): ` +
+          `p50 ${ms(p.kernel.deviation.p50)}, p99 ${ms(p.kernel.deviation.p99)}, max ${ms(p.kernel.deviation.max)}; ` +
+          `after the first second p50 ${ms(p.kernel.steady.p50)}, p99 ${ms(p.kernel.steady.p99)}, max ${ms(p.kernel.steady.max)}`,
+      );
+  }
   if (r.unfinished || r.failures.length)
     console.log(
       `  unfinished calls: ${r.unfinished}; handler failures: ${r.failures.length} ${r.failures.slice(0, 3).join('; ')}`,

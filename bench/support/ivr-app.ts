@@ -13,7 +13,10 @@
 
 import { HangupError } from '../../src/errors.js';
 import { silentLogger } from '../../src/logger.js';
+import { encodeMulaw } from '../../src/media/g711.js';
+import { type MediaLeg, MediaWorker } from '../../src/media/media-worker.js';
 import { Pacer } from '../../src/media/pacer.js';
+import { tone } from '../../src/media/tone.js';
 import type { Simulator } from '../../src/sandbox/simulator.js';
 import { Server } from '../../src/server.js';
 import { OfflineTtsEngine } from '../../src/tts/offline-tts-engine.js';
@@ -36,12 +39,17 @@ export type AppCommand =
       ariConnections: number;
     }
   | { type: 'heap' }
+  /** Starts `streams` RTP streams on a media worker of this process, to `port` on loopback. */
+  | { type: 'streams-start'; streams: number; port: number; portMin: number }
+  | { type: 'streams-stop' }
   | { type: 'cpu-reset' }
   | { type: 'report' }
   | { type: 'close' };
 
 export type AppReply =
   | { type: 'ready' }
+  | { type: 'streams-started' }
+  | { type: 'streams-stopped'; sent: number; workerBusyPct: number; priority: string }
   | { type: 'cpu-reset' }
   | { type: 'heap'; heapUsed: number; rss: number; activeCalls: number }
   | {
@@ -124,6 +132,57 @@ async function start(cmd: Extract<AppCommand, { type: 'start' }>): Promise<void>
   send({ type: 'ready' });
 }
 
+/**
+ * RTP streams sent by the process's media worker (the Server's own, MediaWorker.shared, idle in
+ * the DTMF IVR, which has no RTP) while the main thread runs the IVR: the pacing the media plane
+ * keeps when the app is busy. Legs of their own, pointed at the bench's receiver.
+ */
+let streams: { worker: MediaWorker; legs: MediaLeg[]; playing: boolean; loops: Promise<void>[] } | undefined;
+
+async function startStreams(cmd: Extract<AppCommand, { type: 'streams-start' }>): Promise<void> {
+  const worker = MediaWorker.shared;
+  const legs: MediaLeg[] = [];
+  for (let i = 0; i < cmd.streams; i++) {
+    const leg = await worker.openLeg({
+      ports: { min: cmd.portMin, max: cmd.portMin + cmd.streams + 100 },
+      bindAddress: '127.0.0.1',
+    });
+    leg.setRemote('127.0.0.1', cmd.port);
+    legs.push(leg);
+  }
+  // A prompt encoded once, as the TTS cache keeps them, in shared memory (posted without a copy).
+  const encoded = encodeMulaw(tone(440, 10_000, { amplitude: 0.3 }));
+  const prompt = new Uint8Array(new SharedArrayBuffer(encoded.length));
+  prompt.set(encoded);
+  const state = { worker, legs, playing: true, loops: [] as Promise<void>[] };
+  state.loops = legs.map(async (leg) => {
+    while (state.playing) if ((await leg.playUlaw(prompt)) === 'stopped') break;
+  });
+  streams = state;
+  send({ type: 'streams-started' });
+}
+
+async function stopStreams(): Promise<void> {
+  const state = streams;
+  streams = undefined;
+  if (!state) {
+    send({ type: 'streams-stopped', sent: 0, workerBusyPct: 0, priority: '' });
+    return;
+  }
+  state.playing = false;
+  const busy = state.worker.utilization();
+  await Promise.all(state.legs.map((leg) => leg.stop()));
+  await Promise.all(state.loops);
+  const stats = await Promise.all(state.legs.map((leg) => leg.fetchStats()));
+  await Promise.all(state.legs.map((leg) => leg.close()));
+  send({
+    type: 'streams-stopped',
+    sent: stats.reduce((n, s) => n + s.sent, 0),
+    workerBusyPct: busy * 100,
+    priority: state.worker.priority,
+  });
+}
+
 process.on('message', (message) => {
   const cmd = message as AppCommand;
   switch (cmd.type) {
@@ -138,6 +197,15 @@ process.on('message', (message) => {
       send({ type: 'heap', heapUsed, rss: process.memoryUsage().rss, activeCalls: server?.activeCalls ?? 0 });
       break;
     }
+    case 'streams-start':
+      startStreams(cmd).catch((error: unknown) => {
+        console.error('ivr-app: could not start the RTP streams:', error);
+        process.exit(1);
+      });
+      break;
+    case 'streams-stop':
+      void stopStreams();
+      break;
     case 'cpu-reset':
       cpuFrom = process.cpuUsage();
       wallFrom = performance.now();
