@@ -179,7 +179,8 @@ describe('Pacer', () => {
 
   it('spreads the streams over the slots of the period, each stream on its own 20 ms grid', () => {
     const clock = new SimulatedClock(() => 0);
-    const pacer = new Pacer({ clock, slots: 10 });
+    // Two streams per slot before the next one opens: 25 streams fill the ten slots.
+    const pacer = new Pacer({ clock, slots: 10, slotCapacity: 2 });
     const start = clock.time;
     const seen = new Map<PacedStream, number[]>();
     const streams = Array.from({ length: 25 }, () => {
@@ -207,9 +208,9 @@ describe('Pacer', () => {
     expect(clock.pending).toBe(0);
   });
 
-  it('puts a stream that joins a running clock in the least busy slot whose tick is furthest away', () => {
+  it('puts a stream that joins a running clock, its slot full, in the empty slot whose tick is furthest away', () => {
     const clock = new SimulatedClock(() => 0);
-    const pacer = new Pacer({ clock, slots: 4 });
+    const pacer = new Pacer({ clock, slots: 4, slotCapacity: 1 });
     const start = clock.time;
     const dues: number[] = [];
     pacer.add({ onTick: () => {} }); // slot 0: ticks at start + 0, 20, 40…
@@ -227,7 +228,7 @@ describe('Pacer', () => {
       stall = 0;
       return late;
     });
-    const pacer = new Pacer({ clock, slots: 5 });
+    const pacer = new Pacer({ clock, slots: 5, slotCapacity: 1 });
     const streams = Array.from({ length: 5 }, () => new CountingStream());
     const numbers: number[] = [];
     pacer.observe((t) => numbers.push(t.tick));
@@ -247,5 +248,30 @@ describe('Pacer', () => {
     expect(numbers.at(-1)! + 1).toBe(ticks + skippedTicks);
     for (const s of streams) expect(s.twice).toBe(0);
     for (const s of streams) pacer.remove(s);
+  });
+
+  it('fills a slot up to its capacity before waking up for another: few calls, one wake-up per period', () => {
+    const clock = new SimulatedClock(() => 0);
+    const pacer = new Pacer({ clock, slots: 10, slotCapacity: 50 });
+    const start = clock.time;
+    const wakeUps: number[] = [];
+    pacer.observe((t) => wakeUps.push(t.idealMs - start));
+    const phaseOf = new Map<PacedStream, number>();
+    const add = (): PacedStream => {
+      const stream: PacedStream = { onTick: (_tick, dueAt) => phaseOf.set(stream, (dueAt - start) % 20) };
+      pacer.add(stream);
+      return stream;
+    };
+    const few = Array.from({ length: 3 }, add);
+    clock.runUntil(start + 100);
+    expect(wakeUps).toEqual([0, 20, 40, 60, 80, 100]);
+    expect(new Set(few.map((s) => phaseOf.get(s)))).toEqual(new Set([0]));
+    // 57 more: the first slot takes 50 in all, the next 10 go to one more slot.
+    const more = Array.from({ length: 57 }, add);
+    clock.runUntil(start + 200);
+    const counts = new Map<number, number>();
+    for (const s of [...few, ...more]) counts.set(phaseOf.get(s)!, (counts.get(phaseOf.get(s)!) ?? 0) + 1);
+    expect([...counts.values()].sort((a, b) => a - b)).toEqual([10, 50]);
+    for (const s of [...few, ...more]) pacer.remove(s);
   });
 });

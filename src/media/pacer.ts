@@ -43,6 +43,12 @@ export interface PacerOptions {
    */
   slots?: number;
   /**
+   * Streams a slot takes before the next slot is opened. Default 50 (a burst of about half a
+   * millisecond of sending): a few calls share one wake-up per period, as with one slot, and the
+   * slots fill up as calls grow, so each wake-up costs its timer only when it carries a burst.
+   */
+  slotCapacity?: number;
+  /**
    * Ticks run back to back after a stall (a long GC pause, a blocked event loop) before the
    * remaining overdue ticks are skipped. Default 2: a stall costs a short burst at most, never a
    * flood of frames that the far end's jitter buffer would drop.
@@ -82,6 +88,8 @@ export interface TickInfo {
 
 /** Slots per period unless told otherwise (see {@link PacerOptions.slots}). */
 const DEFAULT_SLOTS = 10;
+/** Streams per slot before another slot opens unless told otherwise (see {@link PacerOptions.slotCapacity}). */
+const DEFAULT_SLOT_CAPACITY = 50;
 
 const systemClock: PacerClock = {
   now: () => performance.now(),
@@ -108,9 +116,11 @@ interface Slot {
  * send one frame. All calls of a process share one pacer ({@link Pacer.shared}) rather than one
  * timer each, so the wake-ups do not grow with the number of calls.
  *
- * The period is cut into `slots` phases (10 by default, 2 ms apart); each stream joins the least
- * busy slot and stays there, so a wake-up sends a tenth of the packets and each stream's packets
- * leave at the same phase every period, in the same order. A slot with no stream costs no wake-up.
+ * The period is cut into `slots` phases (10 by default, 2 ms apart). Each stream joins a slot and
+ * stays there: one already in use while it has fewer than `slotCapacity` streams (50), else an
+ * empty one, else the least busy. So a few calls share one wake-up per period, 500 calls are sent
+ * as ten bursts of 50 instead of one of 500, and each stream's packets leave at the same phase
+ * every period, in the same order. A slot with no stream costs no wake-up.
  *
  * Tick `k` of a slot is due at `origin + offset + k × interval`, and each timer is set from that
  * ideal time, not from "now + 20 ms": timer lateness never accumulates, so after ten minutes of
@@ -127,6 +137,7 @@ export class Pacer {
   readonly #clock: PacerClock;
   readonly #logger: Logger;
   readonly #slots: Slot[];
+  readonly #capacity: number;
   readonly #slotOf = new Map<PacedStream, Slot>();
   readonly #observers = new Set<(info: TickInfo) => void>();
   #timer: unknown;
@@ -148,6 +159,7 @@ export class Pacer {
     this.#clock = options.clock ?? systemClock;
     this.#logger = options.logger ?? silentLogger;
     const count = Math.max(1, Math.floor(options.slots ?? DEFAULT_SLOTS));
+    this.#capacity = Math.max(1, Math.floor(options.slotCapacity ?? DEFAULT_SLOT_CAPACITY));
     this.#slots = Array.from({ length: count }, (_, index) => ({
       index,
       offset: (index * this.#interval) / count,
@@ -199,18 +211,24 @@ export class Pacer {
       return;
     }
     const now = this.#clock.now();
-    // Least busy first; among those, the slot whose next tick is furthest away, so that a player
-    // which sends its first frame at once (off the clock) sends the second about 20 ms later.
+    // A slot that already wakes up and has room, else an empty one, else the least busy; among
+    // equals, the slot whose next tick is furthest away, so that a player which sends its first
+    // frame at once (off the clock) sends the second about 20 ms later.
+    const rank = (slot: Slot): number => {
+      const size = slot.streams.size;
+      if (size > 0 && size < this.#capacity) return 0;
+      if (size === 0) return 1;
+      return 2 + size;
+    };
     let best: Slot | undefined;
+    let bestRank = 0;
     let bestWait = -1;
     for (const slot of this.#slots) {
+      const r = rank(slot);
       const wait = this.#nextDue(slot, now) - now;
-      if (
-        !best ||
-        slot.streams.size < best.streams.size ||
-        (slot.streams.size === best.streams.size && wait > bestWait)
-      ) {
+      if (!best || r < bestRank || (r === bestRank && wait > bestWait)) {
         best = slot;
+        bestRank = r;
         bestWait = wait;
       }
     }
