@@ -6,6 +6,7 @@ import { MediaWorkerError } from '../src/errors.js';
 import { CallMedia } from '../src/media/call-media.js';
 import { encodeMulaw } from '../src/media/g711.js';
 import { MediaWorker } from '../src/media/media-worker.js';
+import { Pacer, type TickInfo } from '../src/media/pacer.js';
 import { PortAllocator } from '../src/media/port-allocator.js';
 import { decodeRtp, encodeRtp, PT_PCMU, type RtpPacket } from '../src/media/rtp-packet.js';
 import { tone } from '../src/media/tone.js';
@@ -99,6 +100,24 @@ describe('MediaWorker: the RTP of calls in a worker thread', () => {
       probe.bind(leg.localPort, '127.0.0.1', resolve);
     });
     probe.close();
+  });
+
+  it("relays the worker clock's ticks to this thread's pacer (metrics), gathered once per period", async () => {
+    const worker = newWorker();
+    const asterisk = await peer();
+    const leg = await worker.openLeg({ ports, bindAddress: '127.0.0.1' });
+    leg.setRemote('127.0.0.1', asterisk.port);
+    const seen: TickInfo[] = [];
+    const off = Pacer.shared.observe((t) => seen.push(t));
+    const before = Pacer.shared.stats.ticks;
+    expect(await leg.play(tone(700, 300))).toBe('finished');
+    // 15 frames: the first at once, then a tick per frame; the last batch comes within a period.
+    await until(() => Pacer.shared.stats.ticks - before >= 14);
+    off();
+    const ticks = seen.map((t) => t.tick);
+    for (let i = 1; i < ticks.length; i++) expect(ticks[i]!).toBeGreaterThan(ticks[i - 1]!);
+    for (const t of seen) expect(t.actualMs - t.idealMs).toBeGreaterThanOrEqual(0);
+    expect(Pacer.shared.stats.skippedTicks).toBe(0);
   });
 
   it('delivers the caller’s audio as µ-law and as PCM', async () => {

@@ -95,8 +95,8 @@ export type MediaEvent =
   /** A command of this leg threw: the leg is closed in the worker. */
   | { type: 'legFailed'; leg: number; error: SerializedError }
   | { type: 'pacer'; req: number; stats: unknown }
-  /** One tick of the worker's pacer and how late it ran. */
-  | { type: 'tick'; tick: number; latenessMs: number };
+  /** Ticks of the worker's pacer since the last such message: [tick, latenessMs] pairs, flat. */
+  | { type: 'ticks'; ticks: number[] };
 
 export interface SerializedError {
   name: string;

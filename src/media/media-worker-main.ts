@@ -8,6 +8,7 @@ import { readlinkSync } from 'node:fs';
 import { setPriority } from 'node:os';
 import { parentPort, workerData } from 'node:worker_threads';
 import { AsteramiskError } from '../errors.js';
+import { FRAME_MS } from './audio-frame.js';
 import { AudioPlayer, type PlaybackStream } from './audio-player.js';
 import { decodeMulaw } from './g711.js';
 import {
@@ -348,9 +349,22 @@ function dispatch(command: MediaCommand): void {
 
 port.on('message', (command: MediaCommand) => dispatch(command));
 
-// Each tick's lateness, for the main thread's pacer observers (metrics): one small message per
-// 20 ms, whatever the number of calls.
-pacer.observe((t) => post({ type: 'tick', tick: t.tick, latenessMs: t.actualMs - t.idealMs }));
+// Each tick's lateness, for the main thread's pacer observers (metrics): gathered and posted once
+// per period, whatever the number of calls and of slots in use (each message wakes the main
+// thread, and with ten slots a message per tick would be ten per period).
+let tickBatch: number[] = [];
+let tickFlushPending = false;
+pacer.observe((t) => {
+  tickBatch.push(t.tick, t.actualMs - t.idealMs);
+  if (tickFlushPending) return;
+  tickFlushPending = true;
+  setTimeout(() => {
+    tickFlushPending = false;
+    const ticks = tickBatch;
+    tickBatch = [];
+    post({ type: 'ticks', ticks });
+  }, FRAME_MS);
+});
 
 // Counters for the main thread's synchronous `stats` (metrics read them when a call ends).
 setInterval(() => {

@@ -300,9 +300,11 @@ export class MediaWorker {
       case 'audio':
         this.#onAudio(event.buffer, event.length);
         return;
-      case 'tick': {
+      case 'ticks': {
         const now = performance.now();
-        Pacer.shared.relay({ tick: event.tick, idealMs: now - event.latenessMs, actualMs: now });
+        const ticks = event.ticks;
+        for (let i = 0; i + 1 < ticks.length; i += 2)
+          Pacer.shared.relay({ tick: ticks[i]!, idealMs: now - ticks[i + 1]!, actualMs: now });
         return;
       }
       case 'pacer':
