@@ -5,6 +5,7 @@ import type { SimPhone } from '../src/sandbox/sim-phone.js';
 import { Simulator } from '../src/sandbox/simulator.js';
 import { Server, type ServerHealth } from '../src/server.js';
 import type { VoiceUI } from '../src/ui/voice-ui.js';
+import { rtpRange } from './support/test-ports.js';
 import { nextServerEvent } from './support/voice-harness.js';
 
 /**
@@ -56,8 +57,7 @@ describe('one Server on two Asterisk nodes', () => {
       tts: false,
       stt: false,
       logger: silentLogger,
-      rtpPortMin: 36000,
-      rtpPortMax: 36199,
+      ...rtpRange(200),
     });
     cleanups.push(() => server.close());
     const calls: VoiceUI[] = [];
@@ -115,8 +115,7 @@ describe('one Server on two Asterisk nodes', () => {
       tts: false,
       stt: false,
       logger: silentLogger,
-      rtpPortMin: 36200,
-      rtpPortMax: 36399,
+      ...rtpRange(200),
     });
     cleanups.push(() => communicator.close());
     // Each call is placed through the node with the fewest calls of this process.

@@ -3,6 +3,7 @@ import { Communicator } from '../src/communicator.js';
 import { CallFailedError, InvalidInputError } from '../src/errors.js';
 import { silentLogger } from '../src/logger.js';
 import { Simulator } from '../src/sandbox/simulator.js';
+import { rtpRange } from './support/test-ports.js';
 import { RecordingTts, startVoiceHarness, type VoiceHarness } from './support/voice-harness.js';
 
 const cleanups: (() => Promise<void>)[] = [];
@@ -22,8 +23,7 @@ async function standalone(): Promise<{ sim: Simulator; c: Communicator; tts: Rec
     ttsCacheDirectory: false,
     systemPhoneNumber: '5550100',
     systemName: 'Shop',
-    rtpPortMin: 38000,
-    rtpPortMax: 38099,
+    ...rtpRange(100),
     textRateLimit: { messages: 100, perMs: 1000 },
   });
   cleanups.push(() => c.close());

@@ -15,6 +15,7 @@ import type { VoiceUI } from '../src/ui/voice-ui.js';
 import { AGENT_NUMBER, callAgent, startAgentHarness } from './support/agent-harness.js';
 import { textLogger } from './support/capturing-logger.js';
 import { resourceCounts } from './support/resource-counts.js';
+import { testPortRange } from './support/test-ports.js';
 import { deferred, nextServerEvent, RecordingTts } from './support/voice-harness.js';
 import { within } from './support/within.js';
 
@@ -22,8 +23,6 @@ const cleanups: (() => Promise<void>)[] = [];
 afterEach(async () => {
   for (const c of cleanups.splice(0).reverse()) await c();
 });
-
-let rtpBase = 44000 + (process.pid % 40) * 200;
 
 /** A simulator and a Server on it with the console on (`console(sim)`), fast offline speech. */
 async function startConsole(
@@ -36,8 +35,7 @@ async function startConsole(
 ): Promise<{ sim: Simulator; server: Server; url: string }> {
   const sim = await Simulator.start({ timeScale: 0.02 });
   cleanups.push(() => sim.close());
-  const rtpPortMin = rtpBase;
-  rtpBase += 100;
+  const { min: rtpPortMin } = testPortRange(100);
   const { logger } = options.logger ? { logger: options.logger } : textLogger();
   const server = await Server.create({
     ...sim.connectionOptions(),

@@ -13,6 +13,7 @@ import { Simulator } from '../src/sandbox/simulator.js';
 import { Server } from '../src/server.js';
 import { fuzzSeed, processFaults, Rng } from './support/fuzz.js';
 import { HostileAmiProxy, HostileAriProxy } from './support/hostile-proxy.js';
+import { testPortRange } from './support/test-ports.js';
 import { RecordingTts } from './support/voice-harness.js';
 import { within } from './support/within.js';
 
@@ -47,7 +48,7 @@ describe('Server under hostile ARI and AMI input', () => {
     };
     const logger: Logger = { debug: at('debug'), info: at('info'), warn: at('warn'), error: at('error') };
     const tts = new RecordingTts();
-    const rtpPortMin = 40000 + (process.pid % 100) * 50;
+    const { min: rtpPortMin } = testPortRange(50);
     const server = await Server.create({
       ...sim.connectionOptions(),
       ariPort: ariProxy.port,

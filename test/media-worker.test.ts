@@ -12,10 +12,11 @@ import { decodeRtp, encodeRtp, PT_PCMU, type RtpPacket } from '../src/media/rtp-
 import { tone } from '../src/media/tone.js';
 import { Simulator } from '../src/sandbox/simulator.js';
 import { textLogger } from './support/capturing-logger.js';
+import { testPortRange } from './support/test-ports.js';
 import { deferred, startVoiceHarness } from './support/voice-harness.js';
 
-const base = 30000 + Math.floor(Math.random() * 10000);
-const ports = { min: base, max: base + 40 };
+const ports = testPortRange(41);
+const base = ports.min;
 const cleanups: (() => unknown)[] = [];
 
 afterEach(async () => {

@@ -16,6 +16,7 @@ import { CallFailedError } from '../src/errors.js';
 import { Simulator } from '../src/sandbox/simulator.js';
 import { Server } from '../src/server.js';
 import { startFakeOpenAi } from './support/fake-openai.js';
+import { testPortRange } from './support/test-ports.js';
 import { deferred } from './support/voice-harness.js';
 import { within } from './support/within.js';
 
@@ -90,7 +91,7 @@ describe('secrets', () => {
       else process.env.OPENAI_BASE_URL = previousBase;
     });
 
-    const rtpPortMin = 41000 + (process.pid % 100) * 20;
+    const { min: rtpPortMin } = testPortRange(20);
     const options = {
       ...sim.connectionOptions(),
       logger,

@@ -3,6 +3,7 @@ import { HangupError } from '../src/errors.js';
 import { silentLogger } from '../src/logger.js';
 import type { Simulator } from '../src/sandbox/simulator.js';
 import { type DrainResult, Server, type ServerHealth } from '../src/server.js';
+import { rtpRange } from './support/test-ports.js';
 import { deferred, nextServerEvent, RecordingTts, startVoiceHarness } from './support/voice-harness.js';
 import { within } from './support/within.js';
 
@@ -160,8 +161,7 @@ describe('Server drain', () => {
       tts: new RecordingTts(),
       stt: false,
       ttsCacheDirectory: false,
-      rtpPortMin: 39100,
-      rtpPortMax: 39199,
+      ...rtpRange(100),
     });
     cleanups.push(() => second.close());
     const first = heldCalls();

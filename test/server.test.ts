@@ -6,6 +6,7 @@ import { ConfigError, InvalidInputError } from '../src/errors.js';
 import { silentLogger } from '../src/logger.js';
 import type { Simulator } from '../src/sandbox/simulator.js';
 import { Server } from '../src/server.js';
+import { rtpRange } from './support/test-ports.js';
 import {
   deferred,
   nextServerEvent,
@@ -53,8 +54,7 @@ describe('Server', () => {
       tts: new RecordingTts(),
       stt: false,
       ttsCacheDirectory: false,
-      rtpPortMin: 39000,
-      rtpPortMax: 39099,
+      ...rtpRange(100),
     });
     cleanups.push(() => second.close());
     const holdFirst = deferred<void>();
@@ -145,8 +145,7 @@ describe('Server', () => {
       tts,
       stt: false,
       ttsCacheDirectory: dir,
-      rtpPortMin: 39100,
-      rtpPortMax: 39199,
+      ...rtpRange(100),
     });
     cleanups.push(() => restarted.close());
     const again = deferred<void>();

@@ -11,6 +11,7 @@ import { detectPocketsphinx, PocketsphinxSttEngine } from '../src/stt/pocketsphi
 import { detectEspeak, EspeakTtsEngine } from '../src/tts/espeak-tts-engine.js';
 import type { VoiceUI } from '../src/ui/voice-ui.js';
 import { capturingLogger, type LogLine } from './support/capturing-logger.js';
+import { testPortRange } from './support/test-ports.js';
 import { deferred } from './support/voice-harness.js';
 
 const espeak = await detectEspeak();
@@ -35,8 +36,6 @@ afterEach(async () => {
   for (const c of cleanups.splice(0).reverse()) await c();
 });
 
-let portBase = 40000 + (process.pid % 150) * 100;
-
 /** A simulator and a Server with only the speech options given (no cloud credentials in the environment). */
 async function start(
   options: Partial<ServerOptions> = {},
@@ -47,8 +46,7 @@ async function start(
   const sim = await Simulator.start({ timeScale: 0.02 });
   cleanups.push(() => sim.close());
   const lines: LogLine[] = [];
-  const rtpPortMin = portBase;
-  portBase += 100;
+  const { min: rtpPortMin } = testPortRange(100);
   const server = await Server.create({
     ...sim.connectionOptions(),
     appName: `speech-${Math.random().toString(36).slice(2, 8)}`,

@@ -12,6 +12,7 @@ import type { Logger } from '../src/logger.js';
 import { Simulator, type SimulatorOptions } from '../src/sandbox/simulator.js';
 import { Server, type ServerOptions } from '../src/server.js';
 import { textLogger } from './support/capturing-logger.js';
+import { testPortRange } from './support/test-ports.js';
 import { generateLocalhostTls, type TlsMaterial } from './support/tls-cert.js';
 import { deferred, RecordingTts } from './support/voice-harness.js';
 import { catchError, within } from './support/within.js';
@@ -67,10 +68,8 @@ async function startSim(tls: SimulatorOptions['tls'], extra: SimulatorOptions = 
   return sim;
 }
 
-let rtpBase = 36000 + (process.pid % 50) * 40;
 function serverOptions(sim: Simulator, logger: Logger, more: Partial<ServerOptions> = {}): ServerOptions {
-  const rtpPortMin = rtpBase;
-  rtpBase += 20;
+  const { min: rtpPortMin } = testPortRange(20);
   return {
     ...sim.connectionOptions(),
     appName: `tls-${Math.random().toString(36).slice(2, 8)}`,

@@ -4,6 +4,7 @@ import { Server, type ServerEvents, type ServerOptions } from '../../src/server.
 import type { SttEngine } from '../../src/stt/stt-engine.js';
 import { OfflineTtsEngine } from '../../src/tts/offline-tts-engine.js';
 import type { SynthesizeOptions, TtsEngine } from '../../src/tts/tts-engine.js';
+import { testPortRange } from './test-ports.js';
 
 /** An offline TTS engine that also records what it was asked to say. */
 export class RecordingTts implements TtsEngine {
@@ -22,8 +23,6 @@ export class RecordingTts implements TtsEngine {
     return this.inner.synthesize(text, options);
   }
 }
-
-let portBase = 32000 + (process.pid % 200) * 100;
 
 /** A simulator plus a Server connected to it, with fast offline speech. */
 export interface VoiceHarness {
@@ -44,8 +43,7 @@ export async function startVoiceHarness(
   const sim = await Simulator.start({ timeScale: 0.02, ...options.sim });
   const tts = new RecordingTts(options.msPerChar ?? 1);
   // Each harness gets its own RTP range so parallel test files never compete for ports.
-  const rtpPortMin = portBase;
-  portBase += 100;
+  const { min: rtpPortMin } = testPortRange(100);
   const server = await Server.create({
     ...sim.connectionOptions(),
     appName: `test-${Math.random().toString(36).slice(2, 8)}`,
