@@ -92,7 +92,8 @@ describe('VoiceUI through the simulator', () => {
     const phone = await h.sim.call({ from: 'alice', to: '1000' });
     await said.promise;
     const expected = decodeMulaw(encodeMulaw(new OfflineTtsEngine({ msPerChar: 10 }).render(text)));
-    await phone.waitForAudio((2 * expected.length) / 8);
+    // Each say ends on a whole 20 ms frame (its last one padded with silence): both, in full.
+    await phone.waitForAudio((2 * Math.ceil(expected.length / 160) * 160) / 8);
     const heard = Buffer.from(phone.heard().audio.buffer);
     const prompt = Buffer.from(expected.buffer);
     const first = heard.indexOf(prompt);
