@@ -13,6 +13,17 @@ function random(seed: number): () => number {
   };
 }
 
+/** A simulated clock whose next timer fires `ms` late after `stallNext(ms)` (a blocked event loop). */
+function stallingClock(): { clock: SimulatedClock; stallNext: (ms: number) => void } {
+  let stall = 0;
+  const clock = new SimulatedClock(() => {
+    const late = stall;
+    stall = 0;
+    return late;
+  });
+  return { clock, stallNext: (ms) => (stall = ms) };
+}
+
 /** A stream that counts its ticks and checks it is never called twice in one tick. */
 class CountingStream implements PacedStream {
   calls = 0;
@@ -123,12 +134,7 @@ describe('Pacer', () => {
   });
 
   it('catches up at most two ticks after a stall and skips the rest', () => {
-    let stall = 0;
-    const clock = new SimulatedClock(() => {
-      const late = stall;
-      stall = 0;
-      return late;
-    });
+    const { clock, stallNext } = stallingClock();
     const pacer = new Pacer({ clock });
     const stream = new CountingStream();
     const bursts: number[] = [];
@@ -140,7 +146,7 @@ describe('Pacer', () => {
     });
     pacer.add(stream);
     clock.runUntil(clock.time + 100);
-    stall = 205; // the event loop blocks for ~10 ticks
+    stallNext(205); // the event loop blocks for ~10 ticks
     clock.runUntil(clock.time + 600);
     expect(Math.max(...bursts)).toBe(2);
     expect(pacer.stats.skippedTicks).toBeGreaterThanOrEqual(8);
@@ -222,12 +228,7 @@ describe('Pacer', () => {
   });
 
   it('with slots, catches up at most two ticks per slot after a stall, and tick numbers jump over the skipped ones', () => {
-    let stall = 0;
-    const clock = new SimulatedClock(() => {
-      const late = stall;
-      stall = 0;
-      return late;
-    });
+    const { clock, stallNext } = stallingClock();
     const pacer = new Pacer({ clock, slots: 5, slotCapacity: 1 });
     const streams = Array.from({ length: 5 }, () => new CountingStream());
     const numbers: number[] = [];
@@ -235,7 +236,7 @@ describe('Pacer', () => {
     for (const s of streams) pacer.add(s);
     clock.runUntil(clock.time + 100);
     const before = streams.map((s) => s.calls);
-    stall = 205;
+    stallNext(205);
     clock.runUntil(clock.time + 1);
     // The stalled wake-up ran at most two ticks of each slot.
     const burst = streams.map((s, i) => s.calls - before[i]!);

@@ -109,11 +109,14 @@ describe('MediaWorker: the RTP of calls in a worker thread', () => {
     const leg = await worker.openLeg({ ports, bindAddress: '127.0.0.1' });
     leg.setRemote('127.0.0.1', asterisk.port);
     const seen: TickInfo[] = [];
-    const off = Pacer.shared.observe((t) => seen.push(t));
-    const before = Pacer.shared.stats.ticks;
-    expect(await leg.play(tone(700, 300))).toBe('finished');
     // 15 frames: the first at once, then a tick per frame; the last batch comes within a period.
-    await until(() => Pacer.shared.stats.ticks - before >= 14);
+    const fourteen = deferred<void>();
+    const off = Pacer.shared.observe((t) => {
+      seen.push(t);
+      if (seen.length === 14) fourteen.resolve();
+    });
+    expect(await leg.play(tone(700, 300))).toBe('finished');
+    await fourteen.promise;
     off();
     const ticks = seen.map((t) => t.tick);
     for (let i = 1; i < ticks.length; i++) expect(ticks[i]!).toBeGreaterThan(ticks[i - 1]!);
@@ -177,6 +180,8 @@ describe('MediaWorker: the RTP of calls in a worker thread', () => {
     // A play after the stop is heard, and it is the first thing heard.
     await expect(leg.play(tone(800, 100))).resolves.toBe('finished');
     await until(() => asterisk.received.length >= 5);
+    // Nothing to await for what must not come: a stale frame of the stopped play would have
+    // arrived within three frame periods.
     await new Promise((resolve) => setTimeout(resolve, 60));
     expect(asterisk.received.length).toBe(5);
   });
