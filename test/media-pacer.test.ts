@@ -111,6 +111,36 @@ describe('Pacer', () => {
     expect(clock.pending).toBe(0);
   });
 
+  it('within a tick, skips a stream another one removed, and starts one added from the next tick', () => {
+    const clock = new SimulatedClock(() => 0);
+    const pacer = new Pacer({ clock, slots: 1 });
+    const order: string[] = [];
+    const late = new CountingStream();
+    const added = new CountingStream();
+    // Ticks 0 and 1 run as the set left them; on tick 2 `first` removes `late` and adds `added`.
+    let ticks = 0;
+    const first: PacedStream = {
+      onTick: () => {
+        order.push(`first ${ticks}`);
+        if (ticks++ === 2) {
+          pacer.remove(late);
+          pacer.add(added);
+        }
+      },
+    };
+    pacer.add(first);
+    pacer.add(late);
+    clock.runUntil(clock.time + 20 * 4);
+    expect(ticks).toBe(5);
+    expect(late.calls).toBe(2);
+    // Not on tick 2, where it was added; on ticks 3 and 4.
+    expect(added.calls).toBe(2);
+    expect(added.twice).toBe(0);
+    pacer.remove(first);
+    pacer.remove(added);
+    expect(pacer.running).toBe(false);
+  });
+
   it("counts the relayed ticks of the media worker's clock: lateness, and skips from jumps in tick numbers", () => {
     const pacer = new Pacer({ clock: new SimulatedClock() });
     const seen: TickInfo[] = [];

@@ -350,13 +350,16 @@ export class AudioPlayer implements PacedStream {
   }
 
   #dropStoppedGeneration(): void {
-    if (this.#queue.some((p) => p.generation !== this.#generation)) {
+    // Plays are queued in generation order, so a stopped one, if any, is at the head: this runs on
+    // every tick of every call and must not scan or allocate when nothing was stopped.
+    const head = this.#queue[0];
+    if (head !== undefined && head.generation !== this.#generation) {
       const keep = this.#queue.filter((p) => p.generation === this.#generation);
       const dropped = this.#queue.filter((p) => p.generation !== this.#generation);
       this.#queue.splice(0, this.#queue.length, ...keep);
       for (const playback of dropped) playback.settle('stopped');
     }
-    for (const resolve of this.#stopWaiters.splice(0)) resolve();
+    if (this.#stopWaiters.length > 0) for (const resolve of this.#stopWaiters.splice(0)) resolve();
   }
 
   /** Head plays whose audio has all been sent and that will get no more: 'finished'. */

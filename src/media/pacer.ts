@@ -107,6 +107,11 @@ interface Slot {
   /** Offset of the slot's ticks from the run's origin, in ms. */
   offset: number;
   streams: Set<PacedStream>;
+  /**
+   * `streams` as an array, taken by a tick and kept until the set changes: the tick walks a
+   * snapshot (see #tick), and most ticks find the set as the last one left it.
+   */
+  snapshot: PacedStream[] | undefined;
   /** Index (in the current run) of the slot's next tick, due at origin + offset + next × interval. */
   next: number;
 }
@@ -164,6 +169,7 @@ export class Pacer {
       index,
       offset: (index * this.#interval) / count,
       streams: new Set<PacedStream>(),
+      snapshot: undefined,
       next: 0,
     }));
   }
@@ -241,6 +247,7 @@ export class Pacer {
     const slot = this.#slotOf.get(stream);
     if (!slot) return;
     slot.streams.delete(stream);
+    slot.snapshot = undefined;
     this.#slotOf.delete(stream);
     if (this.#slotOf.size === 0) this.#stop();
   }
@@ -280,6 +287,7 @@ export class Pacer {
       slot.next = Math.max(0, Math.ceil((this.#clock.now() - this.#origin - slot.offset) / this.#interval));
     }
     slot.streams.add(stream);
+    slot.snapshot = undefined;
     this.#slotOf.set(stream, slot);
   }
 
@@ -358,10 +366,13 @@ export class Pacer {
     const ideal = this.#origin + slot.offset + index * this.#interval;
     this.#lastLateness = now - ideal;
     if (this.#lastLateness > this.#maxLateness) this.#maxLateness = this.#lastLateness;
-    // A snapshot: streams that unregister (finished) or register during the tick are handled from
-    // the next one, so no stream is visited twice in a tick.
-    for (const stream of [...slot.streams]) {
-      if (!slot.streams.has(stream)) continue;
+    // A snapshot: streams that register during the tick are handled from the next one, so no
+    // stream is visited twice in a tick; one that unregisters (finished, or removed by another
+    // stream's tick) is not visited again. Only a change during the tick makes the set worth asking.
+    slot.snapshot ??= [...slot.streams];
+    const snapshot = slot.snapshot;
+    for (const stream of snapshot) {
+      if (slot.snapshot !== snapshot && !slot.streams.has(stream)) continue;
       try {
         stream.onTick(tick, ideal);
       } catch (error) {

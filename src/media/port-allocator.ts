@@ -123,6 +123,10 @@ function bindUdp(address: string, port: number): Promise<Socket> {
   });
 }
 
+/** The last IP literal {@link ipLookup} answered, and its family. */
+let lastLiteral: string | undefined;
+let lastFamily = 0;
+
 /**
  * dgram's address lookup for each send(): an IP literal (RTP always goes to one) is answered at
  * once, a name goes to dns.lookup. Node's default defers even an IP literal to the next tick, so
@@ -134,8 +138,16 @@ function ipLookup(
   options: unknown,
   callback: (error: NodeJS.ErrnoException | null, address: string, family: number) => void,
 ): void {
+  // Every packet of every call asks for the same peer: isIP's regular expressions ran once per
+  // packet before this one-entry memo.
+  if (hostname === lastLiteral) {
+    callback(null, hostname, lastFamily);
+    return;
+  }
   const family = isIP(hostname);
   if (family !== 0) {
+    lastLiteral = hostname;
+    lastFamily = family;
     callback(null, hostname, family);
     return;
   }
