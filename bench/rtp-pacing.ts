@@ -18,6 +18,8 @@
  * --no-capture    skip the kernel-timestamp capture (by default, when tcpdump is installed and
  *                 capturing is allowed, tcpdump records the packets on loopback and the pacing is
  *                 also measured from the kernel's transmit timestamps: bench/support/pcap-timing.ts).
+ *                 Without the capture the receiver runs at nice −10 (its clock is then the measure);
+ *                 with it, at the default priority (it is then only a sink).
  * --busy          the main thread burns 30 ms out of every 50 (a busy loop allocating garbage),
  *                 like handler code, event parsing and GC of a loaded app.
  */
@@ -247,7 +249,7 @@ async function main(): Promise<void> {
   const portMin = option('port-min', 40000);
   const senderKind = choice('sender', ['stack', 'naive', 'worker'], 'stack');
   const busy = process.argv.includes('--busy');
-  const label = `${senderKind}${process.argv.includes('--priority') ? ' (nice −10)' : ''}`;
+  const label = `${senderKind}${senderKind === 'worker' && process.argv.includes('--priority') ? ' (nice −10)' : ''}`;
 
   // The receiver: its own process and event loop (fork keeps tsx's loader via execArgv).
   const receiver = fork(fileURLToPath(new URL('./rtp-receiver.ts', import.meta.url)), [], {
@@ -258,25 +260,31 @@ async function main(): Promise<void> {
     receiver.once('exit', (code) => reject(new Error(`receiver exited with ${code}`)));
   });
 
-  // The receiver gets the CPU before anything else (nice −10, when allowed): the figures then show
-  // the sender's timing rather than the receiver's own scheduling on a loaded machine.
-  let receiverNice = 'default priority';
-  try {
-    setPriority(receiver.pid!, -10);
-    receiverNice = 'nice −10';
-  } catch {
-    // Not permitted (not root): measured at the default priority.
-  }
   const make = { stack: stackSender, naive: naiveSender, worker: workerSender }[senderKind]!;
   const sender = await make(streams, seconds, portMin, ready.port);
+  const capture = process.argv.includes('--no-capture')
+    ? { unavailable: 'turned off (--no-capture)' }
+    : await startCapture(ready.port);
+
+  // Without the kernel's timestamps the receiver's own clock is the measure, so it gets the CPU
+  // before anything else (nice −10, when allowed) and the figures show the sender's timing rather
+  // than the receiver's scheduling. With them it is only a sink, left at the default priority: on
+  // loopback every datagram wakes it inside the sender's sendmsg, and at nice −10 it would preempt
+  // the sender mid-burst, which a receiver on another host (Asterisk) never does.
+  let receiverNice = 'default priority';
+  if (!('stop' in capture)) {
+    try {
+      setPriority(receiver.pid!, -10);
+      receiverNice = 'nice −10';
+    } catch {
+      // Not permitted (not root): measured at the default priority.
+    }
+  }
   console.log(
     `rtp-pacing: ${streams} streams × ${seconds} s, sender ${senderKind}${busy ? ', main thread busy 30 ms of every 50' : ''}, ` +
       `receiver pid ${receiver.pid} (${receiverNice}, recv buffer ${(ready.recvBufferSize / 1024 / 1024).toFixed(1)} MiB), node ${process.version}`,
   );
 
-  const capture = process.argv.includes('--no-capture')
-    ? { unavailable: 'turned off (--no-capture)' }
-    : await startCapture(ready.port);
   const burner = busy ? burnMainThread() : undefined;
   const cpuBefore = process.cpuUsage();
   const started = performance.now();
