@@ -41,7 +41,8 @@ export class ExternalMediaLeg implements ChannelAudioSink {
       const packet = decodeRtp(msg);
       if (!packet || packet.payload.length === 0) return;
       leg.received++;
-      onAudio(Buffer.from(packet.payload));
+      // A view of the datagram, which is this packet's own: whoever keeps audio copies it.
+      onAudio(packet.payload);
     });
     socket.on('error', () => {});
     await new Promise<void>((resolve, reject) => {

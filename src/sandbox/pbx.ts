@@ -3,6 +3,7 @@ import { EventEmitter } from 'node:events';
 import { Bridges } from './bridges.js';
 import { Dialplan, type DialplanLocation } from './dialplan.js';
 import { channelScope, type EventScope } from './event-scope.js';
+import { isTalkingFrame } from './frame-energy.js';
 import { DEFAULT_SOUNDS } from './media-catalog.js';
 import { type DialRequest, dial, type OriginateRequest, originate } from './originate.js';
 import { PbxError } from './pbx-error.js';
@@ -65,9 +66,6 @@ export interface PbxOptions {
 const EXTEN_VARIABLE = ['$', '{EXTEN}'].join('');
 
 const QOS_VARS = ['RTPAUDIOQOS', 'RTPAUDIOQOSJITTER', 'RTPAUDIOQOSLOSS', 'RTPAUDIOQOSRTT', 'RTPAUDIOQOSMES'];
-
-/** Mean absolute amplitude of a µ-law frame above which it counts as talking. */
-const TALK_THRESHOLD = 256;
 
 /** Longest SIP MESSAGE body Asterisk passes on (res_pjsip_messaging's 1024-byte buffer). */
 const MAX_INBOUND_TEXT_BYTES = 1023;
@@ -634,9 +632,10 @@ export class Pbx extends EventEmitter {
    */
   audioFromChannel(channel: SimChannel, frame: Buffer): void {
     if (channel.hungUp || channel.muted.has('in')) return;
-    const talking = frameEnergy(frame) > TALK_THRESHOLD;
-    this.detectTalk(channel, talking);
-    this.recorder.hear(channel.id, frame, talking);
+    // Whether the frame is speech matters only to talk detection and recordings (which ask
+    // isTalkingFrame themselves): most frames have neither.
+    if (channel.talkDetect) this.detectTalk(channel, isTalkingFrame(frame));
+    this.recorder.hear(channel.id, frame);
     if (!channel.bridgeId) return;
     const bridge = this.bridges.get(channel.bridgeId);
     if (!bridge) return;
@@ -895,14 +894,4 @@ function parseMessageDestination(to: string): { endpoint: string; user?: string 
 function userOf(uri: string): string | undefined {
   const m = /^<?(?:[a-z]+:|PJSIP\/)?([^@>;/]+)/i.exec(uri.trim());
   return m?.[1];
-}
-
-/** Mean absolute amplitude of a µ-law frame, cheaply: distance of each byte from silence. */
-function frameEnergy(frame: Buffer): number {
-  let sum = 0;
-  for (const b of frame) {
-    const u = ~b & 0x7f; // strip sign: 0 is loudest negative-free magnitude index
-    sum += (u >> 4) * 600 + (u & 0x0f) * 20;
-  }
-  return frame.length ? sum / frame.length : 0;
 }

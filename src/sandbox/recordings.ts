@@ -1,4 +1,5 @@
 import { channelScope, type EventOutlet } from './event-scope.js';
+import { isTalkingFrame } from './frame-energy.js';
 import { DEFAULT_SOUNDS } from './media-catalog.js';
 import { PbxError } from './pbx-error.js';
 import type { SimChannel } from './sim-model.js';
@@ -188,11 +189,11 @@ export class Recordings {
   }
 
   /** A frame of audio from the far end of a channel: recorded, and counted as talk or silence. */
-  hear(channelId: string, frame: Buffer, talking: boolean): void {
+  hear(channelId: string, frame: Buffer): void {
     for (const rec of this.live.values()) {
       if (rec.channelId !== channelId || rec.state !== 'recording') continue;
       rec.frames.push(rec.muted ? Buffer.alloc(frame.length, 0xff) : Buffer.from(frame));
-      if (talking) {
+      if (isTalkingFrame(frame)) {
         rec.talkingMs += ulawMs(frame);
         rec.lastTalkAt = Date.now();
       } else rec.silenceMs += ulawMs(frame);
