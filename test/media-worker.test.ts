@@ -186,6 +186,32 @@ describe('MediaWorker: the RTP of calls in a worker thread', () => {
     expect(asterisk.received.length).toBe(5);
   });
 
+  it('commands of one turn go together and in order; one that cannot be posted loses none of the others', async () => {
+    const { logger, lines } = textLogger();
+    const worker = newWorker({ logger });
+    const asterisk = await peer();
+    const legs = await Promise.all(
+      Array.from({ length: 4 }, () => worker.openLeg({ ports, bindAddress: '127.0.0.1' })),
+    );
+    // In one turn: each leg's remote, a play, a stop, and a second play (which alone must be heard),
+    // with a command no worker can receive (a function cannot be cloned) among them.
+    for (const leg of legs) leg.setRemote('127.0.0.1', asterisk.port);
+    const stopped = legs.map((leg) => leg.play(tone(700, 400)));
+    for (const leg of legs) void leg.stop();
+    worker.send({ type: 'pacer', req: 0, extra: () => 0 } as unknown as Parameters<MediaWorker['send']>[0]);
+    const played = legs.map((leg) => leg.play(tone(900, 60)));
+    expect(await Promise.all(stopped)).toEqual(['stopped', 'stopped', 'stopped', 'stopped']);
+    expect(await Promise.all(played)).toEqual(['finished', 'finished', 'finished', 'finished']);
+    // Each leg sent exactly the second play's three frames.
+    const stats = await Promise.all(legs.map((leg) => leg.fetchStats()));
+    expect(stats.map((s) => s.sent)).toEqual([3, 3, 3, 3]);
+    expect(lines.some((l) => l.includes('posting them one by one'))).toBe(true);
+    expect(lines.some((l) => l.includes('A media command could not be posted') && l.includes('pacer'))).toBe(
+      true,
+    );
+    expect(worker.failed).toBe(false);
+  });
+
   it('a thrown error in the worker ends its legs with MediaWorkerError and a log line, not the process', async () => {
     const { logger, lines } = textLogger();
     const worker = newWorker({ logger });

@@ -80,6 +80,12 @@ export type MediaCommand =
   /** Test hook: the worker throws an uncaught error (as a bug in it would). */
   | { type: 'crash' };
 
+/**
+ * What the main thread posts: one command, or the commands of one turn of its event loop, in
+ * order (see MediaWorker.send).
+ */
+export type MediaMessage = MediaCommand | { type: 'batch'; commands: MediaCommand[] };
+
 /** Worker → main thread. Times are on the epoch clock (performance.timeOrigin + now) in ms. */
 export type MediaEvent =
   /** The worker is running; `priority` says whether its thread priority was raised. */

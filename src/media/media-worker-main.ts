@@ -21,6 +21,7 @@ import {
   type LegOptions,
   type MediaCommand,
   type MediaEvent,
+  type MediaMessage,
   type SerializedError,
   STATS_FIELDS,
 } from './media-commands.js';
@@ -358,7 +359,13 @@ function dispatch(command: MediaCommand): void {
   }
 }
 
-port.on('message', (command: MediaCommand) => dispatch(command));
+port.on('message', (message: MediaMessage) => {
+  if (message.type !== 'batch') {
+    dispatch(message);
+    return;
+  }
+  for (const command of message.commands) dispatch(command);
+});
 
 // Each tick's lateness, for the main thread's pacer observers (metrics): gathered and posted once
 // per period, whatever the number of calls and of slots in use (each message wakes the main
@@ -377,9 +384,14 @@ pacer.observe((t) => {
   }, FRAME_MS);
 });
 
-// Counters for the main thread's synchronous `stats` (metrics read them when a call ends).
+// Counters for the main thread's synchronous `stats` (metrics read them when a call ends): each
+// leg once a second, a tenth of them every 100 ms, so that at 2000 legs the clock never waits for
+// one 16 ms burst of copying.
+const STATS_PHASES = 10;
+let statsPhase = 0;
 setInterval(() => {
-  for (const leg of legs.values()) publishStats(leg);
-}, 1000).unref();
+  for (const leg of legs.values()) if (leg.id % STATS_PHASES === statsPhase) publishStats(leg);
+  statsPhase = (statsPhase + 1) % STATS_PHASES;
+}, 1000 / STATS_PHASES).unref();
 
 post({ type: 'ready', priority: priorityResult });

@@ -20,6 +20,7 @@ import {
   type LegOptions,
   type MediaCommand,
   type MediaEvent,
+  type MediaMessage,
   type SerializedError,
   STATS_FIELDS,
 } from './media-commands.js';
@@ -96,6 +97,9 @@ let requestIds = 0;
 export class MediaWorker {
   readonly #worker: Worker;
   readonly #logger: Logger;
+  /** Commands queued by {@link send} in the current turn, and the buffers they transfer. */
+  #outbox: MediaCommand[] = [];
+  #outboxTransfer: ArrayBuffer[] = [];
   readonly #legs = new Map<number, MediaLeg>();
   readonly #opening = new Map<
     number,
@@ -217,10 +221,50 @@ export class MediaWorker {
     await this.#worker.terminate();
   }
 
-  /** @internal */
+  /**
+   * @internal Queues a command; the commands queued while the current code runs go to the worker
+   * together, in order, once it is done (a microtask).
+   *
+   * Why: every postMessage wakes the worker, and the worker (at nice −10) then preempts the main
+   * thread inside the call. Under load one read from the ARI socket carries the events of many
+   * calls, whose handlers send a play, a listen, a stop each: one message for all of them costs one
+   * wake-up instead of one per command (postMessage took 13 % of the main thread in the 2000-call
+   * spoken IVR, 40–60 µs a call under load against 2 µs idle). Nothing waits longer than the code
+   * that queued it.
+   */
   send(command: MediaCommand, transfer?: ArrayBuffer[]): void {
     if (this.#failure) return;
-    this.#worker.postMessage(command, transfer);
+    this.#outbox.push(command);
+    if (transfer) for (const buffer of transfer) this.#outboxTransfer.push(buffer);
+    if (this.#outbox.length === 1) setImmediate(() => this.#flush());
+  }
+
+  #flush(): void {
+    const commands = this.#outbox;
+    const transfer = this.#outboxTransfer;
+    this.#outbox = [];
+    this.#outboxTransfer = [];
+    if (this.#failure || commands.length === 0) return;
+    const message: MediaMessage = commands.length === 1 ? commands[0]! : { type: 'batch', commands };
+    try {
+      this.#worker.postMessage(message, transfer);
+    } catch (error) {
+      // A command that cannot be cloned (a bug): the others still go, one by one.
+      this.#logger.error(
+        { err: error instanceof Error ? error.message : String(error), commands: commands.length },
+        'A batch of media commands could not be posted; posting them one by one',
+      );
+      for (const command of commands) {
+        try {
+          this.#worker.postMessage(command);
+        } catch (single) {
+          this.#logger.error(
+            { err: single instanceof Error ? single.message : String(single), command: command.type },
+            'A media command could not be posted',
+          );
+        }
+      }
+    }
   }
 
   /** @internal */
