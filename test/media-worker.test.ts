@@ -103,13 +103,13 @@ describe('MediaWorker: the RTP of calls in a worker thread', () => {
     probe.close();
   });
 
-  it("relays the worker clock's ticks to this thread's pacer (metrics), gathered once per period", async () => {
+  it("relays the worker clock's ticks to this thread's pacer (metrics), gathered every 100 ms", async () => {
     const worker = newWorker();
     const asterisk = await peer();
     const leg = await worker.openLeg({ ports, bindAddress: '127.0.0.1' });
     leg.setRemote('127.0.0.1', asterisk.port);
     const seen: TickInfo[] = [];
-    // 15 frames: the first at once, then a tick per frame; the last batch comes within a period.
+    // 15 frames: the first at once, then a tick per frame; the last batch comes within 100 ms.
     const fourteen = deferred<void>();
     const off = Pacer.shared.observe((t) => {
       seen.push(t);

@@ -8,7 +8,6 @@ import { readlinkSync } from 'node:fs';
 import { setPriority } from 'node:os';
 import { parentPort, workerData } from 'node:worker_threads';
 import { AsteramiskError } from '../errors.js';
-import { FRAME_MS } from './audio-frame.js';
 import { AudioPlayer, type PlaybackStream } from './audio-player.js';
 import { decodeMulaw } from './g711.js';
 import {
@@ -367,21 +366,27 @@ port.on('message', (message: MediaMessage) => {
   for (const command of message.commands) dispatch(command);
 });
 
-// Each tick's lateness, for the main thread's pacer observers (metrics): gathered and posted once
-// per period, whatever the number of calls and of slots in use (each message wakes the main
-// thread, and with ten slots a message per tick would be ten per period).
+// Each tick's lateness, for the main thread's pacer observers (metrics): gathered and posted every
+// 100 ms from the clock's own ticks, whatever the number of calls and of slots in use. Each message
+// wakes the main thread, and a timer of its own would wake this one: at a few calls the relay was
+// as many wake-ups as the clock. A timer is armed only for the last ticks before the clock stops.
+const TICK_RELAY_MS = 100;
 let tickBatch: number[] = [];
-let tickFlushPending = false;
+let lastRelayAt = 0;
+let relayTimer: ReturnType<typeof setTimeout> | undefined;
+function relayTicks(): void {
+  if (relayTimer !== undefined) clearTimeout(relayTimer);
+  relayTimer = undefined;
+  lastRelayAt = performance.now();
+  if (tickBatch.length === 0) return;
+  const ticks = tickBatch;
+  tickBatch = [];
+  post({ type: 'ticks', ticks });
+}
 pacer.observe((t) => {
   tickBatch.push(t.tick, t.actualMs - t.idealMs);
-  if (tickFlushPending) return;
-  tickFlushPending = true;
-  setTimeout(() => {
-    tickFlushPending = false;
-    const ticks = tickBatch;
-    tickBatch = [];
-    post({ type: 'ticks', ticks });
-  }, FRAME_MS);
+  if (t.actualMs - lastRelayAt >= TICK_RELAY_MS) relayTicks();
+  else relayTimer ??= setTimeout(relayTicks, TICK_RELAY_MS).unref();
 });
 
 // Counters for the main thread's synchronous `stats` (metrics read them when a call ends): each
