@@ -8,6 +8,12 @@ import { HangupError } from '../errors.js';
 export class CallScope {
   private readonly controller = new AbortController();
   private readonly cleanups: (() => void | Promise<void>)[] = [];
+  /**
+   * The rejecters of the pending {@link race}s. Not listeners on the signal: every UI verb races,
+   * and Node's EventTarget add/removeEventListener cost 170 ms of the main thread in the 2000-call
+   * spoken IVR, against a Set's few microseconds.
+   */
+  private readonly racers = new Set<() => void>();
   private endReason?: string;
 
   /** Aborted when the call ends. */
@@ -39,15 +45,15 @@ export class CallScope {
       return Promise.reject(new HangupError(`The call has ended (${this.endReason})`));
     }
     return new Promise<T>((resolve, reject) => {
-      const onAbort = () => reject(new HangupError(`The call has ended (${this.endReason})`));
-      this.signal.addEventListener('abort', onAbort, { once: true });
+      const onEnd = () => reject(new HangupError(`The call has ended (${this.endReason})`));
+      this.racers.add(onEnd);
       promise.then(
         (value) => {
-          this.signal.removeEventListener('abort', onAbort);
+          this.racers.delete(onEnd);
           resolve(value);
         },
         (error: unknown) => {
-          this.signal.removeEventListener('abort', onAbort);
+          this.racers.delete(onEnd);
           reject(error);
         },
       );
@@ -78,7 +84,10 @@ export class CallScope {
   async end(reason: string): Promise<void> {
     if (this.ended) return;
     this.endReason = reason;
+    // Marked ended first (the signal), so that code run by a rejection sees the call as ended.
     this.controller.abort();
+    for (const reject of this.racers) reject();
+    this.racers.clear();
     for (const cleanup of this.cleanups.splice(0).reverse()) {
       try {
         await cleanup();
