@@ -222,15 +222,16 @@ export class MediaWorker {
   }
 
   /**
-   * @internal Queues a command; the commands queued while the current code runs go to the worker
-   * together, in order, once it is done (a microtask).
+   * @internal Queues a command; the commands queued during one turn of the event loop go to the
+   * worker together, in order, at the end of that turn (setImmediate).
    *
    * Why: every postMessage wakes the worker, and the worker (at nice −10) then preempts the main
-   * thread inside the call. Under load one read from the ARI socket carries the events of many
-   * calls, whose handlers send a play, a listen, a stop each: one message for all of them costs one
-   * wake-up instead of one per command (postMessage took 13 % of the main thread in the 2000-call
-   * spoken IVR, 40–60 µs a call under load against 2 µs idle). Nothing waits longer than the code
-   * that queued it.
+   * thread inside the call. Under load one turn handles the ARI events of many calls, whose
+   * handlers send a play, a listen, a stop each: one message for all of them costs one wake-up
+   * instead of one per command (postMessage took 13 % of the main thread in the 2000-call spoken
+   * IVR, about 85 µs a message under load against 1–3 µs in a tight loop). A microtask would batch
+   * only one event's commands (each event's handlers settle in their own checkpoint). Stops do not
+   * wait for the message: they act through shared memory at once.
    */
   send(command: MediaCommand, transfer?: ArrayBuffer[]): void {
     if (this.#failure) return;
