@@ -632,9 +632,9 @@ export class Pbx extends EventEmitter {
    */
   audioFromChannel(channel: SimChannel, frame: Buffer): void {
     if (channel.hungUp || channel.muted.has('in')) return;
-    // Whether the frame is speech matters only to talk detection and recordings (which ask
-    // isTalkingFrame themselves): most frames have neither.
-    if (channel.talkDetect) this.detectTalk(channel, isTalkingFrame(frame));
+    // Talk detection and recordings judge the frame themselves, only when they exist: most frames
+    // have neither, and pay nothing for the energy.
+    this.detectTalk(channel, frame);
     this.recorder.hear(channel.id, frame);
     if (!channel.bridgeId) return;
     const bridge = this.bridges.get(channel.bridgeId);
@@ -646,11 +646,11 @@ export class Pbx extends EventEmitter {
     }
   }
 
-  private detectTalk(channel: SimChannel, talking: boolean): void {
+  private detectTalk(channel: SimChannel, frame: Buffer): void {
     const td = channel.talkDetect;
     if (!td) return;
     const now = Date.now();
-    if (talking) {
+    if (isTalkingFrame(frame)) {
       td.lastTalkAt = now;
       if (!td.talking) {
         td.talking = true;
