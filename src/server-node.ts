@@ -7,6 +7,9 @@ import { AriNotFoundError } from './errors.js';
 import { childLogger, type Logger } from './logger.js';
 import type { Runtime } from './runtime.js';
 
+/** Moves tried for one call before it stays with the instance that received it. */
+const MAX_MOVE_TRIES = 3;
+
 /** What a {@link ServerNode} tells its Server. */
 export interface ServerNodeHooks extends DialplanKeeperEvents {
   /** A call of this node is to be taken by this instance (the Server runs its handler or declines it). */
@@ -30,8 +33,11 @@ export class ServerNode {
   readonly name: string;
   readonly logger: Logger;
   private dispatcher?: CallDispatcher;
-  /** Calls moved to another instance and not yet confirmed there, by channel id. */
-  private readonly moving = new Map<string, StasisStartEvent>();
+  /**
+   * Calls moved to another instance and not yet confirmed there, by channel id, with the number of
+   * moves tried for each.
+   */
+  private readonly moving = new Map<string, { event: StasisStartEvent; tries: number }>();
   private readonly detach: (() => void)[] = [];
 
   constructor(
@@ -108,15 +114,22 @@ export class ServerNode {
     const sweep = setTimeout(() => void this.retireStrangers(prefix, dispatcher), 4 * refreshMs);
     sweep.unref();
     this.detach.push(() => clearTimeout(sweep));
-    const onMoveFailed = (event: { channel: { id: string } }) => {
+    // A move fails when no websocket holds the target app (an instance that just died, not yet
+    // seen dead): the call goes to the next best instance, or stays here after MAX_MOVE_TRIES.
+    const onMoveFailed = (event: { channel: { id: string }; destination: string }) => {
       const moved = this.moving.get(event.channel.id);
       if (!moved) return;
       this.moving.delete(event.channel.id);
+      dispatcher.markUnreachable(event.destination);
+      const again = moved.tries < MAX_MOVE_TRIES;
       this.logger.warn(
-        { call: event.channel.id },
-        'moving a call to another instance failed: taking it here',
+        { call: event.channel.id, target: event.destination },
+        again
+          ? 'moving a call to another instance failed: picking another'
+          : 'moving a call to another instance failed: taking it here',
       );
-      this.hooks.accept(moved, this);
+      if (again) void this.dispatch(dispatcher, moved.event, moved.tries);
+      else this.hooks.accept(moved.event, this);
     };
     ari.on('ApplicationMoveFailed', onMoveFailed);
     const onEnd = (event: { channel: { id: string } }) => this.moving.delete(event.channel.id);
@@ -194,13 +207,14 @@ export class ServerNode {
     this.hooks.accept(event, this);
   }
 
-  private async dispatch(dispatcher: CallDispatcher, event: StasisStartEvent): Promise<void> {
+  /** Sends a call that came from the dialplan to the pick (`tries`: moves already tried for it). */
+  private async dispatch(dispatcher: CallDispatcher, event: StasisStartEvent, tries = 0): Promise<void> {
     const target = await dispatcher.pick();
     if (target === this.runtime.config.appName) {
       this.hooks.accept(event, this);
       return;
     }
-    this.moving.set(event.channel.id, event);
+    this.moving.set(event.channel.id, { event, tries: tries + 1 });
     try {
       await this.runtime.connection.ari.channels.move(event.channel.id, target, ['call', 'moved']);
     } catch (error) {

@@ -62,6 +62,11 @@ export class CallDispatcher {
   private readonly sent = new Map<string, number>();
   /** Apps found dead; forgotten when Asterisk stops listing them. */
   private readonly dead = new Set<string>();
+  /**
+   * Apps a call could not be moved to (Asterisk answered ApplicationMoveFailed: no websocket holds
+   * the app), with their heartbeat at that moment: no call is sent there until it beats again.
+   */
+  private readonly unreachable = new Map<string, string>();
   private readAt = Number.NEGATIVE_INFINITY;
   private reading?: Promise<void>;
   private beat = 0;
@@ -96,8 +101,21 @@ export class CallDispatcher {
   }
 
   /**
-   * The app that should take a new call: the least loaded live fleet app, this one on a tie (no
-   * hop). Never rejects: when Asterisk cannot be asked, the call stays here.
+   * Takes `app` out of the picks after a call could not be moved to it, until its heartbeat moves
+   * again. Why: a killed instance stays listed (and beating, as far as the last read knows) for up
+   * to 3 × refreshMs, and once another survivor has ended its calls it is listed with none, the
+   * least loaded of all: every pick would go to it, every move fail, and every call fall back to
+   * the instance that picked.
+   */
+  markUnreachable(app: string): void {
+    if (app === this.selfApp) return;
+    this.unreachable.set(app, this.members.get(app)?.beat ?? '');
+  }
+
+  /**
+   * The app that should take a new call: the least loaded live fleet app that calls can be moved
+   * to, this one on a tie (no hop). Never rejects: when Asterisk cannot be asked, the call stays
+   * here.
    */
   async pick(): Promise<string> {
     try {
@@ -109,7 +127,7 @@ export class CallDispatcher {
     const load = (app: string) =>
       (this.members.get(app)?.channels.length ?? 0) + 2 * (this.sent.get(app) ?? 0);
     let best = this.selfApp;
-    for (const app of this.alive) if (load(app) < load(best)) best = app;
+    for (const app of this.alive) if (!this.unreachable.has(app) && load(app) < load(best)) best = app;
     this.sent.set(best, (this.sent.get(best) ?? 0) + 1);
     return best;
   }
@@ -148,6 +166,8 @@ export class CallDispatcher {
           ? { ...known, channels: app.channel_ids }
           : { channels: app.channel_ids, beat, changedAt: now };
       this.members.set(app.name, member);
+      const unreachableAt = this.unreachable.get(app.name);
+      if (unreachableAt !== undefined && unreachableAt !== beat) this.unreachable.delete(app.name);
       const stale = app.name !== this.selfApp && now - member.changedAt > 3 * this.refreshMs;
       if (stale && !this.dead.has(app.name)) {
         this.dead.add(app.name);
@@ -160,6 +180,7 @@ export class CallDispatcher {
     for (const [app, member] of this.members) {
       if (listed.has(app)) continue;
       this.members.delete(app);
+      this.unreachable.delete(app);
       // Unlisted: it left with no channel, or its last ones just ended; any it held are ours to end.
       if (!this.dead.delete(app)) gone.push([app, member.channels]);
     }

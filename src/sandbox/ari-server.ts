@@ -34,6 +34,8 @@ export interface AriRequestEvent {
   params: Record<string, string>;
   /** `params.channelId`, when the operation is on a channel. */
   channelId?: string;
+  /** The query parameters, with the body's scalar fields (as the operation sees them). */
+  query: Record<string, string>;
   /** When the request reached the server (before its body was read), on the `performance.now()` clock. */
   receivedAt: number;
 }
@@ -296,7 +298,13 @@ export class AriServer {
     for (const [k, v] of url.searchParams) query[k] = v;
     const request: AriRequest = { params: matchSegments(route.pattern, segments)!, query, body };
     if (this.pbx.listenerCount('ari-request') > 0) {
-      const event: AriRequestEvent = { method: route.method, path, params: request.params, receivedAt };
+      const event: AriRequestEvent = {
+        method: route.method,
+        path,
+        params: request.params,
+        query,
+        receivedAt,
+      };
       if (request.params.channelId !== undefined) event.channelId = request.params.channelId;
       this.pbx.emit('ari-request', event);
     }

@@ -1,0 +1,86 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { heartbeatVariable } from '../src/cluster/call-dispatch.js';
+import type { AriRequestEvent } from '../src/sandbox/ari-server.js';
+import type { SimPhone } from '../src/sandbox/sim-phone.js';
+import { Simulator } from '../src/sandbox/simulator.js';
+import { type FleetInstance, startFleetInstance } from './support/fleet-process.js';
+import { type RawAri, rawAri } from './support/raw-ari.js';
+
+/**
+ * The window right after an instance of a fleet dies: its websocket is gone, but its heartbeat has
+ * not yet gone stale in the others' eyes, and once a survivor has ended its calls Asterisk lists it
+ * with no channel (an app subscribed to endpoints stays listed), the least loaded of all. Calls the
+ * receiving instance moves there fail (ApplicationMoveFailed); they must go to the next least
+ * loaded instance, not pile up on the receiving one.
+ */
+describe('a fleet member that is listed, beating, and gone', () => {
+  let sim: Simulator;
+  const instances: FleetInstance[] = [];
+  const phones: SimPhone[] = [];
+  let control: RawAri;
+  let beating: ReturnType<typeof setInterval> | undefined;
+
+  beforeAll(async () => {
+    sim = await Simulator.start();
+    const { ariUser, ariPassword } = sim.credentials;
+    control = await rawAri(sim.ariUrl, ariUser, ariPassword, 'control');
+  }, 30_000);
+
+  afterAll(async () => {
+    clearInterval(beating);
+    for (const phone of phones) await phone.hangup();
+    for (const instance of instances) await instance.kill();
+    control?.close();
+    await sim?.close();
+  });
+
+  const appOf = (phone: SimPhone) => phone.channel.stasisApp ?? '';
+  async function call(from: string): Promise<SimPhone> {
+    const phone = await sim.call({ from, to: '1000' });
+    phones.push(phone);
+    await phone.waitForAnswer();
+    return phone;
+  }
+
+  it('calls picked for it go to the next least loaded instance', async () => {
+    const env = { ASTERAMISK_TEST_FLEET_REFRESH_MS: '400', MAX_CONCURRENT_CALLS: '1000' };
+    // Instance a alone takes 6 calls.
+    instances.push(await startFleetInstance('a', sim, env));
+    const first: SimPhone[] = [];
+    for (let i = 0; i < 6; i++) first.push(await call(`+1555040000${i}`));
+    expect(first.map(appOf)).toEqual(Array(6).fill('fleet.a'));
+
+    // Instance c joins with none; fleet.z joins, subscribed to endpoints, and its websocket goes:
+    // listed with no channel, and the test keeps its heartbeat moving, as a dead instance's looks
+    // to the others until 3 × refreshMs have passed.
+    instances.push(await startFleetInstance('c', sim, env));
+    const { ariUser, ariPassword } = sim.credentials;
+    const z = await rawAri(sim.ariUrl, ariUser, ariPassword, 'fleet.z');
+    await z.rest('POST', '/applications/fleet.z/subscription', { eventSource: 'endpoint:PJSIP' });
+    z.close();
+    let beat = 0;
+    const beatZ = () =>
+      control.rest('POST', '/asterisk/variable', {
+        variable: heartbeatVariable('fleet.z'),
+        value: String(++beat),
+      });
+    await beatZ();
+    beating = setInterval(() => void beatZ(), 100);
+    const listed = await control.rest('GET', '/applications');
+    expect((listed.json as { name: string }[]).map((a) => a.name)).toContain('fleet.z');
+
+    // Four calls at once: a (first in the dialplan) sends them to the least loaded, c or z; the
+    // moves to z fail, and those calls go to c, which still holds fewer than a.
+    const moves: string[] = [];
+    const onRequest = (r: AriRequestEvent) => {
+      if (r.method === 'POST' && r.path.endsWith('/move')) moves.push(r.query.app ?? '');
+    };
+    sim.pbx.on('ari-request', onRequest);
+    const after = await Promise.all(Array.from({ length: 4 }, (_, i) => call(`+1555041000${i}`)));
+    sim.pbx.off('ari-request', onRequest);
+    expect(after.map(appOf)).toEqual(Array(4).fill('fleet.c'));
+    // The scenario happened: some moves went to z first (and failed), then to c.
+    expect(moves).toContain('fleet.z');
+    expect(moves.filter((app) => app === 'fleet.c')).toHaveLength(4);
+  }, 60_000);
+});
