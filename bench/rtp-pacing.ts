@@ -7,6 +7,7 @@
  *
  *   npx tsx bench/rtp-pacing.ts [--streams 200] [--seconds 60] [--port-min 40000]
  *                               [--sender stack|naive|worker] [--busy]
+ *                               [--priority] [--timer-clock] [--no-capture]
  *
  * --sender stack  (default) the media stack on this thread's shared pacer;
  * --sender naive  the anchor: one setInterval(20 ms) sending pre-encoded 172-byte packets from one
@@ -15,6 +16,8 @@
  *                 sending commands.
  * --priority      (worker) the worker thread at nice −10 (needs root), as Asterisk runs its media
  *                 threads at a raised priority.
+ * --timer-clock   (worker) the worker's pacer wakes on Node's timers alone (whole milliseconds)
+ *                 instead of its precise clock (src/media/precise-clock.ts), for comparison.
  * --no-capture    skip the kernel-timestamp capture (by default, when tcpdump is installed and
  *                 capturing is allowed, tcpdump records the packets on loopback and the pacing is
  *                 also measured from the kernel's transmit timestamps: bench/support/pcap-timing.ts).
@@ -201,7 +204,8 @@ async function workerSender(
 ): Promise<Sender> {
   const { MediaWorker } = await import('../src/media/media-worker.js');
   const priority = process.argv.includes('--priority') ? -10 : undefined;
-  const worker = new MediaWorker(priority === undefined ? {} : { threadPriority: priority });
+  const clock = process.argv.includes('--timer-clock') ? 'timers' : 'precise';
+  const worker = new MediaWorker({ clock, ...(priority === undefined ? {} : { threadPriority: priority }) });
   const range = { min: portMin, max: portMin + streams + 100 };
   const legs: import('../src/media/media-worker.js').MediaLeg[] = [];
   for (let i = 0; i < streams + 1; i++) {
@@ -231,7 +235,7 @@ async function workerSender(
       return stats.reduce((n, s) => n + s.sent, 0);
     },
     details: () => [
-      `worker: thread priority ${worker.priority}; pacer ${JSON.stringify(pacerStats)}; worker event loop ${(worker.utilization() * 100).toFixed(1)} % busy`,
+      `worker: thread priority ${worker.priority}; ${clock} clock; pacer ${JSON.stringify(pacerStats)}; worker event loop ${(worker.utilization() * 100).toFixed(1)} % busy`,
       `play() → first packet: all ${streams} at once p50 ${ms(percentile(startupLatencies, 0.5))} ` +
         `max ${ms(Math.max(...startupLatencies))}; probe on the running clock (${probeLatencies.length} plays) ` +
         `p50 ${ms(percentile(probeLatencies, 0.5))} p99 ${ms(percentile(probeLatencies, 0.99))}`,

@@ -26,6 +26,7 @@ import {
 } from './media-commands.js';
 import { Pacer } from './pacer.js';
 import { PortAllocator } from './port-allocator.js';
+import { preciseClock } from './precise-clock.js';
 import { RtpSession } from './rtp-session.js';
 
 const port = parentPort;
@@ -73,7 +74,8 @@ function raisePriority(priority: number): string {
   }
 }
 
-const priority = (workerData as { priority?: number } | undefined)?.priority;
+const options = workerData as { priority?: number; clock?: 'precise' | 'timers' } | undefined;
+const priority = options?.priority;
 const priorityResult = priority === undefined ? 'default' : raisePriority(priority);
 
 const legs = new Map<number, Leg>();
@@ -86,7 +88,7 @@ const RECENT_FRAMES = 5;
  */
 const LISTEN_SLACK_MS = 20;
 const allocators = new Map<string, PortAllocator>();
-const pacer = new Pacer();
+const pacer = new Pacer(options?.clock === 'timers' ? {} : { clock: preciseClock() });
 
 function allocatorFor(options: LegOptions): PortAllocator {
   const key = `${options.ports.min}-${options.ports.max}`;

@@ -43,6 +43,12 @@ export interface MediaWorkerOptions {
    * {@link MediaWorker.priority}. Default: not changed.
    */
   threadPriority?: number;
+  /**
+   * How the worker's pacer wakes up: `precise` (default) sleeps the last millisecond before each
+   * tick in a sub-millisecond wait (see media/precise-clock.ts); `timers` uses Node's timers alone
+   * (whole milliseconds, 0–1.5 ms late), for comparison in bench/rtp-pacing.ts.
+   */
+  clock?: 'precise' | 'timers';
 }
 
 /**
@@ -119,7 +125,7 @@ export class MediaWorker {
     this.#ready = new Promise((resolve) => {
       this.#resolveReady = resolve;
     });
-    this.#worker = startWorker({ priority: options.threadPriority });
+    this.#worker = startWorker({ priority: options.threadPriority, clock: options.clock ?? 'precise' });
     this.#worker.on('message', (event: MediaEvent) => this.#onEvent(event));
     this.#worker.on('error', (error) => {
       this.#fail(new MediaWorkerError(`The media worker threw: ${error.message}`, { cause: error }));
