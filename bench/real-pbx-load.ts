@@ -3,7 +3,7 @@
  *
  *   ASTERISK_HOST=127.0.0.1 ASTERISK_ARI_USER=… ASTERISK_ARI_PASS=… ASTERISK_AMI_USER=… ASTERISK_AMI_PASS=… \
  *     npx tsx bench/real-pbx-load.ts [--calls 300] [--rate 30] [--hold-ms 10000] [--prompt both|none|3s]
- *       [--apps both|library|raw] [--number 7301]
+ *       [--apps both|library|raw] [--number 7301] [--repeat 1]
  *
  * Needs sipp on the PATH, run as root (play_dtmf sends RFC 4733 through a raw socket), and the
  * PBX's `alice` endpoint entering the `asteramisk-call` context (example-configs/). Without
@@ -42,6 +42,8 @@ const rate = numberFlag('rate', 30);
 const holdMs = numberFlag('hold-ms', 10_000);
 const promptChoice = choiceFlag('prompt', ['both', 'none', '3s'] as const, 'both');
 const appsChoice = choiceFlag('apps', ['both', 'library', 'raw'] as const, 'both');
+/** Rounds of every (prompt, app) run; the order of the apps alternates from round to round. */
+const repeat = numberFlag('repeat', 1);
 const NUMBER = String(numberFlag('number', 7301));
 /** The library's offline TTS: 20 ms per character, so 150 characters are a 3 s prompt. */
 const MS_PER_CHAR = 20;
@@ -260,7 +262,7 @@ async function main(): Promise<void> {
     console.log(
       'real-pbx-load: set ASTERISK_HOST (and ASTERISK_ARI_USER/PASS, ASTERISK_AMI_USER/PASS) to run against a real Asterisk 22:\n' +
         '  ASTERISK_HOST=127.0.0.1 ASTERISK_ARI_USER=… ASTERISK_ARI_PASS=… ASTERISK_AMI_USER=… ASTERISK_AMI_PASS=… \\\n' +
-        '    npx tsx bench/real-pbx-load.ts [--calls 300] [--rate 30] [--hold-ms 10000] [--prompt both|none|3s] [--apps both|library|raw]\n' +
+        '    npx tsx bench/real-pbx-load.ts [--calls 300] [--rate 30] [--hold-ms 10000] [--prompt both|none|3s] [--apps both|library|raw] [--repeat 1]\n' +
         'Needs sipp on the PATH and root (RFC 4733 via a raw socket). Nothing run.',
     );
     return;
@@ -287,12 +289,15 @@ async function main(): Promise<void> {
   const apps: ('library' | 'raw')[] = appsChoice === 'both' ? ['library', 'raw'] : [appsChoice];
   const results: RunResult[] = [];
   try {
-    for (const promptMs of prompts) {
-      for (const app of apps) {
-        const result = await run(app, promptMs, ami);
-        print(result);
-        results.push(result);
-        await new Promise((resolve) => setTimeout(resolve, 2000));
+    for (let round = 0; round < repeat; round++) {
+      for (const promptMs of prompts) {
+        // Alternate which app goes first: the machine's state drifts over a few minutes.
+        for (const app of round % 2 === 0 ? apps : [...apps].reverse()) {
+          const result = await run(app, promptMs, ami);
+          print(result);
+          results.push(result);
+          await new Promise((resolve) => setTimeout(resolve, 2000));
+        }
       }
     }
   } finally {
@@ -308,15 +313,23 @@ async function main(): Promise<void> {
         `${r.asteriskCpuMs === undefined ? '?' : (r.asteriskCpuMs / calls).toFixed(1)} ms |`,
     );
   }
+  const perCall = (r: RunResult) => r.report.cpuMs / Math.max(1, r.report.started);
   for (const promptMs of prompts) {
-    const lib = results.find((r) => r.app === 'library' && r.promptMs === promptMs);
-    const raw = results.find((r) => r.app === 'raw' && r.promptMs === promptMs);
-    if (lib && raw) {
-      const ratio =
-        lib.report.cpuMs /
-        Math.max(1, lib.report.started) /
-        (raw.report.cpuMs / Math.max(1, raw.report.started));
-      console.log(`ratio library / raw, prompt ${promptMs ? '3 s' : 'none'}: ${ratio.toFixed(2)}×`);
+    const libs = results.filter((r) => r.app === 'library' && r.promptMs === promptMs);
+    const raws = results.filter((r) => r.app === 'raw' && r.promptMs === promptMs);
+    // One ratio per round, from the two runs of that round (side by side in time).
+    const ratios = libs
+      .map((lib, i) => raws[i] && perCall(lib) / perCall(raws[i]))
+      .filter((x) => x !== undefined);
+    if (ratios.length === 0) continue;
+    const label = `ratio library / raw, prompt ${promptMs ? '3 s' : 'none'}`;
+    if (ratios.length === 1) console.log(`${label}: ${ratios[0]!.toFixed(2)}×`);
+    else {
+      const sorted = [...ratios].sort((a, b) => a - b);
+      const median = sorted[Math.floor((sorted.length - 1) / 2)]!;
+      console.log(
+        `${label}: median ${median.toFixed(2)}× over ${ratios.length} rounds (each: ${ratios.map((x) => x.toFixed(2)).join(', ')})`,
+      );
     }
   }
 }

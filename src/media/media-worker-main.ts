@@ -9,6 +9,7 @@ import { setPriority } from 'node:os';
 import { parentPort, workerData } from 'node:worker_threads';
 import { AsteramiskError } from '../errors.js';
 import { AudioPlayer, type PlaybackStream } from './audio-player.js';
+import { FrameRing } from './frame-ring.js';
 import { decodeMulaw } from './g711.js';
 import {
   AUDIO_BATCH_ENTRY,
@@ -52,7 +53,7 @@ interface Leg {
    * listener added on the main thread gets those released after it was added, as it would have
    * in-thread, although its 'listen' command reaches the worker a little later.
    */
-  recent: { ulaw: Uint8Array; arrivedAt: number; releasedAt: number }[];
+  recent: FrameRing;
   /** Commands that came while the socket was being bound. */
   pending: MediaCommand[] | undefined;
   closed: boolean;
@@ -203,7 +204,7 @@ async function open(command: Extract<MediaCommand, { type: 'open' }>): Promise<v
     lastStop: Promise.resolve(),
     listening: false,
     wantPcm: false,
-    recent: [],
+    recent: new FrameRing(RECENT_FRAMES),
     pending: [],
     closed: false,
   };
@@ -229,8 +230,8 @@ async function open(command: Extract<MediaCommand, { type: 'open' }>): Promise<v
       queueAudio(leg, ulaw, arrivedAt);
       return;
     }
-    leg.recent.push({ ulaw: ulaw.slice(), arrivedAt, releasedAt: epoch(performance.now()) });
-    if (leg.recent.length > RECENT_FRAMES) leg.recent.shift();
+    // Released when it arrived (in order) or when the jitter buffer's wait ran out: arrivedAt.
+    leg.recent.push(ulaw, arrivedAt, epoch(arrivedAt));
   });
   leg.player = new AudioPlayer({
     sink: session,
@@ -270,11 +271,11 @@ function playbackCommand(leg: Leg, command: MediaCommand): void {
       leg.wantPcm = command.pcm;
       const wanted = command.ulaw || command.pcm;
       if (wanted && !leg.listening) {
-        for (const frame of leg.recent)
-          if (frame.releasedAt >= command.since - LISTEN_SLACK_MS)
-            queueAudio(leg, frame.ulaw, frame.arrivedAt);
+        leg.recent.forEach((ulaw, arrivedAt, releasedAt) => {
+          if (releasedAt >= command.since - LISTEN_SLACK_MS) queueAudio(leg, ulaw, arrivedAt);
+        });
       }
-      leg.recent = [];
+      leg.recent.clear();
       leg.listening = wanted;
       return;
     }
