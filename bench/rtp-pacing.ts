@@ -7,7 +7,7 @@
  *
  *   npx tsx bench/rtp-pacing.ts [--streams 200] [--seconds 60] [--port-min 40000]
  *                               [--sender stack|naive|worker] [--busy]
- *                               [--priority] [--timer-clock] [--no-capture]
+ *                               [--priority] [--realtime] [--timer-clock] [--no-capture]
  *
  * --sender stack  (default) the media stack on this thread's shared pacer;
  * --sender naive  the anchor: one setInterval(20 ms) sending pre-encoded 172-byte packets from one
@@ -16,6 +16,8 @@
  *                 sending commands.
  * --priority      (worker) the worker thread at nice −10 (needs root), as Asterisk runs its media
  *                 threads at a raised priority.
+ * --realtime      (worker) the worker thread in SCHED_FIFO at priority 10 (needs root; falls back
+ *                 to --priority's nice value when refused), as `asterisk -p` runs Asterisk.
  * --timer-clock   (worker) the worker's pacer wakes on Node's timers alone (whole milliseconds)
  *                 instead of its precise clock (src/media/precise-clock.ts), for comparison.
  * --no-capture    skip the kernel-timestamp capture (by default, when tcpdump is installed and
@@ -205,7 +207,12 @@ async function workerSender(
   const { MediaWorker } = await import('../src/media/media-worker.js');
   const priority = process.argv.includes('--priority') ? -10 : undefined;
   const clock = process.argv.includes('--timer-clock') ? 'timers' : 'precise';
-  const worker = new MediaWorker({ clock, ...(priority === undefined ? {} : { threadPriority: priority }) });
+  const realtime = process.argv.includes('--realtime') ? 10 : undefined;
+  const worker = new MediaWorker({
+    clock,
+    ...(priority === undefined ? {} : { threadPriority: priority }),
+    ...(realtime === undefined ? {} : { realtimePriority: realtime }),
+  });
   const range = { min: portMin, max: portMin + streams + 100 };
   const legs: import('../src/media/media-worker.js').MediaLeg[] = [];
   for (let i = 0; i < streams + 1; i++) {
@@ -253,7 +260,15 @@ async function main(): Promise<void> {
   const portMin = option('port-min', 40000);
   const senderKind = choice('sender', ['stack', 'naive', 'worker'], 'stack');
   const busy = process.argv.includes('--busy');
-  const label = `${senderKind}${senderKind === 'worker' && process.argv.includes('--priority') ? ' (nice −10)' : ''}`;
+  const label = `${senderKind}${
+    senderKind !== 'worker'
+      ? ''
+      : process.argv.includes('--realtime')
+        ? ' (SCHED_FIFO 10)'
+        : process.argv.includes('--priority')
+          ? ' (nice −10)'
+          : ''
+  }`;
 
   // The receiver: its own process and event loop (fork keeps tsx's loader via execArgv).
   const receiver = fork(fileURLToPath(new URL('./rtp-receiver.ts', import.meta.url)), [], {

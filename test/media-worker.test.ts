@@ -243,7 +243,7 @@ describe('MediaWorker: the RTP of calls in a worker thread', () => {
 });
 
 describe('The shared media worker', () => {
-  it('asks for nice −10 for its thread (granted to root), or what ASTERAMISK_MEDIA_PRIORITY says', async () => {
+  it('asks for nice −10 for its thread (granted to root), or what ASTERAMISK_MEDIA_PRIORITY says (SCHED_FIFO with realtime)', async () => {
     const before = process.env.ASTERAMISK_MEDIA_PRIORITY;
     try {
       delete process.env.ASTERAMISK_MEDIA_PRIORITY;
@@ -260,8 +260,25 @@ describe('The shared media worker', () => {
       expect(unchanged.priority).toBe('default');
       await unchanged.close();
 
-      process.env.ASTERAMISK_MEDIA_PRIORITY = 'fast';
-      expect(() => MediaWorker.shared).toThrow(/ASTERAMISK_MEDIA_PRIORITY is "fast"/);
+      process.env.ASTERAMISK_MEDIA_PRIORITY = 'realtime:20';
+      const realtime = MediaWorker.shared;
+      await realtime.ready;
+      if (process.getuid?.() === 0) expect(realtime.priority).toBe('SCHED_FIFO 20');
+      else expect(realtime.priority).toMatch(/\(SCHED_FIFO refused: .+\)$/);
+      // It still carries audio.
+      const asterisk = await peer();
+      const leg = await realtime.openLeg({ ports, bindAddress: '127.0.0.1' });
+      leg.setRemote('127.0.0.1', asterisk.port);
+      await expect(leg.play(tone(500, 60))).resolves.toBe('finished');
+      await until(() => asterisk.received.length === 3);
+      await leg.close();
+      await realtime.close();
+
+      for (const bad of ['fast', 'realtime:0', 'realtime:100', 'realtime:-5', '-10x']) {
+        process.env.ASTERAMISK_MEDIA_PRIORITY = bad;
+        expect(() => MediaWorker.shared).toThrow(`ASTERAMISK_MEDIA_PRIORITY is "${bad}"`);
+      }
+      expect(() => new MediaWorker({ realtimePriority: 0 })).toThrow(/realtimePriority is 0/);
     } finally {
       if (before === undefined) delete process.env.ASTERAMISK_MEDIA_PRIORITY;
       else process.env.ASTERAMISK_MEDIA_PRIORITY = before;

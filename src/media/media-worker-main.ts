@@ -4,6 +4,7 @@
  * them waits for the main thread's handlers, event parsing or GC. Protocol: media-commands.ts.
  */
 
+import { spawnSync } from 'node:child_process';
 import { readlinkSync } from 'node:fs';
 import { setPriority } from 'node:os';
 import { parentPort, workerData } from 'node:worker_threads';
@@ -59,14 +60,19 @@ interface Leg {
   closed: boolean;
 }
 
+/** This thread's kernel id (Linux: a thread's id works as a pid for setpriority and sched_setscheduler). */
+function threadId(): number {
+  return Number(readlinkSync('/proc/thread-self').split('/').pop());
+}
+
 /**
- * Raises this thread's scheduling priority (Linux: a thread's id works as a pid for
- * setpriority), as Asterisk raises its own media threads: on a loaded host the kernel then runs
- * the media clock before other work. Returns what happened, for the main thread's log.
+ * Raises this thread's scheduling priority, as Asterisk raises its own media threads: on a loaded
+ * host the kernel then runs the media clock before other work. Returns what happened, for the main
+ * thread's log.
  */
 function raisePriority(priority: number): string {
   try {
-    const tid = Number(readlinkSync('/proc/thread-self').split('/').pop());
+    const tid = threadId();
     if (!Number.isInteger(tid)) return 'no thread id';
     setPriority(tid, priority);
     return `nice ${priority}`;
@@ -75,9 +81,43 @@ function raisePriority(priority: number): string {
   }
 }
 
-const options = workerData as { priority?: number; clock?: 'precise' | 'timers' } | undefined;
-const priority = options?.priority;
-const priorityResult = priority === undefined ? 'default' : raisePriority(priority);
+/**
+ * Puts this thread in the SCHED_FIFO real-time class at `priority` (1–99), as `asterisk -p` does
+ * for Asterisk: a woken media clock then runs at once instead of waiting for a time-shared thread's
+ * turn (at nice −10 the 1000-stream pacing p99 was 2.0–2.3 ms, 0.5 ms in SCHED_FIFO). Node has no
+ * sched_setscheduler; util-linux's chrt makes the call for this thread's id. Returns what happened,
+ * or undefined when it was refused (the caller falls back to a nice value).
+ */
+function enterRealtime(priority: number): { result: string } | { refused: string } {
+  try {
+    const tid = threadId();
+    const chrt = spawnSync('chrt', ['--fifo', '--pid', String(priority), String(tid)], {
+      encoding: 'utf8',
+      timeout: 5000,
+    });
+    if (chrt.error) return { refused: chrt.error.message };
+    if (chrt.status !== 0) return { refused: chrt.stderr.trim() || `chrt exited with ${chrt.status}` };
+    return { result: `SCHED_FIFO ${priority}` };
+  } catch (error) {
+    return { refused: error instanceof Error ? error.message : String(error) };
+  }
+}
+
+const options = workerData as
+  | { priority?: number; realtime?: number; clock?: 'precise' | 'timers' }
+  | undefined;
+
+function applyPriority(): string {
+  const nice = options?.priority;
+  if (options?.realtime !== undefined) {
+    const realtime = enterRealtime(options.realtime);
+    if ('result' in realtime) return realtime.result;
+    const fallback = nice === undefined ? 'default' : raisePriority(nice);
+    return `${fallback} (SCHED_FIFO refused: ${realtime.refused})`;
+  }
+  return nice === undefined ? 'default' : raisePriority(nice);
+}
+const priorityResult = applyPriority();
 
 const legs = new Map<number, Leg>();
 /** Frames kept per leg while nobody listens (see Leg.recent): 100 ms. */

@@ -44,6 +44,13 @@ export interface MediaWorkerOptions {
    */
   threadPriority?: number;
   /**
+   * SCHED_FIFO priority (1–99) for the worker thread (Linux, through util-linux's `chrt`), as
+   * `asterisk -p` runs Asterisk: a woken media clock then preempts every time-shared thread of the
+   * host. Needs CAP_SYS_NICE (root); when refused the worker falls back to {@link threadPriority}
+   * and {@link MediaWorker.priority} says why. Default: not used.
+   */
+  realtimePriority?: number;
+  /**
    * How the worker's pacer wakes up: `precise` (default) sleeps the last millisecond before each
    * tick in a sub-millisecond wait (see media/precise-clock.ts); `timers` uses Node's timers alone
    * (whole milliseconds, 0–1.5 ms late), for comparison in bench/rtp-pacing.ts.
@@ -74,18 +81,25 @@ function revive(error: SerializedError): Error {
 
 let shared: MediaWorker | undefined;
 
-/** The nice value the shared worker asks for (see {@link MediaWorker.shared}). */
-function sharedThreadPriority(): number | undefined {
+/**
+ * The priority the shared worker asks for (see {@link MediaWorker.shared}): a nice value, or a
+ * SCHED_FIFO priority (`realtime`, `realtime:<1-99>`) with nice −10 as the fallback.
+ */
+function sharedThreadPriority(): { nice?: number; realtime?: number } {
   const setting = process.env.ASTERAMISK_MEDIA_PRIORITY?.trim();
-  if (setting === undefined || setting === '') return -10;
-  if (setting === 'default') return undefined;
+  if (setting === undefined || setting === '') return { nice: -10 };
+  if (setting === 'default') return {};
+  const realtime = /^realtime(?::(\d+))?$/.exec(setting);
+  if (realtime) {
+    const value = Number(realtime[1] ?? 10);
+    if (value >= 1 && value <= 99) return { nice: -10, realtime: value };
+  }
   const value = Number(setting);
-  if (!Number.isInteger(value) || value < -20 || value > 19)
-    throw new ConfigError(
-      'ASTERAMISK_MEDIA_PRIORITY',
-      `ASTERAMISK_MEDIA_PRIORITY is ${JSON.stringify(setting)}: use a nice value from -20 to 19, or "default".`,
-    );
-  return value;
+  if (!realtime && Number.isInteger(value) && value >= -20 && value <= 19) return { nice: value };
+  throw new ConfigError(
+    'ASTERAMISK_MEDIA_PRIORITY',
+    `ASTERAMISK_MEDIA_PRIORITY is ${JSON.stringify(setting)}: use a nice value from -20 to 19, "realtime" or "realtime:<1-99>" (SCHED_FIFO), or "default".`,
+  );
 }
 let legIds = 0;
 let requestIds = 0;
@@ -122,10 +136,17 @@ export class MediaWorker {
 
   constructor(options: MediaWorkerOptions = {}) {
     this.#logger = options.logger ?? silentLogger;
+    const realtime = options.realtimePriority;
+    if (realtime !== undefined && !(Number.isInteger(realtime) && realtime >= 1 && realtime <= 99))
+      throw new ConfigError('realtimePriority', `realtimePriority is ${realtime}: use 1 to 99.`);
     this.#ready = new Promise((resolve) => {
       this.#resolveReady = resolve;
     });
-    this.#worker = startWorker({ priority: options.threadPriority, clock: options.clock ?? 'precise' });
+    this.#worker = startWorker({
+      priority: options.threadPriority,
+      realtime: options.realtimePriority,
+      clock: options.clock ?? 'precise',
+    });
     this.#worker.on('message', (event: MediaEvent) => this.#onEvent(event));
     this.#worker.on('error', (error) => {
       this.#fail(new MediaWorkerError(`The media worker threw: ${error.message}`, { cause: error }));
@@ -144,14 +165,17 @@ export class MediaWorker {
    * (`default` leaves it unchanged): on a host whose cores are busy, a thread at the default
    * priority waits its turn behind the app's own threads for several milliseconds, which the
    * audio's spacing shows (bench/ivr-load.ts --pacing-streams). Without CAP_SYS_NICE the request
-   * is refused and the thread runs at the default priority.
+   * is refused and the thread runs at the default priority. `realtime` or `realtime:<1-99>` asks
+   * for SCHED_FIFO instead ({@link MediaWorkerOptions.realtimePriority}), with nice −10 as the
+   * fallback.
    */
   static get shared(): MediaWorker {
     if (!shared || shared.failed) {
       const priority = sharedThreadPriority();
       shared = new MediaWorker({
         logger: sharedLogger,
-        ...(priority === undefined ? {} : { threadPriority: priority }),
+        ...(priority.nice === undefined ? {} : { threadPriority: priority.nice }),
+        ...(priority.realtime === undefined ? {} : { realtimePriority: priority.realtime }),
       });
     }
     return shared;
@@ -163,7 +187,10 @@ export class MediaWorker {
     return MediaWorker.shared;
   }
 
-  /** The worker thread's priority: 'default', 'nice −10', or why it was not raised. */
+  /**
+   * The worker thread's priority: 'default', 'nice -10', 'SCHED_FIFO 10', or why it was not
+   * raised.
+   */
   get priority(): string {
     return this.#priority;
   }
