@@ -161,9 +161,12 @@ describe('MediaWorker: the RTP of calls in a worker thread', () => {
     await stopping;
     expect(await stream.done).toBe('stopped');
     expect(stream.sentSamples).toBe(sent);
-    await new Promise((resolve) => setTimeout(resolve, 60));
-    // At most the frame being sent when stop() was called went out after it.
-    expect(asterisk.received.length * 160).toBeLessThanOrEqual(sent + 160);
+    // The worker's own count of what it sent (it answers after every frame it took), then the
+    // wire: at most the frame being sent when stop() was called went out after it.
+    const sentFrames = (await leg.fetchStats()).sent;
+    expect(sentFrames * 160).toBeLessThanOrEqual(sent + 160);
+    await until(() => asterisk.received.length >= sentFrames);
+    expect(asterisk.received.length).toBe(sentFrames);
     const before = asterisk.received.length;
     await expect(leg.play(tone(800, 100))).resolves.toBe('finished');
     await until(() => asterisk.received.length === before + 5);
@@ -342,8 +345,9 @@ describe('CallMedia in a media worker, through the simulated Asterisk', () => {
         if (event.channel.id === callerId) resolve();
       }),
     );
+    const onTheWire = new Promise((resolve) => media.onFirstPacket(resolve));
     const playing = media.play(tone(500, 5000));
-    await new Promise((resolve) => setTimeout(resolve, 100));
+    await onTheWire;
     worker.crashForTest();
     await expect(playing).rejects.toBeInstanceOf(MediaWorkerError);
     expect(await media.closed).toBe('media-failed');
