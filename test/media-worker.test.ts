@@ -243,6 +243,27 @@ describe('MediaWorker: the RTP of calls in a worker thread', () => {
     again.setRemote('127.0.0.1', asterisk.port);
     await expect(again.play(tone(500, 60))).resolves.toBe('finished');
   });
+  it('SCHED_FIFO refused (no chrt on the PATH here): the nice value instead, the reason, and a warning', async () => {
+    const { logger, lines } = textLogger();
+    const path = process.env.PATH;
+    let worker: MediaWorker;
+    try {
+      // The worker thread takes a copy of process.env when it starts.
+      process.env.PATH = '/nonexistent';
+      worker = newWorker({ logger, realtimePriority: 10, threadPriority: -10 });
+    } finally {
+      process.env.PATH = path;
+    }
+    await worker.ready;
+    expect(worker.priority).toMatch(/ \(SCHED_FIFO refused: .*ENOENT.*\)$/);
+    if (process.getuid?.() === 0) expect(worker.priority.startsWith('nice -10 (')).toBe(true);
+    expect(lines.some((l) => l.includes('The media worker could not run in SCHED_FIFO'))).toBe(true);
+    // It carries audio all the same.
+    const asterisk = await peer();
+    const leg = await worker.openLeg({ ports, bindAddress: '127.0.0.1' });
+    leg.setRemote('127.0.0.1', asterisk.port);
+    await expect(leg.play(tone(500, 60))).resolves.toBe('finished');
+  });
 });
 
 describe('The shared media worker', () => {

@@ -86,7 +86,7 @@ function raisePriority(priority: number): string {
  * for Asterisk: a woken media clock then runs at once instead of waiting for a time-shared thread's
  * turn (at nice −10 the 1000-stream pacing p99 was 2.0–2.3 ms, 0.5 ms in SCHED_FIFO). Node has no
  * sched_setscheduler; util-linux's chrt makes the call for this thread's id. Returns what happened,
- * or undefined when it was refused (the caller falls back to a nice value).
+ * or why it was refused (the caller then falls back to a nice value).
  */
 function enterRealtime(priority: number): { result: string } | { refused: string } {
   try {

@@ -129,6 +129,8 @@ export class MediaWorker {
   #failure: MediaWorkerError | undefined;
   #terminating = false;
   #priority = 'starting';
+  /** Whether SCHED_FIFO was asked for (its refusal is then worth a warning). */
+  readonly #wantsRealtime: boolean;
   #refd = true;
   #booted = false;
   readonly #ready: Promise<void>;
@@ -139,6 +141,7 @@ export class MediaWorker {
     const realtime = options.realtimePriority;
     if (realtime !== undefined && !(Number.isInteger(realtime) && realtime >= 1 && realtime <= 99))
       throw new ConfigError('realtimePriority', `realtimePriority is ${realtime}: use 1 to 99.`);
+    this.#wantsRealtime = realtime !== undefined;
     this.#ready = new Promise((resolve) => {
       this.#resolveReady = resolve;
     });
@@ -353,7 +356,9 @@ export class MediaWorker {
     switch (event.type) {
       case 'ready':
         this.#priority = event.priority;
-        this.#logger.debug({ priority: event.priority }, 'Media worker started');
+        if (this.#wantsRealtime && !event.priority.startsWith('SCHED_FIFO'))
+          this.#logger.warn({ priority: event.priority }, 'The media worker could not run in SCHED_FIFO');
+        else this.#logger.debug({ priority: event.priority }, 'Media worker started');
         this.#booted = true;
         this.#resolveReady();
         this.#updateRef();
