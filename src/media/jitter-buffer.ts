@@ -120,6 +120,16 @@ export class JitterBuffer {
       this.#stats.late++;
       return 'late';
     }
+    if (diff === 0 && this.#pending.size === 0) {
+      // The frame expected, with nothing queued: released at once, without passing through the
+      // map (what nearly every packet of a healthy stream is).
+      if (ext > this.#highest) this.#highest = ext;
+      this.#frameSamples = ulaw.length;
+      this.#recent[ext % RECENT] = ext;
+      this.#next = ext + 1;
+      this.#emit(ulaw);
+      return 'released';
+    }
     if (this.#pending.has(ext)) {
       this.#stats.duplicates++;
       return 'duplicate';
