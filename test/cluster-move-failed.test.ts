@@ -18,7 +18,6 @@ describe('a fleet member that is listed, beating, and gone', () => {
   const instances: FleetInstance[] = [];
   const phones: SimPhone[] = [];
   let control: RawAri;
-  let beating: ReturnType<typeof setInterval> | undefined;
 
   beforeAll(async () => {
     sim = await Simulator.start();
@@ -27,7 +26,6 @@ describe('a fleet member that is listed, beating, and gone', () => {
   }, 30_000);
 
   afterAll(async () => {
-    clearInterval(beating);
     for (const phone of phones) await phone.hangup();
     for (const instance of instances) await instance.kill();
     control?.close();
@@ -43,31 +41,35 @@ describe('a fleet member that is listed, beating, and gone', () => {
   }
 
   it('calls picked for it go to the next least loaded instance', async () => {
-    const env = { ASTERAMISK_TEST_FLEET_REFRESH_MS: '400', MAX_CONCURRENT_CALLS: '1000' };
-    // Instance a alone takes 6 calls.
+    // refreshMs 2000: a member whose heartbeat stops is dead 6 s after a last saw it move.
+    const env = { ASTERAMISK_TEST_FLEET_REFRESH_MS: '2000', MAX_CONCURRENT_CALLS: '1000' };
+    // Instance a alone takes 10 calls: more than c can reach below (2 × 4 for calls sent to it).
     instances.push(await startFleetInstance('a', sim, env));
     const first: SimPhone[] = [];
-    for (let i = 0; i < 6; i++) first.push(await call(`+1555040000${i}`));
-    expect(first.map(appOf)).toEqual(Array(6).fill('fleet.a'));
+    for (let i = 0; i < 10; i++) first.push(await call(`+155504000${String(i).padStart(2, '0')}`));
+    expect(first.map(appOf)).toEqual(Array(10).fill('fleet.a'));
 
     // Instance c joins with none; fleet.z joins, subscribed to endpoints, and its websocket goes:
-    // listed with no channel, and the test keeps its heartbeat moving, as a dead instance's looks
-    // to the others until 3 × refreshMs have passed.
+    // listed with no channel, its heartbeat written once, so a takes it for alive for 6 s.
     instances.push(await startFleetInstance('c', sim, env));
     const { ariUser, ariPassword } = sim.credentials;
     const z = await rawAri(sim.ariUrl, ariUser, ariPassword, 'fleet.z');
     await z.rest('POST', '/applications/fleet.z/subscription', { eventSource: 'endpoint:PJSIP' });
     z.close();
-    let beat = 0;
-    const beatZ = () =>
-      control.rest('POST', '/asterisk/variable', {
-        variable: heartbeatVariable('fleet.z'),
-        value: String(++beat),
-      });
-    await beatZ();
-    beating = setInterval(() => void beatZ(), 100);
+    await control.rest('POST', '/asterisk/variable', { variable: heartbeatVariable('fleet.z'), value: '1' });
     const listed = await control.rest('GET', '/applications');
     expect((listed.json as { name: string }[]).map((a) => a.name)).toContain('fleet.z');
+    // Only a reads c's heartbeat. The second read of it from now on belongs to a fleet read that
+    // started after z was listed: a then knows c and z, both with no channel.
+    await new Promise<void>((resolve) => {
+      let reads = 0;
+      const onRead = (r: AriRequestEvent) => {
+        if (r.method !== 'GET' || r.query.variable !== heartbeatVariable('fleet.c') || ++reads < 2) return;
+        sim.pbx.off('ari-request', onRead);
+        resolve();
+      };
+      sim.pbx.on('ari-request', onRead);
+    });
 
     // Four calls at once: a (first in the dialplan) sends them to the least loaded, c or z; the
     // moves to z fail, and those calls go to c, which still holds fewer than a.
