@@ -216,7 +216,11 @@ export class MediaWorker {
     return this.#legs.size;
   }
 
-  /** How busy the worker's event loop was since it started (0–1). */
+  /**
+   * How busy the worker's event loop was since it started (0–1). With the precise clock (the
+   * default) the sub-millisecond sleeps before each tick count as busy: the loop is blocked then,
+   * not running code. The thread's CPU time is the measure of its cost.
+   */
   utilization(): number {
     return this.#worker.performance.eventLoopUtilization().utilization;
   }
