@@ -90,11 +90,8 @@ function sharedThreadPriority(): { nice?: number; realtime?: number } {
   if (setting === undefined || setting === '') return { nice: -10 };
   if (setting === 'default') return {};
   const realtime = /^realtime(?::(\d+))?$/.exec(setting);
-  if (realtime) {
-    const value = Number(realtime[1] ?? 10);
-    if (value >= 1 && value <= 99) return { nice: -10, realtime: value };
-  }
-  const value = Number(setting);
+  const value = realtime ? Number(realtime[1] ?? 10) : Number(setting);
+  if (realtime && value >= 1 && value <= 99) return { nice: -10, realtime: value };
   if (!realtime && Number.isInteger(value) && value >= -20 && value <= 19) return { nice: value };
   throw new ConfigError(
     'ASTERAMISK_MEDIA_PRIORITY',

@@ -8,7 +8,7 @@ export interface RtpPacket {
   timestamp: number;
   ssrc: number;
   /** Contributing sources; empty for everything Asterisk sends. */
-  csrc: number[];
+  csrc: readonly number[];
   /** The header extension, when the X bit is set. */
   extension?: { profile: number; data: Buffer };
   payload: Buffer;
@@ -68,6 +68,9 @@ export function encodeRtpFrame(
   return out;
 }
 
+/** The CSRC list of nearly every packet (Asterisk sends none): one shared empty array, not one per packet. */
+const NO_CSRC: readonly number[] = Object.freeze([]);
+
 /**
  * Decodes a datagram. Returns `undefined` for anything that is not a well-formed RTP packet
  * (wrong version, truncated header, bad padding): a UDP socket receives whatever anyone sends.
@@ -79,8 +82,12 @@ export function decodeRtp(datagram: Buffer): RtpPacket | undefined {
   const csrcCount = datagram[0]! & 0x0f;
   let offset = 12 + csrcCount * 4;
   if (datagram.length < offset) return undefined;
-  const csrc: number[] = [];
-  for (let i = 0; i < csrcCount; i++) csrc.push(datagram.readUInt32BE(12 + i * 4));
+  let csrc: readonly number[] = NO_CSRC;
+  if (csrcCount > 0) {
+    const list: number[] = [];
+    for (let i = 0; i < csrcCount; i++) list.push(datagram.readUInt32BE(12 + i * 4));
+    csrc = list;
+  }
   let extension: RtpPacket['extension'];
   if (hasExtension) {
     if (datagram.length < offset + 4) return undefined;

@@ -354,16 +354,6 @@ export class RtpSession {
       return;
     }
     if (remote.anyAddress) this.#remote = { address: source, port: remote.port, anyAddress: false };
-    // What Asterisk sends, 50 times a second per call: version 2, no padding, extension or CSRC,
-    // PCMU. Read in place, without decodeRtp's packet object (every packet of every call).
-    if (datagram[0] === 0x80 && (datagram[1]! & 0x7f) === PT_PCMU && datagram.length > 12) {
-      if (datagram.length - 12 > MAX_RTP_PAYLOAD_BYTES) {
-        this.#stats.oversized++;
-        return;
-      }
-      this.#accept(datagram.readUInt32BE(8), datagram.readUInt16BE(2), datagram.subarray(12), arrivedAt);
-      return;
-    }
     const packet = decodeRtp(datagram);
     if (!packet) {
       this.#stats.malformed++;
@@ -381,20 +371,15 @@ export class RtpSession {
       return;
     }
     if (ulaw.length === 0) return;
-    this.#accept(packet.ssrc, packet.sequenceNumber, ulaw, arrivedAt);
-  }
-
-  /** A well-formed packet from the peer: to the jitter buffer, or to probation for another SSRC. */
-  #accept(ssrc: number, sequence: number, ulaw: Uint8Array, arrivedAt: number): void {
-    this.#remoteSsrc ??= ssrc;
-    if (ssrc !== this.#remoteSsrc) {
-      this.#probation(ssrc, { sequence, ulaw, arrivedAt });
+    this.#remoteSsrc ??= packet.ssrc;
+    if (packet.ssrc !== this.#remoteSsrc) {
+      this.#probation(packet.ssrc, { sequence: packet.sequenceNumber, ulaw, arrivedAt });
       return;
     }
     // The current stream is alive: a candidate that came meanwhile was interleaved with it.
     this.#dropCandidate();
     this.#stats.received++;
-    this.#jitter.push(sequence, ulaw, arrivedAt);
+    this.#jitter.push(packet.sequenceNumber, ulaw, arrivedAt);
   }
 
   /** Holds a packet of another SSRC; adopts that SSRC once it qualifies (see {@link SSRC_PROBATION}). */
