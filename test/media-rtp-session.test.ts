@@ -91,7 +91,7 @@ function pattern(seed: number): Buffer {
 }
 
 describe('RtpSession inbound', () => {
-  it('accepts only the announced address and port, and counts the rest', async () => {
+  it('accepts only the announced address and port: the kernel drops the rest', async () => {
     const s = await session();
     const asterisk = await peer();
     const otherPort = await peer();
@@ -103,7 +103,9 @@ describe('RtpSession inbound', () => {
     await asterisk.send(s.localPort, 3, 0x30);
     await got.waitFor(1);
     expect(got.out).toEqual([mulawToLinear(0x30)]);
-    expect(s.stats).toMatchObject({ received: 1, droppedForeign: 2 });
+    // The socket is connected to the peer: the other two never reach the session (were they
+    // read, droppedForeign would count them).
+    expect(s.stats).toMatchObject({ received: 1, droppedForeign: 0 });
   });
 
   it('drops everything before the remote is known', async () => {
@@ -308,5 +310,92 @@ describe('RtpSession outbound', () => {
     s.setRemote('127.0.0.1', 9);
     expect(s.sendFrame(new Int16Array(160), true)).toBe(false);
     await s.close(); // idempotent
+  });
+});
+
+describe('RtpSession peer', () => {
+  it('follows a new peer: packets go there, and only it is heard', async () => {
+    const s = await session();
+    const first = await peer();
+    const second = await peer();
+    const got = frames(s);
+    s.setRemote('127.0.0.1', first.port);
+    s.sendFrame(new Int16Array(160), true);
+    await first.send(s.localPort, 1, 0x10);
+    await got.waitFor(1);
+    while (first.received.length < 1) await new Promise((resolve) => first.socket.once('message', resolve));
+
+    s.setRemote('127.0.0.1', second.port);
+    s.sendFrame(new Int16Array(160), false);
+    while (second.received.length < 1) await new Promise((resolve) => second.socket.once('message', resolve));
+    // The same sequence number from both: only one can be the stream's next packet.
+    await first.send(s.localPort, 2, 0x20);
+    await second.send(s.localPort, 2, 0x30);
+    await got.waitFor(2);
+    expect(got.out).toEqual([mulawToLinear(0x10), mulawToLinear(0x30)]);
+    expect(first.received).toHaveLength(1);
+    // The socket was connected to the second peer by then: the first one's packet never reached it.
+    expect(s.stats).toMatchObject({ received: 2, droppedForeign: 0, sent: 2 });
+  });
+
+  it('latches on the first source of an unspecified address, then hears only it', async () => {
+    const s = await session();
+    const asterisk = await peer();
+    const impostor = createSocket('udp4');
+    await new Promise<void>((resolve) => impostor.bind(asterisk.port, '127.0.0.2', resolve));
+    cleanups.push(() => impostor.close());
+    const got = frames(s);
+    s.setRemote('0.0.0.0', asterisk.port);
+    await asterisk.send(s.localPort, 1, 0x10);
+    await got.waitFor(1);
+    expect(s.remote).toEqual({ address: '127.0.0.1', port: asterisk.port });
+    const forged = encodeRtp({
+      payloadType: PT_PCMU,
+      marker: false,
+      sequenceNumber: 2,
+      timestamp: 320,
+      ssrc: 0x1234,
+      csrc: [],
+      payload: Buffer.alloc(160, 0x20),
+    });
+    await new Promise<void>((resolve, reject) =>
+      impostor.send(forged, s.localPort, '127.0.0.1', (error) => (error ? reject(error) : resolve())),
+    );
+    await asterisk.send(s.localPort, 2, 0x30);
+    await got.waitFor(2);
+    expect(got.out).toEqual([mulawToLinear(0x10), mulawToLinear(0x30)]);
+    expect(s.stats.droppedForeign).toBe(0);
+    s.sendFrame(new Int16Array(160), true);
+    while (asterisk.received.length < 1)
+      await new Promise((resolve) => asterisk.socket.once('message', resolve));
+    expect(asterisk.received[0]!.ssrc).toBe(s.ssrc);
+  });
+
+  it('a peer whose port closed is counted and logged once, and the session sends on', async () => {
+    const warnings: string[] = [];
+    const logger = {
+      debug: () => {},
+      info: () => {},
+      warn: (_fields: unknown, message?: string) => warnings.push(message ?? ''),
+      error: () => {},
+    };
+    const s = await RtpSession.open({ allocator, bindAddress: '127.0.0.1', logger });
+    cleanups.push(() => s.close());
+    const gone = createSocket('udp4');
+    await new Promise<void>((resolve) => gone.bind(0, '127.0.0.1', resolve));
+    const gonePort = gone.address().port;
+    await new Promise<void>((resolve) => gone.close(resolve));
+    s.setRemote('127.0.0.1', gonePort);
+    // Each packet to the closed port brings back an ICMP report; wait for three of them.
+    for (let n = 0; s.stats.unreachable < 3; n++) {
+      expect(s.sendFrame(new Int16Array(160), n === 0)).toBe(true);
+      await vi.waitFor(() => expect(s.stats.unreachable).toBeGreaterThan(Math.min(n, 2)), {
+        timeout: 2000,
+        interval: 2,
+      });
+    }
+    expect(warnings).toEqual(['RTP peer unreachable (its port is closed); sending on']);
+    expect(s.isClosed).toBe(false);
+    expect(s.stats.sent).toBeGreaterThanOrEqual(3);
   });
 });

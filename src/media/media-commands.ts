@@ -30,6 +30,7 @@ export const STATS_FIELDS = [
   'received',
   'droppedForeign',
   'malformed',
+  'unreachable',
   'unsupportedPayload',
   'oversized',
   'wrongSsrc',
