@@ -28,7 +28,11 @@
  *    --think-ms) once the previous reply (and prompt) has finished. `dtmf`: key press at the PBX
  *    (pbx.receiveDtmf) → the app's next ARI request for that call reaching the PBX (the simulator's
  *    'ari-request' hook): ChannelDtmfReceived over the websocket, the handler, POST /play over
- *    HTTP. `say`: key press → the first RTP frame of the spoken reply reaching the phone.
+ *    HTTP. `say`: key press → the first RTP frame of the spoken reply reaching the phone, and
+ *    the same frame as it left the app: when tcpdump can capture, the first packets of talkspurts
+ *    from the app's RTP ports are captured on loopback with the kernel's timestamps. The phone's
+ *    figure includes the simulator's own delay in reading the packet (it shares the 2 cores with
+ *    the app); the wire's does not (it still includes the simulator's delay in reporting the key).
  * 4. the handlers return and hang up; the heap is measured again.
  *
  * --pacing-streams N (DTMF IVR): during the key phase, a media worker in the app process also
@@ -61,7 +65,7 @@ import {
   wallNow,
 } from './support/bench-util.js';
 import type { AppCommand, AppReply, IvrMode } from './support/ivr-app.js';
-import { type CaptureTiming, startCapture } from './support/pcap-timing.js';
+import { type CaptureTiming, captureLoopback, datagrams, startCapture } from './support/pcap-timing.js';
 import { Ear } from './support/phone-ear.js';
 
 const mode = choiceFlag('mode', ['both', 'dtmf', 'say'] as const, 'both');
@@ -95,6 +99,8 @@ interface RunResult {
   stasisToAnswerRequest: Summary;
   placedToFirstAudio?: Summary;
   keyLatency: Summary;
+  /** `say`: key press → the reply's first frame leaving the app (kernel timestamp), or why not measured. */
+  keyToWire?: WireLatency | string;
   keyLost: number;
   nextRequests: Map<string, number>;
   heapPerCallKiB: number;
@@ -115,6 +121,39 @@ interface RunResult {
   failures: string[];
   unfinished: number;
   pacing?: PacingResult;
+}
+
+/** Key press → first reply frame as the kernel sent it (see replyOnTheWire). */
+interface WireLatency {
+  latency: Summary;
+  /** Presses after which no marked packet of that call was captured. */
+  unmatched: number;
+  droppedByKernel: number;
+}
+
+/**
+ * For each press, the first talkspurt start (marked RTP packet) captured from the call's app port
+ * at or after the press: the reply's first frame, as the app's socket handed it to the kernel. The
+ * press and the capture are both on the wall clock (CLOCK_REALTIME).
+ */
+function replyOnTheWire(
+  presses: readonly { appPort: number; wallMs: number }[],
+  capture: { pcap: Buffer; droppedByKernel: number },
+): WireLatency {
+  const byPort = new Map<number, number[]>();
+  for (const d of datagrams(capture.pcap)) {
+    const list = byPort.get(d.sourcePort) ?? [];
+    list.push(Number(d.ns) / 1e6);
+    byPort.set(d.sourcePort, list);
+  }
+  const latency: number[] = [];
+  let unmatched = 0;
+  for (const press of presses) {
+    const sent = byPort.get(press.appPort)?.find((at) => at >= press.wallMs);
+    if (sent === undefined) unmatched++;
+    else latency.push(sent - press.wallMs);
+  }
+  return { latency: summarize(latency), unmatched, droppedByKernel: capture.droppedByKernel };
 }
 
 /** What the receiver and the capture saw of the app's RTP streams during the key phase. */
@@ -261,11 +300,25 @@ async function run(ivr: IvrMode, calls: number): Promise<RunResult> {
     const placedToAnswered: number[] = [];
     const placedToFirstAudio: number[] = [];
     const keyLatency: number[] = [];
+    /** `say`: each key press, the app's RTP port of that call and the press's wall-clock time. */
+    const presses: { appPort: number; wallMs: number }[] = [];
     const nextRequests = new Map<string, number>();
     let keyLost = 0;
     let unfinished = 0;
     let lastAnsweredAt = 0;
     const beepMs = pbx.scaled(DEFAULT_SOUNDS.beep ?? 422);
+
+    /** The app's RTP port of a call: in the name of the UnicastRTP channel bridged with it. */
+    const appRtpPort = (channelId: string): number | undefined => {
+      const bridgeId = pbx.channels.get(channelId)?.bridgeId;
+      const bridge = bridgeId === undefined ? undefined : pbx.bridges.get(bridgeId);
+      for (const member of bridge?.channels ?? []) {
+        const name = pbx.channels.get(member)?.name ?? '';
+        const port = /^UnicastRTP\/[^:]+:(\d+)-/.exec(name)?.[1];
+        if (port) return Number(port);
+      }
+      return undefined;
+    };
 
     const drive = async (i: number, ready: (ok: boolean) => void): Promise<void> => {
       const placedAt = performance.now();
@@ -304,6 +357,8 @@ async function run(ivr: IvrMode, calls: number): Promise<RunResult> {
           await ear.quiet(0, QUIET_MS, performance.now() + STEP_TIMEOUT_MS);
           const framesBefore = ear.frames;
           const first = ear.nextFrame();
+          const appPort = appRtpPort(id);
+          if (appPort !== undefined) presses.push({ appPort, wallMs: wallNow() });
           const pressedAt = performance.now();
           void phone.press(digit, { gapMs: 0 });
           const at = await withTimeout(first, STEP_TIMEOUT_MS);
@@ -380,10 +435,18 @@ async function run(ivr: IvrMode, calls: number): Promise<RunResult> {
     await ask(app, { type: 'cpu-reset' }, 'cpu-reset');
     const simCpuFrom = process.cpuUsage();
     const stopSimLoop = loopDelay();
+    // `say`: the first frame of each reply as the kernel sent it, so that the figure can be told
+    // apart from the simulator's own delay in reading it. Only RTP packets with the marker bit
+    // (the first of a talkspurt: udp[9] is the RTP header's second byte) from the app's ports.
+    const wire =
+      ivr === 'say'
+        ? await captureLoopback(`udp src portrange ${rtpPortMin}-${rtpPortMax} and udp[9] & 0x80 != 0`)
+        : undefined;
     const keysFrom = performance.now();
     goResolve();
     await Promise.all(drivers);
     const keysWall = performance.now() - keysFrom;
+    const keyToWire = wire && 'stop' in wire ? replyOnTheWire(presses, await wire.stop()) : undefined;
     const simCpu = process.cpuUsage(simCpuFrom);
     const simLoop = stopSimLoop();
     const report = await ask(app, { type: 'report' }, 'report');
@@ -415,6 +478,7 @@ async function run(ivr: IvrMode, calls: number): Promise<RunResult> {
       stasisToHandler: summarize(stasisToHandler),
       stasisToAnswerRequest: summarize(stasisToAnswerRequest),
       ...(ivr === 'say' ? { placedToFirstAudio: summarize(placedToFirstAudio) } : {}),
+      ...(wire ? { keyToWire: keyToWire ?? ('unavailable' in wire ? wire.unavailable : 'no capture') } : {}),
       keyLatency: summarize(keyLatency),
       keyLost,
       nextRequests,
@@ -466,6 +530,14 @@ function print(r: RunResult): void {
   console.log(
     `  ${what}: ${describe(r.keyLatency)}, ${r.keyLost} lost, ${r.keysPerSecond.toFixed(0)} keys/s`,
   );
+  if (typeof r.keyToWire === 'string')
+    console.log(`  key press → first reply frame on the wire: not measured (${r.keyToWire})`);
+  else if (r.keyToWire)
+    console.log(
+      `  key press → first reply frame on the wire (kernel timestamp, before the simulator reads it): ` +
+        `${describe(r.keyToWire.latency)}; ${r.keyToWire.unmatched} presses without a captured reply` +
+        `${r.keyToWire.droppedByKernel ? `, ${r.keyToWire.droppedByKernel} packets dropped by the capture` : ''}`,
+    );
   if (r.nextRequests.size > 0)
     console.log(`  next requests: ${[...r.nextRequests].map(([k, n]) => `${k} ×${n}`).join(', ')}`);
   console.log(

@@ -49,6 +49,26 @@ export interface Capture {
 
 /** Starts capturing UDP to `port` on loopback, or says why it cannot. */
 export async function startCapture(port: number): Promise<Capture | { unavailable: string }> {
+  const raw = await captureLoopback(`udp dst port ${port}`);
+  if ('unavailable' in raw) return raw;
+  return {
+    async stop() {
+      const { pcap, droppedByKernel } = await raw.stop();
+      return { ...analyse(pcap), droppedByKernel };
+    },
+  };
+}
+
+/** A running capture of whatever a filter selects: stop it to get the pcap file's bytes. */
+export interface RawCapture {
+  stop(): Promise<{ pcap: Buffer; droppedByKernel: number }>;
+}
+
+/**
+ * Starts tcpdump on loopback with a BPF `filter`, nanosecond timestamps and 64-byte snapshots
+ * (Ethernet + IPv4 + UDP + the RTP header), or says why it cannot.
+ */
+export async function captureLoopback(filter: string): Promise<RawCapture | { unavailable: string }> {
   const probe = spawnSync('tcpdump', ['--version'], { encoding: 'utf8' });
   if (probe.error) return { unavailable: 'tcpdump is not installed (apt-get install tcpdump)' };
   const dir = mkdtempSync(join(tmpdir(), 'asteramisk-pcap-'));
@@ -57,19 +77,7 @@ export async function startCapture(port: number): Promise<Capture | { unavailabl
   // so that 50k packets/s are not dropped while tcpdump writes; -U: no output buffering delay.
   const tcpdump = spawn(
     'tcpdump',
-    [
-      '-i',
-      'lo',
-      '-n',
-      '-s',
-      '64',
-      '-B',
-      '65536',
-      '--time-stamp-precision=nano',
-      '-w',
-      file,
-      `udp dst port ${port}`,
-    ],
+    ['-i', 'lo', '-n', '-s', '64', '-B', '65536', '--time-stamp-precision=nano', '-w', file, filter],
     { stdio: ['ignore', 'ignore', 'pipe'] },
   );
   let stderr = '';
@@ -91,14 +99,38 @@ export async function startCapture(port: number): Promise<Capture | { unavailabl
       const exited = new Promise<void>((resolve) => tcpdump.once('exit', () => resolve()));
       tcpdump.kill('SIGINT');
       await exited;
-      const dropped = Number(/(\d+) packets? dropped by kernel/.exec(stderr)?.[1] ?? 0);
+      const droppedByKernel = Number(/(\d+) packets? dropped by kernel/.exec(stderr)?.[1] ?? 0);
       try {
-        return { ...analyse(readFileSync(file)), droppedByKernel: dropped };
+        return { pcap: readFileSync(file), droppedByKernel };
       } finally {
         rmSync(dir, { recursive: true, force: true });
       }
     },
   };
+}
+
+/** One captured UDP datagram over IPv4 on loopback: its kernel timestamp and ports. */
+export interface CapturedDatagram {
+  /** Kernel timestamp, ns since the epoch (CLOCK_REALTIME). */
+  ns: bigint;
+  sourcePort: number;
+  destinationPort: number;
+}
+
+/** The datagrams of a nanosecond pcap of UDP over Ethernet/IPv4 (the loopback's link type). */
+export function datagrams(pcap: Buffer): CapturedDatagram[] {
+  if (pcap.length < 24 || pcap.readUInt32LE(0) !== 0xa1b23c4d) throw new Error('not a nanosecond pcap file');
+  const out: CapturedDatagram[] = [];
+  for (let at = 24; at + 16 <= pcap.length; ) {
+    const ns = BigInt(pcap.readUInt32LE(at)) * 1_000_000_000n + BigInt(pcap.readUInt32LE(at + 4));
+    const captured = pcap.readUInt32LE(at + 8);
+    const frame = at + 16;
+    at = frame + captured;
+    const udp = frame + 14 + (pcap[frame + 14]! & 0x0f) * 4;
+    if (udp + 4 > at) continue;
+    out.push({ ns, sourcePort: pcap.readUInt16BE(udp), destinationPort: pcap.readUInt16BE(udp + 2) });
+  }
+  return out;
 }
 
 interface StreamState {
