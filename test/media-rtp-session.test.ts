@@ -399,3 +399,59 @@ describe('RtpSession peer', () => {
     expect(s.stats.sent).toBeGreaterThanOrEqual(3);
   });
 });
+
+/** Whether this host has an IPv6 loopback to bind (containers sometimes have none). */
+const hasIpv6Loopback = await new Promise<boolean>((resolve) => {
+  const probe = createSocket('udp6');
+  probe.once('error', () => resolve(false));
+  probe.bind(0, '::1', () => probe.close(() => resolve(true)));
+});
+
+describe.skipIf(!hasIpv6Loopback)('RtpSession over IPv6 (skipped when the host has no ::1)', () => {
+  it('connects to an IPv6 peer: audio both ways, and only that peer is heard', async () => {
+    const v6 = new PortAllocator({ min: base + 60, max: base + 80 });
+    const s = await RtpSession.open({ allocator: v6, bindAddress: '::1' });
+    cleanups.push(() => s.close());
+    const asterisk = createSocket('udp6');
+    const stranger = createSocket('udp6');
+    const heard: RtpPacket[] = [];
+    asterisk.on('message', (msg) => {
+      const packet = decodeRtp(msg);
+      if (packet) heard.push(packet);
+    });
+    await Promise.all(
+      [asterisk, stranger].map((socket) => new Promise<void>((resolve) => socket.bind(0, '::1', resolve))),
+    );
+    cleanups.push(
+      () => asterisk.close(),
+      () => stranger.close(),
+    );
+    const got = frames(s);
+    s.setRemote('::1', asterisk.address().port);
+    const packet = (sequence: number, byte: number) =>
+      encodeRtp({
+        payloadType: PT_PCMU,
+        marker: false,
+        sequenceNumber: sequence,
+        timestamp: sequence * 160,
+        ssrc: 0x66,
+        csrc: [],
+        payload: Buffer.alloc(160, byte),
+      });
+    const sendFrom = (socket: Socket, sequence: number, byte: number) =>
+      new Promise<void>((resolve, reject) =>
+        socket.send(packet(sequence, byte), s.localPort, '::1', (error) =>
+          error ? reject(error) : resolve(),
+        ),
+      );
+    expect(s.sendFrame(new Int16Array(160), true)).toBe(true);
+    await sendFrom(asterisk, 1, 0x10);
+    await sendFrom(stranger, 2, 0x20);
+    await sendFrom(asterisk, 2, 0x30);
+    await got.waitFor(2);
+    expect(got.out).toEqual([mulawToLinear(0x10), mulawToLinear(0x30)]);
+    expect(s.stats.droppedForeign).toBe(0);
+    while (heard.length < 1) await new Promise((resolve) => asterisk.once('message', resolve));
+    expect(heard[0]!.ssrc).toBe(s.ssrc);
+  });
+});
