@@ -4,7 +4,11 @@
  * kernel's UDP send and loopback delivery to a sink socket), not wake-ups or cache misses between
  * ticks (bench/rtp-pacing.ts measures those, on the real clock). Prints, does not assert.
  *
- *   npx tsx bench/rtp-send-cost.ts [--streams 500] [--rounds 400] [--repeat 5]
+ *   npx tsx bench/rtp-send-cost.ts [--streams 500] [--rounds 400] [--repeat 5] [--cold]
+ *
+ * --cold  before each round (outside the measure), read through 32 MiB of memory, so that the
+ *         round starts with the sessions' objects out of the CPU caches, as on the real clock,
+ *         where 20 ms of other work pass between two frames of a call.
  *
  * Three senders, run in turn within one process, each --repeat times (the median is printed):
  *   naive       pre-encoded packets, `socket.send(packet, port, address)` on unconnected sockets
@@ -25,6 +29,17 @@ import { machine, numberFlag } from './support/bench-util.js';
 const streams = numberFlag('streams', 500);
 const rounds = numberFlag('rounds', 400);
 const repeat = numberFlag('repeat', 5);
+const cold = process.argv.includes('--cold');
+const thrash = cold ? new Float64Array(4 * 1024 * 1024) : undefined;
+let thrashSink = 0;
+
+/** Reads through `thrash` (a cache line at a time), evicting what the last round left in cache. */
+function evictCaches(): void {
+  if (!thrash) return;
+  let sum = 0;
+  for (let i = 0; i < thrash.length; i += 8) sum += thrash[i]!;
+  thrashSink += sum;
+}
 
 interface Cost {
   user: number;
@@ -35,17 +50,22 @@ interface Cost {
 /** Runs `round` `rounds` times (after two warm-up passes) and returns ns per packet. */
 function measure(round: () => void): Cost {
   for (let i = 0; i < 2 * rounds; i++) round();
-  const cpu0 = process.cpuUsage();
-  const t0 = performance.now();
-  for (let i = 0; i < rounds; i++) round();
-  const cpu = process.cpuUsage(cpu0);
-  const wall = performance.now() - t0;
+  let user = 0;
+  let sys = 0;
+  let wall = 0;
+  // Cold: each round on its own, the caches emptied before it, outside its measure.
+  for (let i = 0; i < (cold ? rounds : 1); i++) {
+    evictCaches();
+    const cpu0 = process.cpuUsage();
+    const t0 = performance.now();
+    for (let k = 0; k < (cold ? 1 : rounds); k++) round();
+    wall += performance.now() - t0;
+    const cpu = process.cpuUsage(cpu0);
+    user += cpu.user;
+    sys += cpu.system;
+  }
   const packets = streams * rounds;
-  return {
-    user: (cpu.user * 1000) / packets,
-    sys: (cpu.system * 1000) / packets,
-    wall: (wall * 1e6) / packets,
-  };
+  return { user: (user * 1000) / packets, sys: (sys * 1000) / packets, wall: (wall * 1e6) / packets };
 }
 
 function median(values: number[]): number {
@@ -126,7 +146,9 @@ async function main(): Promise<void> {
   const costs = new Map<string, Cost[]>(senders.map(([name]) => [name, []]));
   for (let r = 0; r < repeat; r++) for (const [name, round] of senders) costs.get(name)!.push(measure(round));
 
-  console.log(`rtp-send-cost: ${streams} streams × ${rounds} rounds, ${repeat} runs each; ${machine()}`);
+  console.log(
+    `rtp-send-cost: ${streams} streams × ${rounds} rounds, ${repeat} runs each${cold ? ', caches emptied before each round' : ''}; ${machine()}`,
+  );
   console.log('| sender | user ns/packet | sys ns/packet | wall ns/packet |');
   console.log('|---|---|---|---|');
   for (const [name, list] of costs) {
@@ -137,6 +159,7 @@ async function main(): Promise<void> {
   await Promise.all(sessions.map((s) => s.close()));
   for (const s of [...sockets, ...connected]) s.close();
   sink.close();
+  if (thrashSink < 0) console.log(thrashSink);
 }
 
 await main();
