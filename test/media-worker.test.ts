@@ -172,6 +172,37 @@ describe('MediaWorker: the RTP of calls in a worker thread', () => {
     await until(() => asterisk.received.length === before + 5);
   });
 
+  it('stop() while the clock sleeps before a tick: that tick sends nothing of the stopped play', async () => {
+    // The worker's clock wakes about 1 ms before each tick and sleeps the rest in Atomics.wait,
+    // its event loop blocked: a stop() landing then reaches it as a message only after the tick.
+    // Only the stop published in shared memory, read at the tick, keeps that frame from going out.
+    const worker = newWorker();
+    const asterisk = await peer();
+    const leg = await worker.openLeg({ ports, bindAddress: '127.0.0.1' });
+    leg.setRemote('127.0.0.1', asterisk.port);
+    for (let trial = 0; trial < 8; trial++) {
+      const sentBefore = (await leg.fetchStats()).sent;
+      const heardBefore = asterisk.received.length;
+      const stream = leg.streamUlaw();
+      stream.write(encodeMulaw(tone(500, 2000)));
+      await until(() => asterisk.received.length >= heardBefore + 3);
+      // A frame just arrived: the next tick is due about 20 ms after it was sent. stop() 19 ms
+      // after its arrival falls in the clock's sleep before that tick (a busy wait: a timer of this
+      // thread would not be that precise).
+      const arrived = await new Promise<number>((resolve) =>
+        asterisk.socket.once('message', () => resolve(performance.now())),
+      );
+      while (performance.now() < arrived + 19) {
+        // waiting for the moment, not for an event
+      }
+      const stopping = leg.stop();
+      const taken = Math.ceil(stream.sentSamples / 160);
+      await stopping;
+      expect(await stream.done).toBe('stopped');
+      expect((await leg.fetchStats()).sent - sentBefore).toBe(taken);
+    }
+  });
+
   it('stop() right after play(), before the worker saw the play: none of it goes out', async () => {
     const worker = newWorker();
     const asterisk = await peer();

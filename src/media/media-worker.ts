@@ -13,6 +13,8 @@ import {
   AUDIO_BATCH_ENTRY,
   AUDIO_HAS_PCM,
   audioEntrySize,
+  CONTROL_INTS,
+  CONTROL_STOP_EPOCH,
   LEG_BLOCK_INTS,
   LEG_FRAMES_PLAYED,
   LEG_STATS,
@@ -113,6 +115,8 @@ let requestIds = 0;
  */
 export class MediaWorker {
   readonly #worker: Worker;
+  /** Shared with the worker: see CONTROL_STOP_EPOCH. */
+  readonly #control = new Int32Array(new SharedArrayBuffer(CONTROL_INTS * 4));
   readonly #logger: Logger;
   /** Commands queued by {@link send} in the current turn, and the buffers they transfer. */
   #outbox: MediaCommand[] = [];
@@ -143,6 +147,7 @@ export class MediaWorker {
       this.#resolveReady = resolve;
     });
     this.#worker = startWorker({
+      control: this.#control.buffer,
       priority: options.threadPriority,
       realtime: options.realtimePriority,
       clock: options.clock ?? 'precise',
@@ -308,6 +313,11 @@ export class MediaWorker {
   /** @internal */
   request(build: (req: number) => MediaCommand): Promise<unknown> {
     return this.#request(build);
+  }
+
+  /** @internal A leg published a stop in its block: tells the worker's clock to look (see CONTROL_STOP_EPOCH). */
+  noteStop(): void {
+    Atomics.add(this.#control, CONTROL_STOP_EPOCH, 1);
   }
 
   /** @internal */
@@ -567,6 +577,8 @@ export class MediaLeg {
     if (this.#closed) return Promise.resolve();
     this.#generation++;
     Atomics.store(this.#block, LEG_STOP_GENERATION, this.#generation);
+    // After the leg's own generation: the worker that sees the new epoch then sees that too.
+    this.#worker.noteStop();
     let active = false;
     for (const playback of this.#playbacks.values()) {
       active = true;
