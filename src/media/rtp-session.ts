@@ -291,7 +291,7 @@ export class RtpSession {
     }
     const next = { address, port, connected: false };
     this.#peer = next;
-    this.#socket.connect(port, address, (error?: Error) => {
+    const connected = (error?: Error) => {
       if (this.#peer !== next || this.#closed) return;
       if (error) {
         this.#peer = undefined;
@@ -306,7 +306,17 @@ export class RtpSession {
       const remote = this.#remote;
       if (remote && !remote.anyAddress && (remote.address !== address || remote.port !== port))
         this.#connectTo(remote.address, remote.port);
-    });
+    };
+    try {
+      this.#socket.connect(port, address, connected);
+    } catch (error) {
+      // A socket that stopped running underneath: sends fail the same way, unconnected.
+      this.#peer = undefined;
+      this.#logger.debug(
+        { err: (error as Error).message },
+        'RTP socket could not connect; sending unconnected',
+      );
+    }
   }
 
   #onSocketError(error: NodeJS.ErrnoException): void {
