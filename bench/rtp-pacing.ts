@@ -36,10 +36,10 @@ import { AudioPlayer } from '../src/media/audio-player.js';
 import { encodeMulaw } from '../src/media/g711.js';
 import { Pacer } from '../src/media/pacer.js';
 import { PortAllocator } from '../src/media/port-allocator.js';
-import { encodeRtp } from '../src/media/rtp-packet.js';
 import { RtpSession } from '../src/media/rtp-session.js';
 import { tone } from '../src/media/tone.js';
 import type { ReceiverReport } from './rtp-receiver.js';
+import { preEncodedPackets, stampFrame } from './support/naive-rtp.js';
 import { type CaptureTiming, startCapture } from './support/pcap-timing.js';
 
 function option(name: string, fallback: number): number {
@@ -159,17 +159,7 @@ async function naiveSender(streams: number, seconds: number, portMin: number, po
     Array.from({ length: streams }, () => allocator.allocate('127.0.0.1').then((a) => a.socket)),
   );
   const payload = encodeMulaw(tone(440, 20, { amplitude: 0.3 }));
-  const packets = sockets.map((_, i) =>
-    encodeRtp({
-      payloadType: 0,
-      marker: false,
-      sequenceNumber: 0,
-      timestamp: 0,
-      ssrc: i + 1,
-      csrc: [],
-      payload,
-    }),
-  );
+  const packets = preEncodedPackets(streams, Buffer.from(payload));
   let sent = 0;
   return {
     run: () =>
@@ -179,8 +169,7 @@ async function naiveSender(streams: number, seconds: number, portMin: number, po
         const timer = setInterval(() => {
           for (let i = 0; i < streams; i++) {
             const packet = packets[i]!;
-            packet.writeUInt16BE(frame & 0xffff, 2);
-            packet.writeUInt32BE((frame * 160) >>> 0, 4);
+            stampFrame(packet, frame);
             sockets[i]!.send(packet, port, '127.0.0.1');
             sent++;
           }

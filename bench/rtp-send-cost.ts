@@ -22,9 +22,9 @@ import { createSocket, type Socket } from 'node:dgram';
 import { AudioPlayer } from '../src/media/audio-player.js';
 import { Pacer, type PacerClock } from '../src/media/pacer.js';
 import { PortAllocator } from '../src/media/port-allocator.js';
-import { encodeRtp } from '../src/media/rtp-packet.js';
 import { RtpSession } from '../src/media/rtp-session.js';
 import { machine, numberFlag } from './support/bench-util.js';
+import { preEncodedPackets, stampFrame } from './support/naive-rtp.js';
 
 const streams = numberFlag('streams', 500);
 const rounds = numberFlag('rounds', 400);
@@ -90,23 +90,12 @@ async function main(): Promise<void> {
   await Promise.all(
     connected.map((s) => new Promise<void>((resolve) => s.connect(port, '127.0.0.1', resolve))),
   );
-  const packets = Array.from({ length: streams }, (_, i) =>
-    encodeRtp({
-      payloadType: 0,
-      marker: false,
-      sequenceNumber: 0,
-      timestamp: 0,
-      ssrc: i + 1,
-      csrc: [],
-      payload: Buffer.alloc(160, 0xff),
-    }),
-  );
+  const packets = preEncodedPackets(streams, Buffer.alloc(160, 0xff));
   let frame = 0;
   const naiveRound = (socketsOf: Socket[], withAddress: boolean) => () => {
     for (let i = 0; i < streams; i++) {
       const packet = packets[i]!;
-      packet.writeUInt16BE(frame & 0xffff, 2);
-      packet.writeUInt32BE((frame * 160) >>> 0, 4);
+      stampFrame(packet, frame);
       if (withAddress) socketsOf[i]!.send(packet, port, '127.0.0.1');
       else socketsOf[i]!.send(packet);
     }
