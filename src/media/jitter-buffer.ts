@@ -1,3 +1,4 @@
+import { performance } from 'node:perf_hooks';
 import { FRAME_MS, FRAME_SAMPLES } from './audio-frame.js';
 import { MULAW_SILENCE } from './g711.js';
 

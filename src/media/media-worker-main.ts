@@ -1,3 +1,4 @@
+import { performance } from 'node:perf_hooks';
 /**
  * The media worker's entry (a worker_threads thread started by {@link MediaWorker}): it owns the
  * RTP sockets, the 20 ms pacer, the jitter buffers and the G.711 coding of its legs, so none of

@@ -1,3 +1,4 @@
+import { performance } from 'node:perf_hooks';
 import { type Logger, silentLogger } from '../logger.js';
 import { FRAME_MS } from './audio-frame.js';
 

@@ -1,3 +1,4 @@
+import { performance } from 'node:perf_hooks';
 import type { PacerClock } from './pacer.js';
 
 /** Options of {@link preciseClock}. */
