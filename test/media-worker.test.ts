@@ -220,6 +220,43 @@ describe('MediaWorker: the RTP of calls in a worker thread', () => {
     expect(asterisk.received.length).toBe(5);
   });
 
+  it('sentSamples from the shared counter table: 1100 plays at once span two chunks, each counts its own, every slot comes back', async () => {
+    const worker = newWorker();
+    const asterisk = await peer();
+    const leg = await worker.openLeg({ ports, bindAddress: '127.0.0.1' });
+    leg.setRemote('127.0.0.1', asterisk.port);
+    // Empty streams, ended at once: each holds a slot until the worker reports it done.
+    const empties = Array.from({ length: 1100 }, () => {
+      const stream = leg.streamUlaw();
+      stream.end();
+      return stream;
+    });
+    expect(worker.countersInUse).toBe(1100);
+    const last = leg.stream();
+    last.write(tone(700, 100));
+    // Its slot is in the second chunk, which the worker got before the play: the count moves.
+    await until(() => last.sentSamples > 0);
+    last.end();
+    expect(await last.done).toBe('finished');
+    expect(last.sentSamples).toBe(800);
+    expect(new Set(await Promise.all(empties.map((s) => s.done)))).toEqual(new Set(['finished']));
+    for (const stream of empties) expect(stream.sentSamples).toBe(0);
+    await until(() => worker.countersInUse === 0);
+    // The next play reuses the slot given back last (the 800 of `last`) and starts from 0.
+    const again = leg.stream();
+    expect(again.sentSamples).toBe(0);
+    again.write(tone(700, 40));
+    again.end();
+    expect(await again.done).toBe('finished');
+    expect(again.sentSamples).toBe(320);
+    // A play cut short by the leg's close gives its slot back too.
+    const cut = leg.playUlaw(encodeMulaw(tone(500, 2000)));
+    await until(() => asterisk.received.length >= 8);
+    await leg.close();
+    expect(await cut).toBe('stopped');
+    await until(() => worker.countersInUse === 0);
+  });
+
   it('commands of one turn go together and in order; one that cannot be posted loses none of the others', async () => {
     const { logger, lines } = textLogger();
     const worker = newWorker({ logger });

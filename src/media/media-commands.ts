@@ -55,6 +55,8 @@ export const LEG_BLOCK_INTS = LEG_FRAMES_PLAYED + 1;
 /** Main thread → worker. */
 export type MediaCommand =
   | { type: 'open'; leg: number; block: SharedArrayBuffer; options: LegOptions }
+  /** The next chunk of the playback counters' table, sent before the first play that uses it. */
+  | { type: 'counters'; chunk: SharedArrayBuffer }
   | { type: 'remote'; leg: number; address: string; port: number }
   /**
    * Which caller audio the main thread wants: µ-law payloads, PCM frames, or nothing; `since`
@@ -62,14 +64,14 @@ export type MediaCommand =
    */
   | { type: 'listen'; leg: number; ulaw: boolean; pcm: boolean; since: number }
   /**
-   * Opens a playback (`pb`), with its first samples and `end` for a whole play. `counter` is its
-   * shared Int32 of samples sent.
+   * Opens a playback (`pb`), with its first samples and `end` for a whole play. `slot` is its
+   * count of samples sent in the shared table (see playback-counters.ts).
    */
   | {
       type: 'play';
       leg: number;
       pb: number;
-      counter: SharedArrayBuffer;
+      slot: number;
       /** A PCM playback (Int16Array samples, encoded frame by frame in the worker) or µ-law. */
       pcm: boolean;
       data: Int16Array | Uint8Array | undefined;
@@ -103,7 +105,15 @@ export type MediaEvent =
   | { type: 'openFailed'; leg: number; error: SerializedError }
   | { type: 'audio'; buffer: ArrayBuffer; length: number }
   | { type: 'first'; leg: number; pb: number; sentAt: number }
-  | { type: 'done'; leg: number; pb: number; result: 'finished' | 'stopped'; sentSamples: number }
+  /** A playback ended; its counter `slot` is the main thread's again. */
+  | {
+      type: 'done';
+      leg: number;
+      pb: number;
+      slot: number;
+      result: 'finished' | 'stopped';
+      sentSamples: number;
+    }
   | { type: 'stopped'; leg: number; req: number }
   | { type: 'stats'; leg: number; req: number }
   | { type: 'closed'; leg: number }

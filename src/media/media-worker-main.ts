@@ -29,6 +29,7 @@ import {
   STATS_FIELDS,
 } from './media-commands.js';
 import { Pacer } from './pacer.js';
+import { PlaybackCounterTable } from './playback-counters.js';
 import { PortAllocator } from './port-allocator.js';
 import { preciseClock } from './precise-clock.js';
 import { RtpSession } from './rtp-session.js';
@@ -46,6 +47,8 @@ interface Leg {
   player: AudioPlayer | undefined;
   /** PCM playbacks are encoded frame by frame as they go out (the cost spread over the play). */
   playbacks: Map<number, PlaybackStream<Int16Array | Uint8Array>>;
+  /** Each playing counter slot's playback id (a playback's tag in the player is its slot). */
+  pbBySlot: Map<number, number>;
   knownGeneration: number;
   lastStop: Promise<void>;
   /** Whether the main thread wants the caller's audio now. */
@@ -212,11 +215,8 @@ function queueAudio(leg: Leg, ulaw: Uint8Array, arrivedAt: number): void {
 
 // ------------------------------------------------------------------------------ legs
 
-/** What the player hands back for each frame: the playback's id and its shared sample counter. */
-interface PlaybackTag {
-  pb: number;
-  counter: Int32Array;
-}
+/** Samples sent of each playback, for the main thread (see playback-counters.ts). */
+const counters = new PlaybackCounterTable();
 
 function publishStats(leg: Leg): void {
   if (!leg.session || !leg.player) return;
@@ -260,6 +260,7 @@ async function open(command: Extract<MediaCommand, { type: 'open' }>): Promise<v
     session: undefined,
     player: undefined,
     playbacks: new Map(),
+    pbBySlot: new Map(),
     knownGeneration: 0,
     lastStop: Promise.resolve(),
     listening: false,
@@ -297,12 +298,12 @@ async function open(command: Extract<MediaCommand, { type: 'open' }>): Promise<v
     sink: session,
     pacer,
     beforeTick: checkStops,
-    // A plain store for the same reason as checkStops's plain read: once per frame, and tear-free.
-    onFrameTaken: (tag, sentSamples) => {
-      (tag as PlaybackTag).counter[0] = sentSamples;
+    // A playback's tag is its counter slot: a number, so the frame's store loads no object.
+    onFrameTaken: (tag, sentSamples) => counters.store(tag as number, sentSamples),
+    onFirstFrameSent: (tag, sentAt) => {
+      const pb = leg.pbBySlot.get(tag as number);
+      if (pb !== undefined) post({ type: 'first', leg: leg.id, pb, sentAt: epoch(sentAt) });
     },
-    onFirstFrameSent: (tag, sentAt) =>
-      post({ type: 'first', leg: leg.id, pb: (tag as PlaybackTag).pb, sentAt: epoch(sentAt) }),
   });
   post({ type: 'opened', leg: leg.id, port: session.localPort, address: session.localAddress });
   const pending = leg.pending ?? [];
@@ -342,18 +343,20 @@ function playbackCommand(leg: Leg, command: MediaCommand): void {
     case 'play': {
       if (command.generation < leg.knownGeneration) {
         // Stopped on the main thread before it reached this thread: none of it is sent.
-        post({ type: 'done', leg: leg.id, pb: command.pb, result: 'stopped', sentSamples: 0 });
+        notPlayed(leg.id, command);
         return;
       }
-      const tag: PlaybackTag = { pb: command.pb, counter: new Int32Array(command.counter) };
+      const { pb, slot } = command;
       const playback: PlaybackStream<Int16Array | Uint8Array> = command.pcm
-        ? player.stream(tag)
-        : player.streamUlaw(tag);
-      leg.playbacks.set(command.pb, playback);
+        ? player.stream(slot)
+        : player.streamUlaw(slot);
+      leg.playbacks.set(pb, playback);
+      leg.pbBySlot.set(slot, pb);
       void playback.done.then((result) => {
-        leg.playbacks.delete(command.pb);
+        leg.playbacks.delete(pb);
+        leg.pbBySlot.delete(slot);
         publishStats(leg);
-        post({ type: 'done', leg: leg.id, pb: command.pb, result, sentSamples: playback.sentSamples });
+        post({ type: 'done', leg: leg.id, pb, slot, result, sentSamples: playback.sentSamples });
       });
       if (command.data) playback.write(command.data);
       if (command.end) playback.end();
@@ -380,6 +383,11 @@ function playbackCommand(leg: Leg, command: MediaCommand): void {
   }
 }
 
+/** Reports a play that never started (stopped or its leg gone before it got here). */
+function notPlayed(leg: number, command: Extract<MediaCommand, { type: 'play' }>): void {
+  post({ type: 'done', leg, pb: command.pb, slot: command.slot, result: 'stopped', sentSamples: 0 });
+}
+
 function dispatch(command: MediaCommand): void {
   switch (command.type) {
     case 'open':
@@ -387,6 +395,9 @@ function dispatch(command: MediaCommand): void {
       return;
     case 'pacer':
       post({ type: 'pacer', req: command.req, stats: pacer.stats });
+      return;
+    case 'counters':
+      counters.add(command.chunk);
       return;
     case 'crash':
       setImmediate(() => {
@@ -398,8 +409,10 @@ function dispatch(command: MediaCommand): void {
   }
   const leg = legs.get(command.leg);
   if (!leg) {
-    // Already closed (a failed command closed it): the main thread still waits for the answer.
+    // Already closed (a failed command closed it): the main thread still waits for the answer,
+    // and for the end of a play, whose counter slot it then takes back.
     if (command.type === 'close') post({ type: 'closed', leg: command.leg });
+    if (command.type === 'play') notPlayed(command.leg, command);
     return;
   }
   if (leg.pending) {

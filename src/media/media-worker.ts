@@ -27,6 +27,7 @@ import {
   STATS_FIELDS,
 } from './media-commands.js';
 import { Pacer, type PacerStats } from './pacer.js';
+import { PlaybackCounters } from './playback-counters.js';
 import {
   type AudioListener,
   checkRemote,
@@ -117,6 +118,8 @@ export class MediaWorker {
   readonly #worker: Worker;
   /** Shared with the worker: see CONTROL_STOP_EPOCH. */
   readonly #control = new Int32Array(new SharedArrayBuffer(CONTROL_INTS * 4));
+  /** Samples sent of each playback, written by the worker (see playback-counters.ts). */
+  readonly #counters = new PlaybackCounters();
   readonly #logger: Logger;
   /** Commands queued by {@link send} in the current turn, and the buffers they transfer. */
   #outbox: MediaCommand[] = [];
@@ -315,6 +318,23 @@ export class MediaWorker {
     return this.#request(build);
   }
 
+  /** @internal Takes a playback's counter slot; the worker gets a new chunk of the table first. */
+  takeCounter(): number {
+    const { slot, chunk } = this.#counters.allocate();
+    if (chunk) this.send({ type: 'counters', chunk });
+    return slot;
+  }
+
+  /** @internal The samples the worker last stored for the playback in `slot`. */
+  readCounter(slot: number): number {
+    return this.#counters.read(slot);
+  }
+
+  /** @internal Counter slots taken and not yet given back (none once every playback ended). */
+  get countersInUse(): number {
+    return this.#counters.inUse;
+  }
+
   /** @internal A leg published a stop in its block: tells the worker's clock to look (see CONTROL_STOP_EPOCH). */
   noteStop(): void {
     Atomics.add(this.#control, CONTROL_STOP_EPOCH, 1);
@@ -409,6 +429,11 @@ export class MediaWorker {
         this.#updateRef();
         return;
       }
+      case 'done':
+        // The worker writes no more to the slot: it can go to the next playback.
+        this.#counters.release(event.slot);
+        this.#legs.get(event.leg)?.onEvent(event);
+        return;
       case 'legFailed':
         this.#logger.error({ err: event.error.message, leg: event.leg }, 'A media leg failed in the worker');
         this.#legs
@@ -444,7 +469,8 @@ let sharedLogger: Logger = silentLogger;
 interface Playback {
   id: number;
   generation: number;
-  counter: Int32Array;
+  /** Its count of samples sent in the worker's counter table. */
+  slot: number;
   ended: boolean;
   /** Fixed at stop() (what had gone out then) or when the worker reported the end. */
   finalSamples: number | undefined;
@@ -583,7 +609,7 @@ export class MediaLeg {
     for (const playback of this.#playbacks.values()) {
       active = true;
       if (playback.generation < this.#generation && playback.finalSamples === undefined)
-        playback.finalSamples = Atomics.load(playback.counter, 0);
+        playback.finalSamples = this.#worker.readCounter(playback.slot);
     }
     if (!active) {
       this.#worker.send({ type: 'stop', leg: this.id, req: 0 });
@@ -726,7 +752,7 @@ export class MediaLeg {
 
   #settleAll(): void {
     for (const playback of [...this.#playbacks.values()]) {
-      playback.finalSamples ??= Atomics.load(playback.counter, 0);
+      playback.finalSamples ??= this.#worker.readCounter(playback.slot);
       playback.settle('stopped');
     }
     for (const resolve of this.#stopWaiters.values()) resolve();
@@ -739,7 +765,6 @@ export class MediaLeg {
     whole: boolean,
   ): PlaybackStream<T> {
     const id = ++this.#nextPlayback;
-    const counterBuffer = new SharedArrayBuffer(4);
     let settle!: (result: PlayResult) => void;
     const done = new Promise<PlayResult>((resolve) => {
       settle = resolve;
@@ -747,7 +772,7 @@ export class MediaLeg {
     const playback: Playback = {
       id,
       generation: this.#generation,
-      counter: new Int32Array(counterBuffer),
+      slot: -1,
       ended: whole,
       finalSamples: undefined,
       requestedAt: performance.now(),
@@ -760,6 +785,7 @@ export class MediaLeg {
       playback.finalSamples = 0;
       settle('stopped');
     } else {
+      playback.slot = this.#worker.takeCounter();
       this.#playbacks.set(id, playback);
       const [data, transfer] = samples && samples.length > 0 ? forTransfer(samples) : [undefined, []];
       this.#worker.send(
@@ -767,7 +793,7 @@ export class MediaLeg {
           type: 'play',
           leg: this.id,
           pb: id,
-          counter: counterBuffer,
+          slot: playback.slot,
           pcm: encoding === 'pcm',
           data,
           end: whole,
@@ -776,12 +802,13 @@ export class MediaLeg {
         transfer,
       );
     }
+    const worker = this.#worker;
     const accepts = (): boolean =>
       !this.#closed && !playback.ended && playback.generation === this.#generation;
     return {
       done,
       get sentSamples() {
-        return playback.finalSamples ?? Atomics.load(playback.counter, 0);
+        return playback.finalSamples ?? worker.readCounter(playback.slot);
       },
       write: (more: T) => {
         if (!accepts()) return false;
