@@ -7,7 +7,7 @@
  *
  *   npx tsx bench/rtp-pacing.ts [--streams 200] [--seconds 60] [--port-min 40000]
  *                               [--sender stack|naive|worker] [--busy]
- *                               [--priority] [--realtime] [--timer-clock] [--no-capture]
+ *                               [--priority] [--realtime] [--timer-clock] [--slots N] [--no-capture]
  *
  * --sender stack  (default) the media stack on this thread's shared pacer;
  * --sender naive  the anchor: one setInterval(20 ms) sending pre-encoded 172-byte packets from one
@@ -20,6 +20,9 @@
  *                 to --priority's nice value when refused), as `asterisk -p` runs Asterisk.
  * --timer-clock   (worker) the worker's pacer wakes on Node's timers alone (whole milliseconds)
  *                 instead of its precise clock (src/media/precise-clock.ts), for comparison.
+ * --slots N       (worker) the worker's pacer spreads the streams over N phases of the period
+ *                 (MediaWorkerOptions.slots; default 10). `--timer-clock --slots 1` times the
+ *                 frames as the naive sender does: one timer, one burst per period.
  * --no-capture    skip the kernel-timestamp capture (by default, when tcpdump is installed and
  *                 capturing is allowed, tcpdump records the packets on loopback and the pacing is
  *                 also measured from the kernel's transmit timestamps: bench/support/pcap-timing.ts).
@@ -197,8 +200,10 @@ async function workerSender(
   const priority = process.argv.includes('--priority') ? -10 : undefined;
   const clock = process.argv.includes('--timer-clock') ? 'timers' : 'precise';
   const realtime = process.argv.includes('--realtime') ? 10 : undefined;
+  const slots = process.argv.includes('--slots') ? option('slots', 10) : undefined;
   const worker = new MediaWorker({
     clock,
+    ...(slots === undefined ? {} : { slots }),
     ...(priority === undefined ? {} : { threadPriority: priority }),
     ...(realtime === undefined ? {} : { realtimePriority: realtime }),
   });
@@ -231,7 +236,7 @@ async function workerSender(
       return stats.reduce((n, s) => n + s.sent, 0);
     },
     details: () => [
-      `worker: thread priority ${worker.priority}; ${clock} clock; pacer ${JSON.stringify(pacerStats)}; worker event loop ${(worker.utilization() * 100).toFixed(1)} % busy`,
+      `worker: thread priority ${worker.priority}; ${clock} clock, ${slots ?? 10} slots; pacer ${JSON.stringify(pacerStats)}; worker event loop ${(worker.utilization() * 100).toFixed(1)} % busy`,
       `play() → first packet: all ${streams} at once p50 ${ms(percentile(startupLatencies, 0.5))} ` +
         `max ${ms(Math.max(...startupLatencies))}; probe on the running clock (${probeLatencies.length} plays) ` +
         `p50 ${ms(percentile(probeLatencies, 0.5))} p99 ${ms(percentile(probeLatencies, 0.99))}`,

@@ -2,7 +2,7 @@ import { createSocket, type Socket } from 'node:dgram';
 import { afterEach, describe, expect, it } from 'vitest';
 import { AriClient } from '../src/asterisk/ari-client.js';
 import type { StasisStartEvent } from '../src/asterisk/ari-events.js';
-import { MediaWorkerError } from '../src/errors.js';
+import { ConfigError, MediaWorkerError } from '../src/errors.js';
 import { CallMedia } from '../src/media/call-media.js';
 import { encodeMulaw } from '../src/media/g711.js';
 import { MediaWorker } from '../src/media/media-worker.js';
@@ -257,6 +257,33 @@ describe('MediaWorker: the RTP of calls in a worker thread', () => {
     await until(() => worker.countersInUse === 0);
   });
 
+  it('slots: 1 sends all calls in one burst per period (one tick per period, not one per slot in use)', async () => {
+    expect(() => new MediaWorker({ slots: 0 })).toThrow(/slots is 0: use 1 to 20/);
+    expect(() => new MediaWorker({ slots: 2.5 })).toThrow(ConfigError);
+    const range = testPortRange(130);
+    const asterisk = await peer();
+    // 60 calls playing 10 frames each: the default pacer fills a slot with 50 calls and opens a
+    // second one, so it ticks twice a period; with one slot, once.
+    const ticksFor = async (worker: MediaWorker): Promise<number> => {
+      const legs = await Promise.all(
+        Array.from({ length: 60 }, () => worker.openLeg({ ports: range, bindAddress: '127.0.0.1' })),
+      );
+      for (const leg of legs) leg.setRemote('127.0.0.1', asterisk.port);
+      const before = await worker.pacerStats();
+      const results = await Promise.all(legs.map((leg) => leg.playUlaw(encodeMulaw(tone(500, 200)))));
+      expect(new Set(results)).toEqual(new Set(['finished']));
+      const after = await worker.pacerStats();
+      await Promise.all(legs.map((leg) => leg.close()));
+      // Ticks skipped after a stall (a loaded machine) still count as the periods they were.
+      return after.ticks + after.skippedTicks - before.ticks - before.skippedTicks;
+    };
+    const oneSlot = await ticksFor(newWorker({ slots: 1 }));
+    const tenSlots = await ticksFor(newWorker());
+    expect(oneSlot).toBeGreaterThanOrEqual(9);
+    expect(oneSlot).toBeLessThanOrEqual(12);
+    expect(tenSlots).toBeGreaterThanOrEqual(17);
+  });
+
   it('commands of one turn go together and in order; one that cannot be posted loses none of the others', async () => {
     const { logger, lines } = textLogger();
     const worker = newWorker({ logger });
@@ -374,6 +401,35 @@ describe('The shared media worker', () => {
     } finally {
       if (before === undefined) delete process.env.ASTERAMISK_MEDIA_PRIORITY;
       else process.env.ASTERAMISK_MEDIA_PRIORITY = before;
+    }
+  });
+
+  it('paces with the precise clock over 10 slots, or as ASTERAMISK_MEDIA_PACING says (burst: timers, one slot)', async () => {
+    const before = process.env.ASTERAMISK_MEDIA_PACING;
+    try {
+      delete process.env.ASTERAMISK_MEDIA_PACING;
+      const precise = MediaWorker.shared;
+      expect(precise.pacing).toBe('precise clock, 10 slots');
+      await precise.close();
+
+      process.env.ASTERAMISK_MEDIA_PACING = 'burst';
+      const burst = MediaWorker.shared;
+      expect(burst).not.toBe(precise);
+      expect(burst.pacing).toBe('timers clock, 1 slot');
+      // It carries audio, paced.
+      const asterisk = await peer();
+      const leg = await burst.openLeg({ ports, bindAddress: '127.0.0.1' });
+      leg.setRemote('127.0.0.1', asterisk.port);
+      await expect(leg.play(tone(500, 100))).resolves.toBe('finished');
+      await until(() => asterisk.received.length === 5);
+      await leg.close();
+      await burst.close();
+
+      process.env.ASTERAMISK_MEDIA_PACING = 'fast';
+      expect(() => MediaWorker.shared).toThrow('ASTERAMISK_MEDIA_PACING is "fast"');
+    } finally {
+      if (before === undefined) delete process.env.ASTERAMISK_MEDIA_PACING;
+      else process.env.ASTERAMISK_MEDIA_PACING = before;
     }
   });
 });

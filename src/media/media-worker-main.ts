@@ -113,6 +113,7 @@ const options = workerData as {
   priority?: number;
   realtime?: number;
   clock?: 'precise' | 'timers';
+  slots?: number;
 };
 /** The main thread's count of stops (see CONTROL_STOP_EPOCH), and the last value acted on. */
 const control = new Int32Array(options.control);
@@ -140,7 +141,10 @@ const RECENT_FRAMES = 5;
  */
 const LISTEN_SLACK_MS = 20;
 const allocators = new Map<string, PortAllocator>();
-const pacer = new Pacer(options.clock === 'timers' ? {} : { clock: preciseClock() });
+const pacer = new Pacer({
+  ...(options.clock === 'timers' ? {} : { clock: preciseClock() }),
+  ...(options.slots === undefined ? {} : { slots: options.slots }),
+});
 
 function allocatorFor(options: LegOptions): PortAllocator {
   const key = `${options.ports.min}-${options.ports.max}`;

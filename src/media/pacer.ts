@@ -88,7 +88,7 @@ export interface TickInfo {
 }
 
 /** Slots per period unless told otherwise (see {@link PacerOptions.slots}). */
-const DEFAULT_SLOTS = 10;
+export const DEFAULT_SLOTS = 10;
 /** Streams per slot before another slot opens unless told otherwise (see {@link PacerOptions.slotCapacity}). */
 const DEFAULT_SLOT_CAPACITY = 50;
 
