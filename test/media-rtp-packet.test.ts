@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { decodeRtp, encodeRtp, type RtpPacket } from '../src/media/rtp-packet.js';
+import { decodeRtp, encodeRtp, type RtpPacket, stampRtpHeader } from '../src/media/rtp-packet.js';
 
 describe('RTP packet coding', () => {
   const payload = Buffer.from([1, 2, 3, 4, 5]);
@@ -42,5 +42,28 @@ describe('RTP packet coding', () => {
 
   it('refuses a header shorter than its CSRC count says', () => {
     expect(decodeRtp(wire({ csrc: [1, 2] }).subarray(0, 16))).toBeUndefined();
+  });
+
+  it('stampRtpHeader rewrites a packet in place; timestamp and SSRC above 2^31 may come signed', () => {
+    const packet = encodeRtp({
+      payloadType: 8,
+      marker: true,
+      sequenceNumber: 0xffff,
+      timestamp: 0xffffffff,
+      ssrc: 0xffffffff,
+      csrc: [],
+      payload: Buffer.alloc(160, 0x55),
+    });
+    stampRtpHeader(packet, 0, false, 0x1234, 0xdeadbeef | 0, 0x80000001 | 0);
+    expect(decodeRtp(packet)).toMatchObject({
+      payloadType: 0,
+      marker: false,
+      sequenceNumber: 0x1234,
+      timestamp: 0xdeadbeef,
+      ssrc: 0x80000001,
+      payload: Buffer.alloc(160, 0x55),
+    });
+    stampRtpHeader(packet, 0, true, 7, 160, 1);
+    expect(decodeRtp(packet)).toMatchObject({ marker: true, sequenceNumber: 7, timestamp: 160, ssrc: 1 });
   });
 });

@@ -314,6 +314,32 @@ describe('RtpSession outbound', () => {
 });
 
 describe('RtpSession peer', () => {
+  it('sends on a connected socket from a ring of packets: bursts of 100 frames arrive whole and in order', async () => {
+    const s = await session();
+    const asterisk = await peer();
+    s.setRemote('127.0.0.1', asterisk.port);
+    // dgram connects in two process.nextTick steps: by the next turn of the loop it has.
+    await new Promise((resolve) => setImmediate(resolve));
+    // Bursts of more frames than the ring holds (64), each frame its own bytes, so every packet
+    // of the ring is rewritten: each must arrive with its own header (marker included) and
+    // payload. Three bursts of 100, each received before the next (a receive buffer holds ~200).
+    for (let burst = 0; burst < 3; burst++) {
+      for (let i = burst * 100; i < (burst + 1) * 100; i++)
+        s.sendPayload(new Uint8Array(160).fill(i & 0xff), i === 0);
+      while (asterisk.received.length < (burst + 1) * 100)
+        await new Promise((resolve) => asterisk.socket.once('message', resolve));
+    }
+    const first = asterisk.received[0]!;
+    asterisk.received.forEach((packet, i) => {
+      expect(packet.sequenceNumber).toBe((first.sequenceNumber + i) & 0xffff);
+      expect(packet.timestamp).toBe((first.timestamp + i * 160) >>> 0);
+      expect(packet.ssrc).toBe(s.ssrc);
+      expect(packet.marker).toBe(i === 0);
+      expect(packet.payload).toEqual(Buffer.alloc(160, i & 0xff));
+    });
+    expect(s.stats.sent).toBe(300);
+  });
+
   it('follows a new peer: packets go there, and only it is heard', async () => {
     const s = await session();
     const first = await peer();

@@ -46,6 +46,36 @@ export function encodeRtp(packet: RtpPacket): Buffer {
   return out;
 }
 
+/** The size of an RTP header with no CSRC and no extension. */
+export const RTP_HEADER_BYTES = 12;
+
+/**
+ * Writes bytes 1 to 11 of a 12-byte header in place (byte 0, the version, is the packet's own):
+ * marker, payload type, sequence number, timestamp and SSRC, the last three modulo 2^16, 2^32 and
+ * 2^32, so either sign will do.
+ */
+export function stampRtpHeader(
+  packet: Uint8Array,
+  payloadType: number,
+  marker: boolean,
+  sequenceNumber: number,
+  timestamp: number,
+  ssrc: number,
+): void {
+  // Byte stores keep the low 8 bits of each value: no range checks, no intermediate numbers.
+  packet[1] = (marker ? 0x80 : 0) | (payloadType & 0x7f);
+  packet[2] = sequenceNumber >> 8;
+  packet[3] = sequenceNumber;
+  packet[4] = timestamp >>> 24;
+  packet[5] = timestamp >>> 16;
+  packet[6] = timestamp >>> 8;
+  packet[7] = timestamp;
+  packet[8] = ssrc >>> 24;
+  packet[9] = ssrc >>> 16;
+  packet[10] = ssrc >>> 8;
+  packet[11] = ssrc;
+}
+
 /**
  * The common case of {@link encodeRtp}, for the send path: a 12-byte header (no CSRC, no
  * extension) and the payload, with no intermediate objects.

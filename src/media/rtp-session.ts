@@ -7,8 +7,16 @@ import { childLogger, type Logger, silentLogger } from '../logger.js';
 import { FRAME_MS, FRAME_SAMPLES } from './audio-frame.js';
 import { alawToMulaw, decodeMulaw, encodeMulaw } from './g711.js';
 import { JitterBuffer } from './jitter-buffer.js';
+import { PacketRing } from './packet-ring.js';
 import type { PortAllocator } from './port-allocator.js';
-import { decodeRtp, encodeRtpFrame, PT_PCMA, PT_PCMU } from './rtp-packet.js';
+import {
+  decodeRtp,
+  encodeRtpFrame,
+  PT_PCMA,
+  PT_PCMU,
+  RTP_HEADER_BYTES,
+  stampRtpHeader,
+} from './rtp-packet.js';
 
 /** Options of {@link RtpSession.open}. */
 export interface RtpSessionOptions {
@@ -93,6 +101,12 @@ export const SSRC_PROBATION_SPAN_MS = 30;
 
 /** Most packets of a candidate SSRC held in probation (the oldest go first). */
 const MAX_HELD_PACKETS = 8;
+
+/**
+ * This thread's outbound packets of one 20 ms PCMU frame, for sessions whose socket is connected
+ * to the peer (see packet-ring.ts): 64, more than one tick of the pacer sends in a burst.
+ */
+const sendRing = new PacketRing(64, RTP_HEADER_BYTES + FRAME_SAMPLES);
 
 /** How a session sends (see RtpSession.#updateSendMode): not at all (no peer yet, or closed), */
 const SEND_NONE = 0;
@@ -419,17 +433,20 @@ export class RtpSession {
       }
       this.#timestamp = (this.#timestamp + advance) | 0;
     }
-    const packet = encodeRtpFrame(
-      PT_PCMU,
-      startsTalkspurt,
-      this.#sequence,
-      this.#timestamp,
-      this.#ssrcBits,
-      ulaw,
-    );
-    this.#sequence = (this.#sequence + 1) & 0xffff;
+    const sequence = this.#sequence;
+    this.#sequence = (sequence + 1) & 0xffff;
     this.#lastSentAt = now;
     this.#sent++;
+    if (mode === SEND_CONNECTED && RTP_HEADER_BYTES + samples === sendRing.packetSize) {
+      const packet = sendRing.take();
+      stampRtpHeader(packet, PT_PCMU, startsTalkspurt, sequence, this.#timestamp, this.#ssrcBits);
+      packet.set(ulaw, RTP_HEADER_BYTES);
+      const socket = this.#socket;
+      socket.send(packet);
+      if (socket.getSendQueueCount() > 0) sendRing.keepLast();
+      return true;
+    }
+    const packet = encodeRtpFrame(PT_PCMU, startsTalkspurt, sequence, this.#timestamp, this.#ssrcBits, ulaw);
     if (mode === SEND_CONNECTED) this.#socket.send(packet);
     else this.#sendTo(packet, this.#remote!.address, this.#remote!.port);
     return true;
