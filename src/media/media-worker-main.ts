@@ -1,4 +1,3 @@
-import { performance } from 'node:perf_hooks';
 /**
  * The media worker's entry (a worker_threads thread started by {@link MediaWorker}): it owns the
  * RTP sockets, the 20 ms pacer, the jitter buffers and the G.711 coding of its legs, so none of
@@ -8,6 +7,7 @@ import { performance } from 'node:perf_hooks';
 import { spawnSync } from 'node:child_process';
 import { readlinkSync } from 'node:fs';
 import { setPriority } from 'node:os';
+import { performance } from 'node:perf_hooks';
 import { parentPort, workerData } from 'node:worker_threads';
 import { AsteramiskError } from '../errors.js';
 import { AudioPlayer, type PlaybackStream } from './audio-player.js';
