@@ -318,7 +318,8 @@ describe('RtpSession peer', () => {
     const s = await session();
     const asterisk = await peer();
     s.setRemote('127.0.0.1', asterisk.port);
-    // dgram connects in two process.nextTick steps: by the next turn of the loop it has.
+    // The session learns that its socket is connected in dgram's 'connect' callback, run on
+    // process.nextTick: by the next turn of the loop, sends go on the connected socket.
     await new Promise((resolve) => setImmediate(resolve));
     // Bursts of more frames than the ring holds (64), each frame its own bytes, so every packet
     // of the ring is rewritten: each must arrive with its own header (marker included) and

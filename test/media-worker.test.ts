@@ -1,5 +1,5 @@
 import { createSocket, type Socket } from 'node:dgram';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { AriClient } from '../src/asterisk/ari-client.js';
 import type { StasisStartEvent } from '../src/asterisk/ari-events.js';
 import { ConfigError, MediaWorkerError } from '../src/errors.js';
@@ -362,75 +362,65 @@ describe('MediaWorker: the RTP of calls in a worker thread', () => {
 });
 
 describe('The shared media worker', () => {
+  afterEach(() => {
+    vi.unstubAllEnvs();
+  });
+
+  /** Plays `ms` of a tone through a leg of `worker` and waits for its frames at the far end. */
+  async function carriesAudio(worker: MediaWorker, ms: number): Promise<void> {
+    const asterisk = await peer();
+    const leg = await worker.openLeg({ ports, bindAddress: '127.0.0.1' });
+    leg.setRemote('127.0.0.1', asterisk.port);
+    await expect(leg.play(tone(500, ms))).resolves.toBe('finished');
+    await until(() => asterisk.received.length === ms / 20);
+    await leg.close();
+  }
+
   it('asks for nice −10 for its thread (granted to root), or what ASTERAMISK_MEDIA_PRIORITY says (SCHED_FIFO with realtime)', async () => {
-    const before = process.env.ASTERAMISK_MEDIA_PRIORITY;
-    try {
-      delete process.env.ASTERAMISK_MEDIA_PRIORITY;
-      const worker = MediaWorker.shared;
-      await worker.ready;
-      if (process.getuid?.() === 0) expect(worker.priority).toBe('nice -10');
-      else expect(worker.priority).toMatch(/^not raised: /);
-      await worker.close();
+    vi.stubEnv('ASTERAMISK_MEDIA_PRIORITY', undefined);
+    const worker = MediaWorker.shared;
+    await worker.ready;
+    if (process.getuid?.() === 0) expect(worker.priority).toBe('nice -10');
+    else expect(worker.priority).toMatch(/^not raised: /);
+    await worker.close();
 
-      process.env.ASTERAMISK_MEDIA_PRIORITY = 'default';
-      const unchanged = MediaWorker.shared;
-      expect(unchanged).not.toBe(worker);
-      await unchanged.ready;
-      expect(unchanged.priority).toBe('default');
-      await unchanged.close();
+    vi.stubEnv('ASTERAMISK_MEDIA_PRIORITY', 'default');
+    const unchanged = MediaWorker.shared;
+    expect(unchanged).not.toBe(worker);
+    await unchanged.ready;
+    expect(unchanged.priority).toBe('default');
+    await unchanged.close();
 
-      process.env.ASTERAMISK_MEDIA_PRIORITY = 'realtime:20';
-      const realtime = MediaWorker.shared;
-      await realtime.ready;
-      if (process.getuid?.() === 0) expect(realtime.priority).toBe('SCHED_FIFO 20');
-      else expect(realtime.priority).toMatch(/\(SCHED_FIFO refused: .+\)$/);
-      // It still carries audio.
-      const asterisk = await peer();
-      const leg = await realtime.openLeg({ ports, bindAddress: '127.0.0.1' });
-      leg.setRemote('127.0.0.1', asterisk.port);
-      await expect(leg.play(tone(500, 60))).resolves.toBe('finished');
-      await until(() => asterisk.received.length === 3);
-      await leg.close();
-      await realtime.close();
+    vi.stubEnv('ASTERAMISK_MEDIA_PRIORITY', 'realtime:20');
+    const realtime = MediaWorker.shared;
+    await realtime.ready;
+    if (process.getuid?.() === 0) expect(realtime.priority).toBe('SCHED_FIFO 20');
+    else expect(realtime.priority).toMatch(/\(SCHED_FIFO refused: .+\)$/);
+    await carriesAudio(realtime, 60);
+    await realtime.close();
 
-      for (const bad of ['fast', 'realtime:0', 'realtime:100', 'realtime:-5', '-10x']) {
-        process.env.ASTERAMISK_MEDIA_PRIORITY = bad;
-        expect(() => MediaWorker.shared).toThrow(`ASTERAMISK_MEDIA_PRIORITY is "${bad}"`);
-      }
-      expect(() => new MediaWorker({ realtimePriority: 0 })).toThrow(/realtimePriority is 0/);
-    } finally {
-      if (before === undefined) delete process.env.ASTERAMISK_MEDIA_PRIORITY;
-      else process.env.ASTERAMISK_MEDIA_PRIORITY = before;
+    for (const bad of ['fast', 'realtime:0', 'realtime:100', 'realtime:-5', '-10x']) {
+      vi.stubEnv('ASTERAMISK_MEDIA_PRIORITY', bad);
+      expect(() => MediaWorker.shared).toThrow(`ASTERAMISK_MEDIA_PRIORITY is "${bad}"`);
     }
+    expect(() => new MediaWorker({ realtimePriority: 0 })).toThrow(/realtimePriority is 0/);
   });
 
   it('paces with the precise clock over 10 slots, or as ASTERAMISK_MEDIA_PACING says (burst: timers, one slot)', async () => {
-    const before = process.env.ASTERAMISK_MEDIA_PACING;
-    try {
-      delete process.env.ASTERAMISK_MEDIA_PACING;
-      const precise = MediaWorker.shared;
-      expect(precise.pacing).toBe('precise clock, 10 slots');
-      await precise.close();
+    vi.stubEnv('ASTERAMISK_MEDIA_PACING', undefined);
+    const precise = MediaWorker.shared;
+    expect(precise.pacing).toBe('precise clock, 10 slots');
+    await precise.close();
 
-      process.env.ASTERAMISK_MEDIA_PACING = 'burst';
-      const burst = MediaWorker.shared;
-      expect(burst).not.toBe(precise);
-      expect(burst.pacing).toBe('timers clock, 1 slot');
-      // It carries audio, paced.
-      const asterisk = await peer();
-      const leg = await burst.openLeg({ ports, bindAddress: '127.0.0.1' });
-      leg.setRemote('127.0.0.1', asterisk.port);
-      await expect(leg.play(tone(500, 100))).resolves.toBe('finished');
-      await until(() => asterisk.received.length === 5);
-      await leg.close();
-      await burst.close();
+    vi.stubEnv('ASTERAMISK_MEDIA_PACING', 'burst');
+    const burst = MediaWorker.shared;
+    expect(burst).not.toBe(precise);
+    expect(burst.pacing).toBe('timers clock, 1 slot');
+    await carriesAudio(burst, 100);
+    await burst.close();
 
-      process.env.ASTERAMISK_MEDIA_PACING = 'fast';
-      expect(() => MediaWorker.shared).toThrow('ASTERAMISK_MEDIA_PACING is "fast"');
-    } finally {
-      if (before === undefined) delete process.env.ASTERAMISK_MEDIA_PACING;
-      else process.env.ASTERAMISK_MEDIA_PACING = before;
-    }
+    vi.stubEnv('ASTERAMISK_MEDIA_PACING', 'fast');
+    expect(() => MediaWorker.shared).toThrow('ASTERAMISK_MEDIA_PACING is "fast"');
   });
 });
 

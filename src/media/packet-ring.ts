@@ -12,8 +12,8 @@
  * calls libuv's try-send at once and the kernel copies the datagram. Only when the kernel's buffer
  * is full does libuv queue the send, keeping the packet by reference; the caller then hands the
  * packet over with {@link PacketRing.keepLast} and the ring takes a new one in its place. Only
- * sends on connected sockets use the ring: an unconnected send resolves its address first, which
- * dgram's default lookup does a tick later.
+ * sends on connected sockets use the ring: an unconnected send goes through the socket's address
+ * lookup first, which for a socket with dgram's default lookup answers a tick later.
  */
 export class PacketRing {
   readonly #packets: Buffer[];
