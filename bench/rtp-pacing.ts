@@ -44,6 +44,7 @@ import { tone } from '../src/media/tone.js';
 import type { ReceiverReport } from './rtp-receiver.js';
 import { preEncodedPackets, stampFrame } from './support/naive-rtp.js';
 import { type CaptureTiming, startCapture } from './support/pcap-timing.js';
+import { describeThreadCpu, type ThreadCpu, threadCpu } from './support/thread-cpu.js';
 
 function option(name: string, fallback: number): number {
   const i = process.argv.indexOf(`--${name}`);
@@ -300,10 +301,22 @@ async function main(): Promise<void> {
 
   const burner = busy ? burnMainThread() : undefined;
   const cpuBefore = process.cpuUsage();
+  const threadsBefore = threadCpu();
+  // A second snapshot once every play has started: the steady state's share of each thread.
+  let threadsSteady: { at: number; cpu: ThreadCpu } | undefined;
+  const steadyTimer = setTimeout(() => {
+    threadsSteady = { at: performance.now(), cpu: threadCpu() };
+  }, 2000);
   const started = performance.now();
   const finished = await sender.run();
   const elapsed = performance.now() - started;
   const cpu = process.cpuUsage(cpuBefore);
+  const threadsAfter = threadCpu();
+  clearTimeout(steadyTimer);
+  const threadLines = [
+    describeThreadCpu(threadsBefore, threadsAfter, elapsed),
+    threadsSteady && describeThreadCpu(threadsSteady.cpu, threadsAfter, started + elapsed - threadsSteady.at),
+  ];
   burner?.stop();
 
   // Let the last datagrams land, then ask for the report.
@@ -350,6 +363,8 @@ async function main(): Promise<void> {
   console.log(
     `sender CPU: ${cpuPct.toFixed(1)} % of one core${busy ? ` (the ${(((burner?.burntMs() ?? 0) / elapsed) * 100).toFixed(0)} % burnt by the synthetic load not counted)` : ''}`,
   );
+  if (threadLines[0]) console.log(`  by thread, whole run: ${threadLines[0]}`);
+  if (threadLines[1]) console.log(`  by thread, after the first 2 s: ${threadLines[1]}`);
   console.log('');
   console.log(
     '| sender | busy | streams | seconds | sent | received | lost | dev p50 | dev p99 | dev max | kernel p50 | kernel p99 | kernel max | steady p99 | CPU |',

@@ -16,6 +16,8 @@ export interface FrameSink {
   sendFrame(pcm: Int16Array, startsTalkspurt: boolean): boolean;
   /** Sends one frame already in µ-law, as it is (no encoding); same `startsTalkspurt` rule. */
   sendPayload(ulaw: Uint8Array, startsTalkspurt: boolean): boolean;
+  /** Optional: reads what the next send reads first (see PacedStream.warm). */
+  warm?(): number;
 }
 
 /** What {@link AudioPlayer.onFirstPacket} reports for each play: its start-up latency. */
@@ -170,10 +172,18 @@ export class AudioPlayer implements PacedStream {
   #generation = 0;
   /** A frame went out on the previous tick (or at once): the next one continues the talkspurt. */
   #continuing = false;
-  /** When this player's last frame was taken for the sink, on the pacer's clock. */
+  /**
+   * When this player's last frame was taken for the sink, on the pacer's clock: for a frame sent
+   * on a tick, when that tick started (read once for all the tick's streams, a fraction of a
+   * millisecond before the frame left).
+   */
   #lastFrameAt = Number.NEGATIVE_INFINITY;
-  /** Ticks due before this time send no frame of this player (set when it joins the clock). */
-  #holdUntil = Number.NEGATIVE_INFINITY;
+  /**
+   * Ticks due before this time send no frame of this player (set when it joins the clock, cleared
+   * by the first tick past it). Undefined, not -Infinity, when there is none: every tick reads it,
+   * and undefined is told without loading the heap number a time lives in.
+   */
+  #holdUntil: number | undefined;
   #closed = false;
   /** A field of its own, not in #stats: it changes with every frame (see RtpSession's sent count). */
   #framesSent = 0;
@@ -316,15 +326,32 @@ export class AudioPlayer implements PacedStream {
     };
   }
 
+  /**
+   * @internal See PacedStream.warm. Reads a field in each cache line of this object and of the
+   * head play that onTick reads (this object spans three lines, a play two), the chunk and the sink.
+   */
+  warm(): number {
+    if (this.#closed) return 0;
+    const head = this.#head;
+    if (head === undefined) return 0;
+    const chunk = head.chunk;
+    const ahead = chunk === undefined || head.ended ? 0 : chunk.length - head.offset;
+    return ahead + (head.started ? 1 : 0) + (this.#sink.warm?.() ?? 0);
+  }
+
   /** @internal Called by the pacer once per tick. */
-  onTick(_tick: number, dueAt: number): void {
+  onTick(_tick: number, dueAt: number, now: number): void {
     if (this.#closed) return;
     this.#beforeTick?.();
     this.#dropStoppedGeneration();
     this.#settleDrained();
     // A tick too close after the last frame (one sent at once) sends nothing: the talkspurt, if
     // any, carries on at the next tick.
-    if (dueAt >= this.#holdUntil) this.#continuing = this.#sendHeadFrame();
+    const hold = this.#holdUntil;
+    if (hold === undefined || dueAt >= hold) {
+      if (hold !== undefined) this.#holdUntil = undefined;
+      this.#continuing = this.#sendHeadFrame(now);
+    }
     this.#settleDrained();
     if (!this.#hasWork()) {
       this.#pacer.remove(this);
@@ -353,8 +380,9 @@ export class AudioPlayer implements PacedStream {
     const head = this.#head;
     if (!head || head.sentSamples > 0 || head.generation !== this.#generation || !hasFrame(head)) return;
     if (this.#continuing || this.#pacer.has(this)) return;
-    if (this.#pacer.now() - this.#lastFrameAt < MIN_FRAME_GAP_MS) return;
-    this.#sendHeadFrame();
+    const now = this.#pacer.now();
+    if (now - this.#lastFrameAt < MIN_FRAME_GAP_MS) return;
+    this.#sendHeadFrame(now);
     this.#settleDrained();
     // With more frames ready the pacer takes over and they continue this talkspurt.
     this.#continuing = this.#hasWork();
@@ -415,13 +443,13 @@ export class AudioPlayer implements PacedStream {
    * frame the sink cannot send (no peer yet) is still consumed: audio plays in real time whether
    * or not anyone listens.
    */
-  #sendHeadFrame(): boolean {
+  #sendHeadFrame(now: number): boolean {
     const head = this.#head;
     if (!head || !hasFrame(head)) return false;
     const startsTalkspurt = !this.#continuing;
     const frame = takeFrame(head);
     this.#onFrameTaken?.(head.tag, head.sentSamples);
-    this.#lastFrameAt = this.#pacer.now();
+    this.#lastFrameAt = now;
     if (!head.encoding.send(this.#sink, frame, startsTalkspurt)) return true;
     this.#framesSent++;
     if (!head.started) {

@@ -257,6 +257,15 @@ function checkStops(): void {
   for (const leg of legs.values()) syncStop(leg);
 }
 
+/**
+ * A playback's tag is its counter slot: a number, so the frame's store loads no object. One
+ * function for all legs: a closure per leg was one more cold object per frame (perf of the worker,
+ * 500 streams: about a tenth of the library's own samples).
+ */
+function storeSentSamples(tag: unknown, sentSamples: number): void {
+  counters.store(tag as number, sentSamples);
+}
+
 async function open(command: Extract<MediaCommand, { type: 'open' }>): Promise<void> {
   const leg: Leg = {
     id: command.leg,
@@ -302,8 +311,7 @@ async function open(command: Extract<MediaCommand, { type: 'open' }>): Promise<v
     sink: session,
     pacer,
     beforeTick: checkStops,
-    // A playback's tag is its counter slot: a number, so the frame's store loads no object.
-    onFrameTaken: (tag, sentSamples) => counters.store(tag as number, sentSamples),
+    onFrameTaken: storeSentSamples,
     onFirstFrameSent: (tag, sentAt) => {
       const pb = leg.pbBySlot.get(tag as number);
       if (pb !== undefined) post({ type: 'first', leg: leg.id, pb, sentAt: epoch(sentAt) });

@@ -198,11 +198,22 @@ export class RtpSession {
   #sendMode: SendMode = SEND_NONE;
   /** The SSRC as a signed 32-bit integer (see the `ssrc` getter). */
   readonly #ssrcBits = randomInt(1, 0xffffffff) | 0;
-  #sequence = randomInt(0, 0x10000);
+  /**
+   * `| 0` although randomInt returns an integer: it computes it in floating point, and a field that
+   * starts as such a number is kept as a heap box (perf: a cache miss per packet at 500 calls).
+   */
+  #sequence = randomInt(0, 0x10000) | 0;
   /** The RTP timestamp as a signed 32-bit integer: written to the header as it is, modulo 2^32. */
   #timestamp = randomInt(0, 0x100000000) | 0;
   #sent = 0;
-  #lastSentAt: number | undefined;
+  /**
+   * When the current talkspurt's first packet went out (performance.now()), and the packets sent
+   * since: the last packet's time is taken on the talkspurt's own 20 ms grid instead of being read
+   * and stored with every packet (a clock read, and a heap number of its own that was a cache miss
+   * per packet at 500 calls).
+   */
+  #spurtStartedAt: number | undefined;
+  #spurtPackets = 0;
   #closed = false;
   readonly #closedPromise: Promise<void>;
   readonly #stats = {
@@ -415,27 +426,41 @@ export class RtpSession {
   }
 
   /**
+   * @internal Reads what the next {@link sendPayload} reads first (this object's send fields, and
+   * through the send queue's count the socket and its native handle), so a caller about to send on many sessions can bring them into the cache
+   * together; see PacedStream.warm. Returns a value only so the reads are not optimized away.
+   */
+  warm(): number {
+    return this.#sendMode === SEND_CONNECTED ? this.#spurtPackets + this.#socket.getSendQueueCount() : 0;
+  }
+
+  /**
    * Like {@link sendFrame}, for a frame already encoded as µ-law (one byte per sample): no codec
    * work (the bytes are copied once, into the packet).
    */
   sendPayload(ulaw: Uint8Array, startsTalkspurt: boolean): boolean {
     const mode = this.#sendMode;
     if (mode === SEND_NONE) return false;
-    const now = performance.now();
     const samples = ulaw.length;
-    if (this.#lastSentAt !== undefined) {
-      // Continuous audio advances by exactly one frame; after a pause, by the pause's length too,
-      // so the receiver plays the new talkspurt after a matching gap.
-      let advance = samples;
-      if (startsTalkspurt) {
-        const elapsedFrames = Math.round((now - this.#lastSentAt) / FRAME_MS);
-        advance = Math.max(1, elapsedFrames) * FRAME_SAMPLES;
+    const spurtStartedAt = this.#spurtStartedAt;
+    if (startsTalkspurt || spurtStartedAt === undefined) {
+      const now = performance.now();
+      if (spurtStartedAt !== undefined) {
+        // After a pause the timestamp moves on by the pause's length too, so the receiver plays
+        // the new talkspurt after a matching gap.
+        const lastSentAt = spurtStartedAt + (this.#spurtPackets - 1) * FRAME_MS;
+        const elapsedFrames = Math.round((now - lastSentAt) / FRAME_MS);
+        this.#timestamp = (this.#timestamp + Math.max(1, elapsedFrames) * FRAME_SAMPLES) | 0;
       }
-      this.#timestamp = (this.#timestamp + advance) | 0;
+      this.#spurtStartedAt = now;
+      this.#spurtPackets = 0;
+    } else {
+      // Continuous audio advances by exactly one frame.
+      this.#timestamp = (this.#timestamp + samples) | 0;
     }
+    this.#spurtPackets++;
     const sequence = this.#sequence;
     this.#sequence = (sequence + 1) & 0xffff;
-    this.#lastSentAt = now;
     this.#sent++;
     if (mode === SEND_CONNECTED && RTP_HEADER_BYTES + samples === sendRing.packetSize) {
       const packet = sendRing.take();
