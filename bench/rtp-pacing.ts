@@ -266,7 +266,9 @@ async function main(): Promise<void> {
   }`;
 
   // The receiver: its own process and event loop (fork keeps tsx's loader via execArgv).
-  const receiver = fork(fileURLToPath(new URL('./rtp-receiver.ts', import.meta.url)), [], {
+  // Compiled (tsc) the receiver is a .js file beside this one; under tsx, the .ts source.
+  const receiverFile = import.meta.url.endsWith('.js') ? './rtp-receiver.js' : './rtp-receiver.ts';
+  const receiver = fork(fileURLToPath(new URL(receiverFile, import.meta.url)), [], {
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
   });
   const ready = await new Promise<{ port: number; recvBufferSize: number }>((resolve, reject) => {

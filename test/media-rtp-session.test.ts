@@ -300,6 +300,29 @@ describe('RtpSession outbound', () => {
     expect(packet).toMatchObject({ payloadType: PT_PCMU, marker: true, ssrc: s.ssrc });
   });
 
+  it('sendPayloadAt sends the frame at an offset of a prompt, on both send paths, and refuses a partial one', async () => {
+    const s = await session();
+    const asterisk = await peer();
+    const prompt = new Uint8Array(new SharedArrayBuffer(700)).map((_, i) => (i * 13 + 1) & 0xff);
+    // Before the connect completes the packet goes addressed (encoded); after it, from the ring.
+    s.setRemote('127.0.0.1', asterisk.port);
+    expect(s.sendPayloadAt(prompt, 160, true)).toBe(true);
+    while (asterisk.received.length < 1)
+      await new Promise((resolve) => asterisk.socket.once('message', resolve));
+    expect(s.sendPayloadAt(prompt, 320, false)).toBe(true);
+    expect(s.sendPayloadAt(prompt, 481, false)).toBe(true); // not word aligned
+    while (asterisk.received.length < 3)
+      await new Promise((resolve) => asterisk.socket.once('message', resolve));
+    const [a, b, c] = asterisk.received as [RtpPacket, RtpPacket, RtpPacket];
+    expect(Array.from(a.payload)).toEqual(Array.from(prompt.subarray(160, 320)));
+    expect(Array.from(b.payload)).toEqual(Array.from(prompt.subarray(320, 480)));
+    expect(Array.from(c.payload)).toEqual(Array.from(prompt.subarray(481, 641)));
+    expect([a.marker, b.marker, c.marker]).toEqual([true, false, false]);
+    expect((c.timestamp - a.timestamp) >>> 0).toBe(320);
+    expect(() => s.sendPayloadAt(prompt, 600, false)).toThrow(RangeError);
+    expect(() => s.sendPayloadAt(prompt, -1, false)).toThrow(RangeError);
+  });
+
   it('sends nothing without a remote or after close, and gives the port back on close', async () => {
     const s = await session();
     expect(s.sendFrame(new Int16Array(160), true)).toBe(false);

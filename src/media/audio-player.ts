@@ -16,6 +16,11 @@ export interface FrameSink {
   sendFrame(pcm: Int16Array, startsTalkspurt: boolean): boolean;
   /** Sends one frame already in µ-law, as it is (no encoding); same `startsTalkspurt` rule. */
   sendPayload(ulaw: Uint8Array, startsTalkspurt: boolean): boolean;
+  /**
+   * Optional: sends the µ-law frame (160 bytes) at `offset` in `source`, as sendPayload would send
+   * that view of it, without making the view (see RtpSession.sendPayloadAt).
+   */
+  sendPayloadAt?(source: Uint8Array, offset: number, startsTalkspurt: boolean): boolean;
   /** Optional: reads what the next send reads first (see PacedStream.warm). */
   warm?(): number;
 }
@@ -88,16 +93,24 @@ interface Encoding<T extends PlaybackSamples> {
   /** A silent frame of FRAME_SAMPLES samples, to pad the last frame of a playback. */
   silentFrame(): T;
   send(sink: FrameSink, frame: T, startsTalkspurt: boolean): boolean;
+  /** Sends the whole frame at `offset` in `chunk`. */
+  sendAt(sink: FrameSink, chunk: T, offset: number, startsTalkspurt: boolean): boolean;
 }
 
 const PCM: Encoding<Int16Array> = {
   silentFrame: () => new Int16Array(FRAME_SAMPLES),
   send: (sink, frame, startsTalkspurt) => sink.sendFrame(frame, startsTalkspurt),
+  sendAt: (sink, chunk, offset, startsTalkspurt) =>
+    sink.sendFrame(chunk.subarray(offset, offset + FRAME_SAMPLES), startsTalkspurt),
 };
 
 const ULAW: Encoding<Uint8Array> = {
   silentFrame: () => new Uint8Array(FRAME_SAMPLES).fill(MULAW_SILENCE),
   send: (sink, frame, startsTalkspurt) => sink.sendPayload(frame, startsTalkspurt),
+  sendAt: (sink, chunk, offset, startsTalkspurt) =>
+    sink.sendPayloadAt !== undefined
+      ? sink.sendPayloadAt(chunk, offset, startsTalkspurt)
+      : sink.sendPayload(chunk.subarray(offset, offset + FRAME_SAMPLES), startsTalkspurt),
 };
 
 /** One play or stream in the queue; its chunks are all in its encoding. */
@@ -447,10 +460,20 @@ export class AudioPlayer implements PacedStream {
     const head = this.#head;
     if (!head || !hasFrame(head)) return false;
     const startsTalkspurt = !this.#continuing;
-    const frame = takeFrame(head);
+    const chunk = head.chunk!;
+    const offset = head.offset;
+    const whole = chunk.length - offset >= FRAME_SAMPLES;
+    // A frame that lies in one chunk goes out from the chunk itself (no view, no allocation per
+    // frame); one that spans chunks, or the short last one, is copied into a frame of its own.
+    const frame = whole ? undefined : takeSplitFrame(head);
+    if (whole) skipWholeFrame(head);
     this.#onFrameTaken?.(head.tag, head.sentSamples);
     this.#lastFrameAt = now;
-    if (!head.encoding.send(this.#sink, frame, startsTalkspurt)) return true;
+    const sent =
+      frame === undefined
+        ? head.encoding.sendAt(this.#sink, chunk, offset, startsTalkspurt)
+        : head.encoding.send(this.#sink, frame, startsTalkspurt);
+    if (!sent) return true;
     this.#framesSent++;
     if (!head.started) {
       head.started = true;
@@ -489,21 +512,20 @@ function hasFrame(playback: QueuedPlayback): boolean {
   return playback.available >= FRAME_SAMPLES || (playback.ended && playback.available > 0);
 }
 
+/** Counts the next 160 samples of a playback, which lie in its current chunk, as taken. */
+function skipWholeFrame(playback: QueuedPlayback): void {
+  playback.offset += FRAME_SAMPLES;
+  playback.available -= FRAME_SAMPLES;
+  playback.sentSamples += FRAME_SAMPLES;
+  if (playback.offset === playback.chunk!.length) nextChunk(playback);
+}
+
 /**
- * Removes the next 160 samples from a playback (and counts them in its `sentSamples`): a view into
- * its chunk when they lie in one chunk, a copy otherwise; the last, short frame of an ended
+ * Removes the next frame of a playback whose current chunk holds less than 160 samples: copied
+ * from the chunks it spans (and counted in its `sentSamples`); the last, short frame of an ended
  * playback is padded with silence of its encoding.
  */
-function takeFrame<T extends PlaybackSamples>(playback: QueuedPlayback<T>): T {
-  const first = playback.chunk!;
-  if (first.length - playback.offset >= FRAME_SAMPLES) {
-    const view = first.subarray(playback.offset, playback.offset + FRAME_SAMPLES) as T;
-    playback.offset += FRAME_SAMPLES;
-    playback.available -= FRAME_SAMPLES;
-    playback.sentSamples += FRAME_SAMPLES;
-    if (playback.offset === first.length) nextChunk(playback);
-    return view;
-  }
+function takeSplitFrame<T extends PlaybackSamples>(playback: QueuedPlayback<T>): T {
   const frame = playback.encoding.silentFrame();
   let filled = 0;
   let chunk = playback.chunk;

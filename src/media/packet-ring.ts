@@ -17,12 +17,23 @@
  */
 export class PacketRing {
   readonly #packets: Buffer[];
+  /** Each packet's payload as 32-bit words (see takeWith); a packet replaced by keepLast gets its own. */
+  readonly #payloadWords: Int32Array[];
   readonly #size: number;
+  readonly #headerBytes: number;
   #next = 0;
 
-  /** `count` packets of `size` bytes (header and payload), each with the RTP version set. */
-  constructor(count: number, size: number) {
+  /**
+   * `count` packets of `size` bytes (header and payload), each with the RTP version set; the
+   * payload starts at `headerBytes` (default 12, the RTP header without CSRCs).
+   */
+  constructor(count: number, size: number, headerBytes = 12) {
+    if (headerBytes % 4 !== 0 || size % 4 !== 0 || headerBytes > size)
+      throw new RangeError(
+        `a packet ring needs a header and a size in whole 32-bit words (got ${headerBytes}, ${size})`,
+      );
     this.#size = size;
+    this.#headerBytes = headerBytes;
     // One block of memory: the packets sent one after the other are neighbours.
     const block = newPacket(count * size);
     this.#packets = Array.from({ length: count }, (_, i) => {
@@ -30,6 +41,7 @@ export class PacketRing {
       packet[0] = 0x80;
       return packet;
     });
+    this.#payloadWords = this.#packets.map((packet) => this.#wordsOf(packet));
   }
 
   /** The size of every packet of the ring. */
@@ -44,16 +56,65 @@ export class PacketRing {
     return packet;
   }
 
+  /**
+   * The next packet, its payload copied from `source`, starting at `offset` (the payload's size of
+   * bytes; the caller checks they are there). No view of the source is made: where the bytes start
+   * on a 32-bit boundary (a prompt in its own buffer, frames 160 bytes apart) they are copied word
+   * by word, else through a view. Why: a view per frame was the one allocation per packet on the
+   * send path (a scavenge of the media worker every 0.65 s at 500 calls), and the word copy takes
+   * 31 ns against 75–105 ns for a view and TypedArray.set (2 million copies, Node 20).
+   */
+  takeWith(source: Uint8Array, offset: number): Buffer {
+    const index = this.#next;
+    const packet = this.take();
+    const words = this.#payloadWords[index]!;
+    const start = source.byteOffset + offset;
+    const from = start >> 2;
+    const sourceWords = (start & 3) === 0 ? wordsOf(source.buffer) : undefined;
+    if (sourceWords !== undefined && from + words.length <= sourceWords.length) {
+      for (let i = 0; i < words.length; i++) words[i] = sourceWords[from + i]!;
+    } else {
+      packet.set(source.subarray(offset, offset + this.#size - this.#headerBytes), this.#headerBytes);
+    }
+    return packet;
+  }
+
   /** The packet last taken is still referenced (its send was queued): the ring replaces it. */
   keepLast(): void {
     const last = this.#next === 0 ? this.#packets.length - 1 : this.#next - 1;
-    this.#packets[last] = newPacket(this.#size);
+    const packet = newPacket(this.#size);
+    this.#packets[last] = packet;
+    this.#payloadWords[last] = this.#wordsOf(packet);
+  }
+
+  #wordsOf(packet: Buffer): Int32Array {
+    // Buffer.alloc gives each block its own ArrayBuffer at offset 0, and every packet starts a
+    // whole number of words into it: the payload is word aligned.
+    return new Int32Array(
+      packet.buffer,
+      packet.byteOffset + this.#headerBytes,
+      (this.#size - this.#headerBytes) / 4,
+    );
   }
 }
 
-/** Zeroed memory of its own (not a slice of Buffer's pool), the RTP version set. */
 function newPacket(size: number): Buffer {
   const packet = Buffer.alloc(size);
   packet[0] = 0x80;
   return packet;
+}
+
+/**
+ * The last source buffer seen as 32-bit words. One entry: the calls of one tick mostly play the
+ * same few cached prompts, and a miss costs one view, what every frame cost before. It keeps that
+ * one buffer alive until another replaces it.
+ */
+let wordsBuffer: ArrayBufferLike | undefined;
+let wordsView: Int32Array<ArrayBufferLike> = new Int32Array(0);
+function wordsOf(buffer: ArrayBufferLike): Int32Array {
+  if (buffer !== wordsBuffer) {
+    wordsView = new Int32Array(buffer, 0, buffer.byteLength >> 2);
+    wordsBuffer = buffer;
+  }
+  return wordsView;
 }

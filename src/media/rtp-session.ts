@@ -106,7 +106,7 @@ const MAX_HELD_PACKETS = 8;
  * This thread's outbound packets of one 20 ms PCMU frame, for sessions whose socket is connected
  * to the peer (see packet-ring.ts): 64, more than one tick of the pacer sends in a burst.
  */
-const sendRing = new PacketRing(64, RTP_HEADER_BYTES + FRAME_SAMPLES);
+const sendRing = new PacketRing(64, RTP_HEADER_BYTES + FRAME_SAMPLES, RTP_HEADER_BYTES);
 
 /** How a session sends (see RtpSession.#updateSendMode): not at all (no peer yet, or closed), */
 const SEND_NONE = 0;
@@ -439,9 +439,25 @@ export class RtpSession {
    * work (the bytes are copied once, into the packet).
    */
   sendPayload(ulaw: Uint8Array, startsTalkspurt: boolean): boolean {
+    return this.#send(ulaw, 0, ulaw.length, startsTalkspurt);
+  }
+
+  /**
+   * Like {@link sendPayload} for the µ-law frame (160 bytes) that starts at `offset` in `source`,
+   * without a view of it: a player sends a cached prompt frame by frame from the prompt itself.
+   *
+   * @throws RangeError when `source` holds no whole frame at `offset`.
+   */
+  sendPayloadAt(source: Uint8Array, offset: number, startsTalkspurt: boolean): boolean {
+    if (!(offset >= 0 && offset + FRAME_SAMPLES <= source.length))
+      throw new RangeError(`no whole frame at offset ${offset} of ${source.length} bytes`);
+    return this.#send(source, offset, FRAME_SAMPLES, startsTalkspurt);
+  }
+
+  /** Sends `samples` µ-law bytes of `source` from `offset` as the next packet. */
+  #send(source: Uint8Array, offset: number, samples: number, startsTalkspurt: boolean): boolean {
     const mode = this.#sendMode;
     if (mode === SEND_NONE) return false;
-    const samples = ulaw.length;
     const spurtStartedAt = this.#spurtStartedAt;
     if (startsTalkspurt || spurtStartedAt === undefined) {
       const now = performance.now();
@@ -463,15 +479,23 @@ export class RtpSession {
     this.#sequence = (sequence + 1) & 0xffff;
     this.#sent++;
     if (mode === SEND_CONNECTED && RTP_HEADER_BYTES + samples === sendRing.packetSize) {
-      const packet = sendRing.take();
+      const packet = sendRing.takeWith(source, offset);
       stampRtpHeader(packet, PT_PCMU, startsTalkspurt, sequence, this.#timestamp, this.#ssrcBits);
-      packet.set(ulaw, RTP_HEADER_BYTES);
       const socket = this.#socket;
       socket.send(packet);
       if (socket.getSendQueueCount() > 0) sendRing.keepLast();
       return true;
     }
-    const packet = encodeRtpFrame(PT_PCMU, startsTalkspurt, sequence, this.#timestamp, this.#ssrcBits, ulaw);
+    const payload =
+      offset === 0 && samples === source.length ? source : source.subarray(offset, offset + samples);
+    const packet = encodeRtpFrame(
+      PT_PCMU,
+      startsTalkspurt,
+      sequence,
+      this.#timestamp,
+      this.#ssrcBits,
+      payload,
+    );
     if (mode === SEND_CONNECTED) this.#socket.send(packet);
     else this.#sendTo(packet, this.#remote!.address, this.#remote!.port);
     return true;
