@@ -36,6 +36,8 @@ import { OfflineTtsEngine } from '../src/tts/offline-tts-engine.js';
 import { choiceFlag, machine, numberFlag } from './support/bench-util.js';
 
 const HERE = fileURLToPath(new URL('.', import.meta.url));
+/** Compiled (tsc, with bench/sipp copied beside it) the baseline is a .js file; under tsx, the source. */
+const RAW_APP_FILE = import.meta.url.endsWith('.js') ? 'raw-ari-baseline.js' : 'raw-ari-baseline.ts';
 const childMode = process.argv.includes('--child');
 const calls = numberFlag('calls', 300);
 const rate = numberFlag('rate', 30);
@@ -198,7 +200,7 @@ async function run(app: 'library' | 'raw', promptMs: number, ami: AmiClient): Pr
       ? fork(fileURLToPath(import.meta.url), ['--child', '--prompt-ms', String(promptMs)], {
           stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
         })
-      : fork(join(HERE, 'raw-ari-baseline.ts'), ['--app', rawApp, '--prompt-ms', String(promptMs)], {
+      : fork(join(HERE, RAW_APP_FILE), ['--app', rawApp, '--prompt-ms', String(promptMs)], {
           stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
         });
   try {
