@@ -64,6 +64,39 @@ describe('Pacer', () => {
     for (const [k, t] of ticks.entries()) expect(t.idealMs).toBeCloseTo(origin + 20 * k, 6);
   });
 
+  it("warms every stream of a tick before the first onTick, hands them the tick's start, and survives a throwing warm()", () => {
+    const clock = new SimulatedClock(() => 0);
+    const pacer = new Pacer({ clock, slots: 1 });
+    const events: string[] = [];
+    const nows: { dueAt: number; now: number }[] = [];
+    const stream = (name: string, warm: () => number): PacedStream => ({
+      warm: () => {
+        events.push(`warm ${name}`);
+        return warm();
+      },
+      onTick: (_tick, dueAt, now) => {
+        events.push(`tick ${name}`);
+        nows.push({ dueAt, now });
+      },
+    });
+    const a = stream('a', () => 1);
+    const b = stream('b', () => 2);
+    pacer.add(a);
+    pacer.add(b);
+    clock.runUntil(clock.time + 20);
+    expect(events.slice(-4)).toEqual(['warm a', 'warm b', 'tick a', 'tick b']);
+    for (const { dueAt, now } of nows) expect(now).toBeGreaterThanOrEqual(dueAt);
+    // A warm() that throws ends the pass, not the tick: both streams still tick.
+    const c = stream('c', () => {
+      throw new Error('cold');
+    });
+    pacer.add(c);
+    events.length = 0;
+    clock.runUntil(clock.time + 20);
+    expect(events.filter((e) => e.startsWith('tick'))).toEqual(['tick a', 'tick b', 'tick c']);
+    for (const s of [a, b, c]) pacer.remove(s);
+  });
+
   it('runs only while a stream is registered and starts with a tick at once', () => {
     const clock = new SimulatedClock(() => 0);
     const pacer = new Pacer({ clock });

@@ -389,8 +389,13 @@ export class Pacer {
     slot.snapshot ??= [...slot.streams];
     const snapshot = slot.snapshot;
     // The touch pass (see PacedStream.warm): its sum is kept so the reads are not optimized away.
+    // Only a hint: a stream whose warm() throws ends the pass, never the tick.
     let sum = 0;
-    for (const stream of snapshot) if (stream.warm !== undefined) sum += stream.warm();
+    try {
+      for (const stream of snapshot) if (stream.warm !== undefined) sum += stream.warm();
+    } catch {
+      // The streams' own onTick below still runs, each in its own try.
+    }
     warmed = sum;
     for (const stream of snapshot) {
       if (slot.snapshot !== snapshot && !slot.streams.has(stream)) continue;

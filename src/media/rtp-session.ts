@@ -427,8 +427,9 @@ export class RtpSession {
 
   /**
    * @internal Reads what the next {@link sendPayload} reads first (this object's send fields, and
-   * through the send queue's count the socket and its native handle), so a caller about to send on many sessions can bring them into the cache
-   * together; see PacedStream.warm. Returns a value only so the reads are not optimized away.
+   * through the send queue's count the socket and its native handle), so that a caller about to
+   * send on many sessions brings them all into the cache together (see PacedStream.warm). Returns
+   * a value only so that the reads are not optimized away.
    */
   warm(): number {
     return this.#sendMode === SEND_CONNECTED ? this.#spurtPackets + this.#socket.getSendQueueCount() : 0;
