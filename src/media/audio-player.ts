@@ -17,12 +17,12 @@ export interface FrameSink {
   /** Sends one frame already in µ-law, as it is (no encoding); same `startsTalkspurt` rule. */
   sendPayload(ulaw: Uint8Array, startsTalkspurt: boolean): boolean;
   /**
-   * Optional: sends the µ-law frame (160 bytes) at `offset` in `source`, as sendPayload would send
-   * that view of it, without making the view (see RtpSession.sendPayloadAt).
+   * Sends the µ-law frame (160 bytes) at `offset` in `source`, as sendPayload would send that view
+   * of it, without making the view (see RtpSession.sendPayloadAt).
    */
-  sendPayloadAt?(source: Uint8Array, offset: number, startsTalkspurt: boolean): boolean;
-  /** Optional: reads what the next send reads first (see PacedStream.warm). */
-  warm?(): number;
+  sendPayloadAt(source: Uint8Array, offset: number, startsTalkspurt: boolean): boolean;
+  /** Reads what the next send reads first (see PacedStream.warm). */
+  warm(): number;
 }
 
 /** What {@link AudioPlayer.onFirstPacket} reports for each play: its start-up latency. */
@@ -107,10 +107,7 @@ const PCM: Encoding<Int16Array> = {
 const ULAW: Encoding<Uint8Array> = {
   silentFrame: () => new Uint8Array(FRAME_SAMPLES).fill(MULAW_SILENCE),
   send: (sink, frame, startsTalkspurt) => sink.sendPayload(frame, startsTalkspurt),
-  sendAt: (sink, chunk, offset, startsTalkspurt) =>
-    sink.sendPayloadAt !== undefined
-      ? sink.sendPayloadAt(chunk, offset, startsTalkspurt)
-      : sink.sendPayload(chunk.subarray(offset, offset + FRAME_SAMPLES), startsTalkspurt),
+  sendAt: (sink, chunk, offset, startsTalkspurt) => sink.sendPayloadAt(chunk, offset, startsTalkspurt),
 };
 
 /** One play or stream in the queue; its chunks are all in its encoding. */
@@ -349,7 +346,7 @@ export class AudioPlayer implements PacedStream {
     if (head === undefined) return 0;
     const chunk = head.chunk;
     const ahead = chunk === undefined || head.ended ? 0 : chunk.length - head.offset;
-    return ahead + (head.started ? 1 : 0) + (this.#sink.warm?.() ?? 0);
+    return ahead + (head.started ? 1 : 0) + this.#sink.warm();
   }
 
   /** @internal Called by the pacer once per tick. */
