@@ -103,13 +103,13 @@ describe('MediaWorker: the RTP of calls in a worker thread', () => {
     probe.close();
   });
 
-  it("relays the worker clock's ticks to this thread's pacer (metrics), gathered every 100 ms", async () => {
+  it("relays the worker clock's ticks to this thread's pacer (metrics), gathered once a second", async () => {
     const worker = newWorker();
     const asterisk = await peer();
     const leg = await worker.openLeg({ ports, bindAddress: '127.0.0.1' });
     leg.setRemote('127.0.0.1', asterisk.port);
     const seen: TickInfo[] = [];
-    // 15 frames: the first at once, then a tick per frame; the last batch comes within 100 ms.
+    // 15 frames: the first at once, then a tick per frame; the last batch comes within a second.
     const fourteen = deferred<void>();
     const off = Pacer.shared.observe((t) => {
       seen.push(t);
@@ -122,6 +122,31 @@ describe('MediaWorker: the RTP of calls in a worker thread', () => {
     for (let i = 1; i < ticks.length; i++) expect(ticks[i]!).toBeGreaterThan(ticks[i - 1]!);
     for (const t of seen) expect(t.actualMs - t.idealMs).toBeGreaterThanOrEqual(0);
     expect(Pacer.shared.stats.skippedTicks).toBe(0);
+  });
+
+  it('hands the events of one task of the worker over in one message (plays started together)', async () => {
+    const worker = newWorker();
+    const asterisk = await peer();
+    const legs = await Promise.all(
+      Array.from({ length: 8 }, () => worker.openLeg({ ports, bindAddress: '127.0.0.1' })),
+    );
+    // Each first-packet callback notes how many microtask checkpoints it has seen. Node runs one
+    // after every message from the worker: in one message, all eight run before the first.
+    let checkpoints = 0;
+    const seen: number[] = [];
+    for (const leg of legs) {
+      leg.setRemote('127.0.0.1', asterisk.port);
+      leg.onFirstPacket(() => {
+        seen.push(checkpoints);
+        queueMicrotask(() => {
+          checkpoints++;
+        });
+      });
+    }
+    // Started in one turn: one batch of commands, whose first frames go out in one task.
+    const results = await Promise.all(legs.map((leg) => leg.play(tone(500, 60))));
+    expect(results).toEqual(Array(8).fill('finished'));
+    expect(seen).toEqual(Array(8).fill(0));
   });
 
   it('delivers the caller’s audio as µ-law and as PCM', async () => {

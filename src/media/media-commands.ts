@@ -123,6 +123,12 @@ export type MediaEvent =
   /** Ticks of the worker's pacer since the last such message: [tick, latenessMs] pairs, flat. */
   | { type: 'ticks'; ticks: number[] };
 
+/**
+ * What the worker posts: one event, or the events of one task of its event loop (a pacer tick, a
+ * batch of commands), in order.
+ */
+export type MediaEventMessage = MediaEvent | { type: 'events'; events: MediaEvent[] };
+
 export interface SerializedError {
   name: string;
   message: string;

@@ -22,6 +22,7 @@ import {
   type LegOptions,
   type MediaCommand,
   type MediaEvent,
+  type MediaEventMessage,
   type MediaMessage,
   type SerializedError,
   STATS_FIELDS,
@@ -185,7 +186,13 @@ export class MediaWorker {
       clock: options.clock ?? 'precise',
       slots,
     });
-    this.#worker.on('message', (event: MediaEvent) => this.#onEvent(event));
+    this.#worker.on('message', (message: MediaEventMessage) => {
+      if (message.type !== 'events') {
+        this.#onEvent(message);
+        return;
+      }
+      for (const event of message.events) this.#onEvent(event);
+    });
     this.#worker.on('error', (error) => {
       this.#fail(new MediaWorkerError(`The media worker threw: ${error.message}`, { cause: error }));
     });
