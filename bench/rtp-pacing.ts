@@ -8,6 +8,7 @@
  *   npx tsx bench/rtp-pacing.ts [--streams 200] [--seconds 60] [--port-min 40000]
  *                               [--sender stack|naive|worker] [--busy]
  *                               [--priority] [--realtime] [--timer-clock] [--slots N] [--no-capture]
+ *                               [--no-probe]
  *
  * --sender stack  (default) the media stack on this thread's shared pacer;
  * --sender naive  the anchor: one setInterval(20 ms) sending pre-encoded 172-byte packets from one
@@ -28,6 +29,10 @@
  *                 also measured from the kernel's transmit timestamps: bench/support/pcap-timing.ts).
  *                 Without the capture the receiver runs at nice −10 (its clock is then the measure);
  *                 with it, at the default priority (it is then only a sink).
+ * --no-probe      (stack, worker) no probe call: the sender then does exactly the naive sender's
+ *                 work (N streams, no other play), for comparing CPU. The probe's plays cost the
+ *                 main thread a few wake-ups a second, which the naive sender does not pay.
+ * --json          also print one line `RESULT {…}` with the figures (bench/sender-cpu.ts reads it).
  * --busy          the main thread burns 30 ms out of every 50 (a busy loop allocating garbage),
  *                 like handler code, event parsing and GC of a loaded app.
  */
@@ -44,7 +49,7 @@ import { tone } from '../src/media/tone.js';
 import type { ReceiverReport } from './rtp-receiver.js';
 import { preEncodedPackets, stampFrame } from './support/naive-rtp.js';
 import { type CaptureTiming, startCapture } from './support/pcap-timing.js';
-import { describeThreadCpu, type ThreadCpu, threadCpu } from './support/thread-cpu.js';
+import { describeThreadCpu, type ThreadCpu, threadCpu, totalThreadCpu } from './support/thread-cpu.js';
 
 function option(name: string, fallback: number): number {
   const i = process.argv.indexOf(`--${name}`);
@@ -93,6 +98,12 @@ function percentile(values: number[], p: number): number {
 }
 
 const ms = (v: number): string => `${v.toFixed(2)} ms`;
+
+const describeProbe = (latencies: number[]): string =>
+  latencies.length === 0
+    ? 'no probe'
+    : `probe on the running clock (${latencies.length} plays) ` +
+      `p50 ${ms(percentile(latencies, 0.5))} p99 ${ms(percentile(latencies, 0.99))}`;
 
 /**
  * The streams' audio as the TTS cache hands a prompt to a call: µ-law encoded once, in shared
@@ -147,8 +158,7 @@ async function stackSender(streams: number, seconds: number, portMin: number, po
       `pacer: ${pacer.stats.ticks} ticks, ${pacer.stats.skippedTicks} skipped, tick lateness ` +
         `p50 ${ms(percentile(lateness, 0.5))}, p99 ${ms(percentile(lateness, 0.99))}, max ${ms(pacer.stats.maxLatenessMs)}`,
       `play() → first packet: all ${streams} at once p50 ${ms(percentile(startupLatencies, 0.5))} ` +
-        `max ${ms(Math.max(...startupLatencies))}; probe on the running clock (${probeLatencies.length} plays) ` +
-        `p50 ${ms(percentile(probeLatencies, 0.5))} p99 ${ms(percentile(probeLatencies, 0.99))}`,
+        `max ${ms(Math.max(...startupLatencies))}; ${describeProbe(probeLatencies)}`,
     ],
     close: async () => {
       await Promise.all(sessions.map((s) => s.close()));
@@ -239,8 +249,7 @@ async function workerSender(
     details: () => [
       `worker: thread priority ${worker.priority}; ${clock} clock, ${slots ?? 10} slots; pacer ${JSON.stringify(pacerStats)}; worker event loop ${(worker.utilization() * 100).toFixed(1)} % busy`,
       `play() → first packet: all ${streams} at once p50 ${ms(percentile(startupLatencies, 0.5))} ` +
-        `max ${ms(Math.max(...startupLatencies))}; probe on the running clock (${probeLatencies.length} plays) ` +
-        `p50 ${ms(percentile(probeLatencies, 0.5))} p99 ${ms(percentile(probeLatencies, 0.99))}`,
+        `max ${ms(Math.max(...startupLatencies))}; ${describeProbe(probeLatencies)}`,
     ],
     close: async () => {
       await Promise.all(legs.map((l) => l.close()));
@@ -315,10 +324,13 @@ async function main(): Promise<void> {
   const cpu = process.cpuUsage(cpuBefore);
   const threadsAfter = threadCpu();
   clearTimeout(steadyTimer);
+  const steadyMs = threadsSteady ? started + elapsed - threadsSteady.at : 0;
   const threadLines = [
     describeThreadCpu(threadsBefore, threadsAfter, elapsed),
-    threadsSteady && describeThreadCpu(threadsSteady.cpu, threadsAfter, started + elapsed - threadsSteady.at),
+    threadsSteady && describeThreadCpu(threadsSteady.cpu, threadsAfter, steadyMs),
   ];
+  // Once every play has started: what sending costs, without the start of 500 plays at once.
+  const steadyCpuPct = threadsSteady && totalThreadCpu(threadsSteady.cpu, threadsAfter, steadyMs);
   burner?.stop();
 
   // Let the last datagrams land, then ask for the report.
@@ -367,6 +379,8 @@ async function main(): Promise<void> {
   );
   if (threadLines[0]) console.log(`  by thread, whole run: ${threadLines[0]}`);
   if (threadLines[1]) console.log(`  by thread, after the first 2 s: ${threadLines[1]}`);
+  if (steadyCpuPct !== undefined)
+    console.log(`sender CPU after the first 2 s (all threads): ${steadyCpuPct.toFixed(1)} % of one core`);
   console.log('');
   console.log(
     '| sender | busy | streams | seconds | sent | received | lost | dev p50 | dev p99 | dev max | kernel p50 | kernel p99 | kernel max | steady p99 | CPU |',
@@ -378,6 +392,21 @@ async function main(): Promise<void> {
       `${k ? `${ms(k.p50)} | ${ms(k.p99)} | ${ms(k.max)}` : '– | – | –'} | ` +
       `${typeof kernel === 'string' ? '–' : ms(kernel.steady.p99)} | ${cpuPct.toFixed(1)} % |`,
   );
+  if (process.argv.includes('--json')) {
+    const result = {
+      sender: label,
+      streams,
+      seconds,
+      sent,
+      received: report.received,
+      lost: report.lost,
+      cpuPct,
+      steadyCpuPct: steadyCpuPct ?? null,
+      deviationP99Ms: report.deviation.p99,
+      kernelSteadyP99Ms: typeof kernel === 'string' ? null : kernel.steady.p99,
+    };
+    console.log(`RESULT ${JSON.stringify(result)}`);
+  }
 }
 
 main().catch((error: unknown) => {
@@ -394,6 +423,7 @@ async function whileProbing<T>(
   prompt: Int16Array,
   work: () => Promise<T>,
 ): Promise<T> {
+  if (process.argv.includes('--no-probe')) return work();
   let running = true;
   const probing = (async () => {
     while (running) {

@@ -58,3 +58,11 @@ export function describeThreadCpu(
   }
   return `main thread ${pct(main)}, busiest other thread ${pct(busiest)}, ${others - 1} others ${pct(rest)}`;
 }
+
+/** All threads' CPU between two snapshots, as % of one core over `elapsedMs`; undefined without /proc. */
+export function totalThreadCpu(before: ThreadCpu, after: ThreadCpu, elapsedMs: number): number | undefined {
+  if (after.size === 0) return undefined;
+  let used = 0;
+  for (const [tid, ns] of after) used += ns - (before.get(tid) ?? 0);
+  return (used / 1e6 / elapsedMs) * 100;
+}

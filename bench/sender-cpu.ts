@@ -1,0 +1,150 @@
+/**
+ * Sender CPU of the media worker against the naive single-timer sender, as a ratio that survives a
+ * noisy machine: bench/rtp-pacing.ts run in pairs, one pair per round.
+ *
+ *   npx tsx bench/sender-cpu.ts [--rounds 6] [--streams 500] [--seconds 20]
+ *                               [--mode both|together|apart] [--worker-args "--priority"]
+ *
+ * Compiled (a deployed app runs JS, and under tsx every isolate also has a loader thread):
+ *   npx tsc -p tsconfig.json --outDir /tmp/js && cp package.json /tmp/js/ && ln -s "$PWD/node_modules" /tmp/js/
+ *   node /tmp/js/bench/sender-cpu.js
+ *
+ * Why pairs: on a shared 2-core VM the same sender's CPU moves by ±10 % from one 20 s run to the
+ * next (the host's other guests), more than the difference being measured. `together` starts both
+ * senders at once (each with its own receiver and ports; ~20 % of a core each, so they do not
+ * compete for a core), so both see the same disturbance and their ratio is steadier; `apart` runs
+ * them one after the other, as bench/rtp-pacing.ts alone would. The start order alternates by
+ * round. Both without the probe call (the naive sender starts no plays) and without the packet
+ * capture (tcpdump's filter runs in each sender's sendmsg, for every packet on loopback, its own
+ * and the other's).
+ *
+ * Printed per pair: each sender's CPU over the whole run and after the first 2 s (once all plays
+ * have started; the worker's start-up, its JIT compiling and the 500 plays started at once, is in
+ * the first), as % of one core, and worker / naive; then the medians. Prints, does not assert.
+ */
+
+import { spawn } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+
+function option(name: string, fallback: string): string {
+  const i = process.argv.indexOf(`--${name}`);
+  return i < 0 ? fallback : (process.argv[i + 1] ?? fallback);
+}
+
+const rounds = Number(option('rounds', '6'));
+const streams = option('streams', '500');
+const seconds = option('seconds', '20');
+const mode = option('mode', 'both');
+const workerArgs = option('worker-args', '--priority').split(' ').filter(Boolean);
+if (!['both', 'together', 'apart'].includes(mode)) throw new Error('--mode is both, together or apart');
+
+const PACING = fileURLToPath(
+  new URL(import.meta.url.endsWith('.js') ? './rtp-pacing.js' : './rtp-pacing.ts', import.meta.url),
+);
+
+interface Result {
+  cpuPct: number;
+  steadyCpuPct: number | null;
+  lost: number;
+  sent: number;
+}
+
+type Kind = 'naive' | 'worker';
+
+function runOne(kind: Kind, portMin: number): Promise<Result> {
+  const args = [
+    PACING,
+    '--streams',
+    streams,
+    '--seconds',
+    seconds,
+    '--sender',
+    kind,
+    '--port-min',
+    String(portMin),
+  ];
+  args.push('--no-capture', '--no-probe', '--json');
+  if (kind === 'worker') args.push(...workerArgs);
+  const child = spawn(process.execPath, [...process.execArgv, ...args], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  let out = '';
+  child.stdout.setEncoding('utf8');
+  child.stdout.on('data', (chunk: string) => {
+    out += chunk;
+  });
+  return new Promise((resolve, reject) => {
+    child.once('error', reject);
+    child.once('exit', (code) => {
+      const line = out.split('\n').find((l) => l.startsWith('RESULT '));
+      if (code !== 0 || !line) {
+        reject(new Error(`rtp-pacing --sender ${kind} exited with ${code}:\n${out}`));
+        return;
+      }
+      resolve(JSON.parse(line.slice('RESULT '.length)) as Result);
+    });
+  });
+}
+
+/** Runs both, together (the second 300 ms after the first) or one after the other. */
+async function pair(together: boolean, workerFirst: boolean): Promise<Record<Kind, Result>> {
+  const order: Kind[] = workerFirst ? ['worker', 'naive'] : ['naive', 'worker'];
+  const ports: Record<Kind, number> = { naive: 40000, worker: 42000 };
+  const results: Partial<Record<Kind, Result>> = {};
+  if (together) {
+    const first = runOne(order[0]!, ports[order[0]!]);
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    const second = runOne(order[1]!, ports[order[1]!]);
+    [results[order[0]!], results[order[1]!]] = await Promise.all([first, second]);
+  } else {
+    for (const kind of order) results[kind] = await runOne(kind, ports[kind]);
+  }
+  return results as Record<Kind, Result>;
+}
+
+const median = (values: number[]): number => {
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = sorted.length >> 1;
+  return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
+};
+const pct = (v: number | null): string => (v === null ? '–' : `${v.toFixed(1)} %`);
+
+async function main(): Promise<void> {
+  const modes = mode === 'both' ? [true, false] : [mode === 'together'];
+  console.log(
+    `sender-cpu: ${streams} streams × ${seconds} s, ${rounds} rounds, worker ${workerArgs.join(' ') || '(defaults)'}, node ${process.version}`,
+  );
+  console.log(
+    '| round | run | naive whole | worker whole | ratio | naive after 2 s | worker after 2 s | ratio | lost |',
+  );
+  console.log('|---|---|---|---|---|---|---|---|---|');
+  const ratios = new Map<string, { whole: number[]; steady: number[] }>();
+  for (let round = 1; round <= rounds; round++) {
+    for (const together of modes) {
+      const name = together ? 'together' : 'apart';
+      const r = await pair(together, round % 2 === 0);
+      const whole = r.worker.cpuPct / r.naive.cpuPct;
+      const steady =
+        r.worker.steadyCpuPct !== null && r.naive.steadyCpuPct !== null
+          ? r.worker.steadyCpuPct / r.naive.steadyCpuPct
+          : Number.NaN;
+      const entry = ratios.get(name) ?? { whole: [], steady: [] };
+      entry.whole.push(whole);
+      entry.steady.push(steady);
+      ratios.set(name, entry);
+      console.log(
+        `| ${round} | ${name} | ${pct(r.naive.cpuPct)} | ${pct(r.worker.cpuPct)} | ${whole.toFixed(2)}× | ` +
+          `${pct(r.naive.steadyCpuPct)} | ${pct(r.worker.steadyCpuPct)} | ${steady.toFixed(2)}× | ${r.naive.lost + r.worker.lost} |`,
+      );
+    }
+  }
+  for (const [name, { whole, steady }] of ratios)
+    console.log(
+      `median worker / naive, ${name}: whole run ${median(whole).toFixed(2)}×, after the first 2 s ${median(steady).toFixed(2)}× (${whole.length} pairs)`,
+    );
+}
+
+main().catch((error: unknown) => {
+  console.error(error);
+  process.exitCode = 1;
+});
