@@ -14,9 +14,11 @@
  * senders at once (each with its own receiver and ports; ~20 % of a core each, so they do not
  * compete for a core), so both see the same disturbance and their ratio is steadier; `apart` runs
  * them one after the other, as bench/rtp-pacing.ts alone would. The start order alternates by
- * round. Both without the probe call (the naive sender starts no plays) and without the packet
+ * round. Both without the probe call (the naive sender starts no plays), without the packet
  * capture (tcpdump's filter runs in each sender's sendmsg, for every packet on loopback, its own
- * and the other's).
+ * and the other's), and with the receivers at the default priority: a receiver at nice −10 (what
+ * rtp-pacing does without the capture, to time arrivals) preempts a sender at nice 0 on the
+ * datagrams it wakes up for, and made the naive sender 10-20 % dearer than with the capture.
  *
  * Printed per pair: each sender's CPU over the whole run and after the first 2 s (once all plays
  * have started; the worker's start-up, its JIT compiling and the 500 plays started at once, is in
@@ -63,7 +65,7 @@ function runOne(kind: Kind, portMin: number): Promise<Result> {
     '--port-min',
     String(portMin),
   ];
-  args.push('--no-capture', '--no-probe', '--json');
+  args.push('--no-capture', '--no-probe', '--receiver-default-priority', '--json');
   if (kind === 'worker') args.push(...workerArgs);
   const child = spawn(process.execPath, [...process.execArgv, ...args], {
     stdio: ['ignore', 'pipe', 'inherit'],
