@@ -29,9 +29,10 @@
  *                 also measured from the kernel's transmit timestamps: bench/support/pcap-timing.ts).
  *                 Without the capture the receiver runs at nice −10 (its clock is then the measure);
  *                 with it, at the default priority (it is then only a sink).
- * --no-probe      (stack, worker) no probe call: the sender then does exactly the naive sender's
- *                 work (N streams, no other play), for comparing CPU. The probe's plays cost the
- *                 main thread a few wake-ups a second, which the naive sender does not pay.
+ * --no-probe      (stack, worker) no probe plays: the sender then sends the naive sender's N
+ *                 streams and nothing else (the probe's leg stays open, idle), for comparing CPU.
+ *                 The probe's plays cost the main thread a few wake-ups a second, which the naive
+ *                 sender does not pay.
  * --receiver-default-priority  the receiver at the default priority even without the capture
  *                 (for CPU figures: a receiver at nice −10 preempts a sender at nice 0 on every
  *                 datagram it wakes up for, which makes such a sender, the naive one, look dearer).

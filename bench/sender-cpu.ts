@@ -18,7 +18,8 @@
  * capture (tcpdump's filter runs in each sender's sendmsg, for every packet on loopback, its own
  * and the other's), and with the receivers at the default priority: a receiver at nice −10 (what
  * rtp-pacing does without the capture, to time arrivals) preempts a sender at nice 0 on the
- * datagrams it wakes up for, and made the naive sender 10-20 % dearer than with the capture.
+ * datagrams it wakes up for, and made the naive sender 10-20 % dearer than with the receiver at
+ * the default priority (the worker runs at nice −10 itself and moved much less).
  *
  * Printed per pair: each sender's CPU over the whole run and after the first 2 s (once all plays
  * have started; the worker's start-up, its JIT compiling and the 500 plays started at once, is in
