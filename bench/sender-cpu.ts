@@ -28,18 +28,16 @@
 
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
+import { choiceFlag, delay, machine, numberFlag, runBench } from './support/bench-util.js';
 
-function option(name: string, fallback: string): string {
-  const i = process.argv.indexOf(`--${name}`);
-  return i < 0 ? fallback : (process.argv[i + 1] ?? fallback);
-}
-
-const rounds = Number(option('rounds', '6'));
-const streams = option('streams', '500');
-const seconds = option('seconds', '20');
-const mode = option('mode', 'both');
-const workerArgs = option('worker-args', '--priority').split(' ').filter(Boolean);
-if (!['both', 'together', 'apart'].includes(mode)) throw new Error('--mode is both, together or apart');
+const rounds = numberFlag('rounds', 6);
+const streams = numberFlag('streams', 500);
+const seconds = numberFlag('seconds', 20);
+const mode = choiceFlag('mode', ['both', 'together', 'apart'] as const, 'both');
+const workerArgsAt = process.argv.indexOf('--worker-args');
+const workerArgs = (workerArgsAt < 0 ? '--priority' : (process.argv[workerArgsAt + 1] ?? ''))
+  .split(' ')
+  .filter(Boolean);
 
 const PACING = fileURLToPath(
   new URL(import.meta.url.endsWith('.js') ? './rtp-pacing.js' : './rtp-pacing.ts', import.meta.url),
@@ -58,9 +56,9 @@ function runOne(kind: Kind, portMin: number): Promise<Result> {
   const args = [
     PACING,
     '--streams',
-    streams,
+    String(streams),
     '--seconds',
-    seconds,
+    String(seconds),
     '--sender',
     kind,
     '--port-min',
@@ -92,11 +90,12 @@ function runOne(kind: Kind, portMin: number): Promise<Result> {
 /** Runs both, together (the second 300 ms after the first) or one after the other. */
 async function pair(together: boolean, workerFirst: boolean): Promise<Record<Kind, Result>> {
   const order: Kind[] = workerFirst ? ['worker', 'naive'] : ['naive', 'worker'];
-  const ports: Record<Kind, number> = { naive: 40000, worker: 42000 };
+  // rtp-pacing binds from --port-min up to streams + 100 ports above it: the two ranges stay apart.
+  const ports: Record<Kind, number> = { naive: 40000, worker: 40000 + streams + 200 };
   const results: Partial<Record<Kind, Result>> = {};
   if (together) {
     const first = runOne(order[0]!, ports[order[0]!]);
-    await new Promise((resolve) => setTimeout(resolve, 300));
+    await delay(300);
     const second = runOne(order[1]!, ports[order[1]!]);
     [results[order[0]!], results[order[1]!]] = await Promise.all([first, second]);
   } else {
@@ -115,7 +114,7 @@ const pct = (v: number | null): string => (v === null ? '–' : `${v.toFixed(1)}
 async function main(): Promise<void> {
   const modes = mode === 'both' ? [true, false] : [mode === 'together'];
   console.log(
-    `sender-cpu: ${streams} streams × ${seconds} s, ${rounds} rounds, worker ${workerArgs.join(' ') || '(defaults)'}, node ${process.version}`,
+    `sender-cpu: ${streams} streams × ${seconds} s, ${rounds} rounds, worker ${workerArgs.join(' ') || '(defaults)'}; ${machine()}`,
   );
   console.log(
     '| round | run | naive whole | worker whole | ratio | naive after 2 s | worker after 2 s | ratio | lost |',
@@ -147,7 +146,4 @@ async function main(): Promise<void> {
     );
 }
 
-main().catch((error: unknown) => {
-  console.error(error);
-  process.exitCode = 1;
-});
+runBench(main);
