@@ -53,7 +53,13 @@ import { tone } from '../src/media/tone.js';
 import type { ReceiverReport } from './rtp-receiver.js';
 import { preEncodedPackets, stampFrame } from './support/naive-rtp.js';
 import { type CaptureTiming, startCapture } from './support/pcap-timing.js';
-import { describeThreadCpu, type ThreadCpu, threadCpu, totalThreadCpu } from './support/thread-cpu.js';
+import {
+  busiestThreadCpu,
+  describeThreadCpu,
+  type ThreadCpu,
+  threadCpu,
+  totalThreadCpu,
+} from './support/thread-cpu.js';
 
 function option(name: string, fallback: number): number {
   const i = process.argv.indexOf(`--${name}`);
@@ -335,6 +341,9 @@ async function main(): Promise<void> {
   ];
   // Once every play has started: what sending costs, without the start of 500 plays at once.
   const steadyCpuPct = threadsSteady && totalThreadCpu(threadsSteady.cpu, threadsAfter, steadyMs);
+  // The sending thread alone (the busiest one: the naive sender's main thread, the media worker's
+  // thread), without what the process's other threads spent meanwhile.
+  const steadySendingThreadPct = threadsSteady && busiestThreadCpu(threadsSteady.cpu, threadsAfter, steadyMs);
   burner?.stop();
 
   // Let the last datagrams land, then ask for the report.
@@ -406,6 +415,7 @@ async function main(): Promise<void> {
       lost: report.lost,
       cpuPct,
       steadyCpuPct: steadyCpuPct ?? null,
+      steadySendingThreadPct: steadySendingThreadPct ?? null,
       deviationP99Ms: report.deviation.p99,
       kernelSteadyP99Ms: typeof kernel === 'string' ? null : kernel.steady.p99,
     };

@@ -66,3 +66,15 @@ export function totalThreadCpu(before: ThreadCpu, after: ThreadCpu, elapsedMs: n
   for (const [tid, ns] of after) used += ns - (before.get(tid) ?? 0);
   return (used / 1e6 / elapsedMs) * 100;
 }
+
+/**
+ * The busiest thread's CPU between two snapshots, as % of one core over `elapsedMs` (a sender's own
+ * sending thread: the naive sender's main thread, the media worker's thread); undefined without
+ * /proc.
+ */
+export function busiestThreadCpu(before: ThreadCpu, after: ThreadCpu, elapsedMs: number): number | undefined {
+  if (after.size === 0) return undefined;
+  let busiest = 0;
+  for (const [tid, ns] of after) busiest = Math.max(busiest, ns - (before.get(tid) ?? 0));
+  return (busiest / 1e6 / elapsedMs) * 100;
+}
