@@ -505,6 +505,13 @@ describe('CachedTts on disk', () => {
     await second.speak('garbage');
     expect(engine.calls).toHaveLength(4);
     expect(second.stats().corruptFiles).toBe(2);
+    // The new audio replaced both files (and the writes are done before the folder is removed).
+    await second.flush();
+    const third = new CachedTts(engine, { directory: dir });
+    await third.speak('flip');
+    await third.speak('garbage');
+    expect(engine.calls).toHaveLength(4);
+    expect(third.stats()).toMatchObject({ diskHits: 2, corruptFiles: 0 });
   });
 
   it('still returns audio when the folder cannot be written', async () => {
