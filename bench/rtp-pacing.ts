@@ -14,7 +14,9 @@
  * --sender naive  the anchor: one setInterval(20 ms) sending pre-encoded 172-byte packets from one
  *                 socket per stream, no player, no pacer;
  * --sender worker the media stack in the media worker (src/media/media-worker.ts), this thread only
- *                 sending commands.
+ *                 sending commands. Also prints the worker clock's tick lateness: a packet leaves
+ *                 no more regularly than the tick that sends it (bench/wake-precision.ts gives the
+ *                 host's own floor).
  * --priority      (worker) the worker thread at nice −10 (needs root), as Asterisk runs its media
  *                 threads at a raised priority.
  * --realtime      (worker) the worker thread in SCHED_FIFO at priority 10 (needs root; falls back
@@ -242,6 +244,10 @@ async function workerSender(
   const probe = legs[streams]!;
   const probeLatencies: number[] = [];
   probe.onFirstPacket((info) => probeLatencies.push(info.latencyMs));
+  // The worker's clock: each tick's lateness, as the worker relays it (once a second) to this
+  // thread's pacer. A packet can leave no more regularly than the tick that sends it.
+  const lateness: number[] = [];
+  Pacer.shared.observe((t) => lateness.push(t.actualMs - t.idealMs));
   let pacerStats: unknown;
   return {
     async run() {
@@ -258,6 +264,8 @@ async function workerSender(
     },
     details: () => [
       `worker: thread priority ${worker.priority}; ${clock} clock, ${slots ?? 10} slots; pacer ${JSON.stringify(pacerStats)}; worker event loop ${(worker.utilization() * 100).toFixed(1)} % busy`,
+      `worker clock: tick lateness (${lateness.length} ticks) p50 ${ms(percentile(lateness, 0.5))}, ` +
+        `p99 ${ms(percentile(lateness, 0.99))}, p99.9 ${ms(percentile(lateness, 0.999))}, max ${ms(percentile(lateness, 1))}`,
       `play() → first packet: all ${streams} at once p50 ${ms(percentile(startupLatencies, 0.5))} ` +
         `max ${ms(Math.max(...startupLatencies))}; ${describeProbe(probeLatencies)}`,
     ],
