@@ -11,7 +11,7 @@
  * `--default-priority` leaves it at nice 0. Run it alone, then while another bench loads the
  * machine (e.g. `bench/rtp-pacing.ts --sender naive`, which runs no media worker): a p99 above a
  * millisecond there means no pacer in this process can keep every packet within a millisecond of
- * its grid on this host, whatever its code. Why it exists: on a Firecracker VM with 2 cores the
+ * its grid on this host, whatever its code. Why it exists: on a Firecracker microVM (PVM) with 2 cores the
  * worker's pacing p99 at 500 streams moved between 0.7 and 1.7 ms with no change to the code.
  */
 
@@ -21,7 +21,7 @@ import { machine, numberFlag, runBench } from './support/bench-util.js';
 
 const seconds = numberFlag('seconds', 10);
 const waitMs = numberFlag('wait-ms', 1.6);
-if (!(waitMs > 0)) throw new Error('--wait-ms needs a number > 0');
+if (!(waitMs > 0 && seconds > 0)) throw new Error('--wait-ms and --seconds need a number > 0');
 
 function percentile(sorted: Float64Array, p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))] ?? Number.NaN;
