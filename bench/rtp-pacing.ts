@@ -53,6 +53,7 @@ import { PortAllocator } from '../src/media/port-allocator.js';
 import { RtpSession } from '../src/media/rtp-session.js';
 import { tone } from '../src/media/tone.js';
 import type { ReceiverReport } from './rtp-receiver.js';
+import { atPercentile } from './support/bench-util.js';
 import { preEncodedPackets, stampFrame } from './support/naive-rtp.js';
 import { type CaptureTiming, startCapture } from './support/pcap-timing.js';
 import {
@@ -104,12 +105,19 @@ function burnMainThread(): { stop: () => void; burntMs: () => number } {
   };
 }
 
-function percentile(values: number[], p: number): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))] ?? Number.NaN;
+/** The value at fraction `p` of an unsorted sample (see atPercentile). */
+function percentile(values: readonly number[], p: number): number {
+  return atPercentile(Float64Array.from(values).sort(), p);
 }
 
 const ms = (v: number): string => `${v.toFixed(2)} ms`;
+
+/** "worker clock: tick lateness (N ticks) p50 …, p99 …, p99.9 …, max …" */
+function describeLateness(lateness: readonly number[]): string {
+  const sorted = Float64Array.from(lateness).sort();
+  const at = (p: number): string => ms(atPercentile(sorted, p));
+  return `worker clock: tick lateness (${sorted.length} ticks) p50 ${at(0.5)}, p99 ${at(0.99)}, p99.9 ${at(0.999)}, max ${at(1)}`;
+}
 
 const describeProbe = (latencies: number[]): string =>
   latencies.length === 0
@@ -264,8 +272,7 @@ async function workerSender(
     },
     details: () => [
       `worker: thread priority ${worker.priority}; ${clock} clock, ${slots ?? 10} slots; pacer ${JSON.stringify(pacerStats)}; worker event loop ${(worker.utilization() * 100).toFixed(1)} % busy`,
-      `worker clock: tick lateness (${lateness.length} ticks) p50 ${ms(percentile(lateness, 0.5))}, ` +
-        `p99 ${ms(percentile(lateness, 0.99))}, p99.9 ${ms(percentile(lateness, 0.999))}, max ${ms(percentile(lateness, 1))}`,
+      describeLateness(lateness),
       `play() → first packet: all ${streams} at once p50 ${ms(percentile(startupLatencies, 0.5))} ` +
         `max ${ms(Math.max(...startupLatencies))}; ${describeProbe(probeLatencies)}`,
     ],

@@ -13,6 +13,7 @@
 
 import { createSocket } from 'node:dgram';
 import { decodeRtp } from '../src/media/rtp-packet.js';
+import { atPercentile } from './support/bench-util.js';
 
 /** What the receiver reports to the bench. */
 export interface ReceiverReport {
@@ -94,11 +95,6 @@ socket.on('message', (datagram) => {
   state.lastTimestamp = packet.timestamp;
 });
 
-function percentile(sorted: Float64Array, p: number): number {
-  if (sorted.length === 0) return Number.NaN;
-  return sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))]!;
-}
-
 function report(): ReceiverReport {
   const sorted = deviations.slice(0, deviationCount).sort();
   let lost = 0;
@@ -114,9 +110,9 @@ function report(): ReceiverReport {
     lost,
     reordered,
     deviation: {
-      p50: percentile(sorted, 0.5),
-      p99: percentile(sorted, 0.99),
-      p999: percentile(sorted, 0.999),
+      p50: atPercentile(sorted, 0.5),
+      p99: atPercentile(sorted, 0.99),
+      p999: atPercentile(sorted, 0.999),
       max: sorted.length ? sorted[sorted.length - 1]! : Number.NaN,
       samples: sorted.length,
     },

@@ -17,15 +17,11 @@
 
 import { setPriority } from 'node:os';
 import { performance } from 'node:perf_hooks';
-import { machine, numberFlag, runBench } from './support/bench-util.js';
+import { atPercentile, machine, numberFlag, runBench } from './support/bench-util.js';
 
 const seconds = numberFlag('seconds', 10);
 const waitMs = numberFlag('wait-ms', 1.6);
 if (!(waitMs > 0 && seconds > 0)) throw new Error('--wait-ms and --seconds need a number > 0');
-
-function percentile(sorted: Float64Array, p: number): number {
-  return sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))] ?? Number.NaN;
-}
 
 async function main(): Promise<void> {
   let priority = 'nice 0';
@@ -57,8 +53,8 @@ async function main(): Promise<void> {
   };
   console.log(`wake-precision: ${count} waits of ${waitMs} ms over ${seconds} s, ${priority}; ${machine()}`);
   console.log(
-    `woke late by p50 ${ms(percentile(sorted, 0.5))}, p99 ${ms(percentile(sorted, 0.99))}, ` +
-      `p99.9 ${ms(percentile(sorted, 0.999))}, max ${ms(sorted[count - 1] ?? Number.NaN)}; ` +
+    `woke late by p50 ${ms(atPercentile(sorted, 0.5))}, p99 ${ms(atPercentile(sorted, 0.99))}, ` +
+      `p99.9 ${ms(atPercentile(sorted, 0.999))}, max ${ms(atPercentile(sorted, 1))}; ` +
       `later than 1 ms: ${over(1)} of the waits`,
   );
 }

@@ -31,10 +31,23 @@ export interface Summary {
   max: number;
 }
 
+/**
+ * The value at fraction `p` (0–1) of a sample sorted in ascending order (the nearest rank at or
+ * below; 1 gives the largest); NaN when it is empty. Every bench's percentiles go through it.
+ */
+export function atPercentile(sorted: ArrayLike<number>, p: number): number {
+  if (sorted.length === 0) return Number.NaN;
+  return sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))]!;
+}
+
 export function summarize(values: readonly number[]): Summary {
-  const sorted = [...values].sort((a, b) => a - b);
-  const at = (p: number) => sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))] ?? Number.NaN;
-  return { n: sorted.length, p50: at(0.5), p99: at(0.99), max: sorted.at(-1) ?? Number.NaN };
+  const sorted = Float64Array.from(values).sort();
+  return {
+    n: sorted.length,
+    p50: atPercentile(sorted, 0.5),
+    p99: atPercentile(sorted, 0.99),
+    max: atPercentile(sorted, 1),
+  };
 }
 
 export const ms = (v: number): string => `${v.toFixed(v < 10 ? 2 : 1)} ms`;

@@ -14,6 +14,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { atPercentile } from './bench-util.js';
 
 /** Pacing of the captured streams, as bench/rtp-receiver.ts reports it. */
 export interface CaptureTiming {
@@ -177,13 +178,11 @@ export function analyse(pcap: Buffer): Omit<CaptureTiming, 'droppedByKernel'> {
 
 function percentiles(values: number[]): Percentiles {
   const sorted = Float64Array.from(values).sort();
-  const at = (p: number): number =>
-    sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))] ?? Number.NaN;
   return {
-    p50: at(0.5),
-    p99: at(0.99),
-    p999: at(0.999),
-    max: sorted.at(-1) ?? Number.NaN,
+    p50: atPercentile(sorted, 0.5),
+    p99: atPercentile(sorted, 0.99),
+    p999: atPercentile(sorted, 0.999),
+    max: atPercentile(sorted, 1),
     samples: sorted.length,
   };
 }
