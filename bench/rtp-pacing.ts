@@ -6,24 +6,29 @@
  * latency on a busy clock. Prints, does not assert.
  *
  *   npx tsx bench/rtp-pacing.ts [--streams 200] [--seconds 60] [--port-min 40000]
- *                               [--sender stack|naive|worker] [--busy]
+ *                               [--sender stack|naive|paced|worker] [--busy]
  *                               [--priority] [--realtime] [--timer-clock] [--slots N] [--no-capture]
  *                               [--no-probe]
  *
  * --sender stack  (default) the media stack on this thread's shared pacer;
  * --sender naive  the anchor: one setInterval(20 ms) sending pre-encoded 172-byte packets from one
  *                 socket per stream, no player, no pacer;
+ * --sender paced  the pacing regime's anchor: the naive sender's pre-encoded packets, on connected
+ *                 sockets, sent by a Pacer on the precise clock with the worker's slots (10 by
+ *                 default), on this thread: what the media worker's way of sending costs with none
+ *                 of the library's per-packet work (no player, no RTP session, no worker thread).
+ *                 With --priority this thread runs at nice −10, as the worker's does.
  * --sender worker the media stack in the media worker (src/media/media-worker.ts), this thread only
  *                 sending commands. Also prints the worker clock's tick lateness: a packet leaves
  *                 no more regularly than the tick that sends it (bench/wake-precision.ts gives the
  *                 host's own floor).
- * --priority      (worker) the worker thread at nice −10 (needs root), as Asterisk runs its media
+ * --priority      (worker, paced) the sending thread at nice −10 (needs root), as Asterisk runs its media
  *                 threads at a raised priority.
  * --realtime      (worker) the worker thread in SCHED_FIFO at priority 10 (needs root; falls back
  *                 to --priority's nice value when refused), as `asterisk -p` runs Asterisk.
  * --timer-clock   (worker) the worker's pacer wakes on Node's timers alone (whole milliseconds)
  *                 instead of its precise clock (src/media/precise-clock.ts), for comparison.
- * --slots N       (worker) the worker's pacer spreads the streams over N phases of the period
+ * --slots N       (worker, paced) the worker's pacer spreads the streams over N phases of the period
  *                 (MediaWorkerOptions.slots; default 10). `--timer-clock --slots 1` times the
  *                 frames as the naive sender does: one timer, one burst per period.
  * --no-capture    skip the kernel-timestamp capture (by default, when tcpdump is installed and
@@ -48,8 +53,9 @@ import { setPriority } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { AudioPlayer } from '../src/media/audio-player.js';
 import { encodeMulaw } from '../src/media/g711.js';
-import { Pacer } from '../src/media/pacer.js';
+import { type PacedStream, Pacer } from '../src/media/pacer.js';
 import { PortAllocator } from '../src/media/port-allocator.js';
+import { preciseClock } from '../src/media/precise-clock.js';
 import { RtpSession } from '../src/media/rtp-session.js';
 import { tone } from '../src/media/tone.js';
 import type { ReceiverReport } from './rtp-receiver.js';
@@ -221,6 +227,61 @@ async function naiveSender(streams: number, seconds: number, portMin: number, po
   };
 }
 
+async function pacedSender(streams: number, seconds: number, portMin: number, port: number): Promise<Sender> {
+  const allocator = new PortAllocator({ min: portMin, max: portMin + streams + 100 });
+  const sockets = await Promise.all(
+    Array.from({ length: streams }, () => allocator.allocate('127.0.0.1').then((a) => a.socket)),
+  );
+  await Promise.all(
+    sockets.map((socket) => new Promise<void>((resolve) => socket.connect(port, '127.0.0.1', resolve))),
+  );
+  const packets = preEncodedPackets(streams, Buffer.from(encodeMulaw(tone(440, 20, { amplitude: 0.3 }))));
+  let priority = 'nice 0';
+  if (process.argv.includes('--priority')) {
+    try {
+      // This thread only: the receiver, forked before, keeps its own priority.
+      setPriority(0, -10);
+      priority = 'nice −10';
+    } catch {
+      priority = 'nice 0 (nice −10 refused: not root)';
+    }
+  }
+  const slots = process.argv.includes('--slots') ? option('slots', 10) : undefined;
+  const pacer = new Pacer({ clock: preciseClock(), ...(slots === undefined ? {} : { slots }) });
+  let sent = 0;
+  return {
+    run: () =>
+      new Promise<number>((resolve) => {
+        const frames = (seconds * 1000) / 20;
+        let left = streams;
+        for (let i = 0; i < streams; i++) {
+          const packet = packets[i]!;
+          const socket = sockets[i]!;
+          let frame = 0;
+          const stream: PacedStream = {
+            onTick() {
+              stampFrame(packet, frame);
+              socket.send(packet);
+              sent++;
+              if (++frame === frames) {
+                pacer.remove(stream);
+                if (--left === 0) resolve(streams);
+              }
+            },
+          };
+          pacer.add(stream);
+        }
+      }),
+    sent: () => sent,
+    details: () => [
+      `paced: ${priority}, precise clock, ${slots ?? 10} slots; pacer ${JSON.stringify(pacer.stats)}`,
+    ],
+    close: async () => {
+      for (const s of sockets) s.close();
+    },
+  };
+}
+
 async function workerSender(
   streams: number,
   seconds: number,
@@ -287,12 +348,12 @@ async function main(): Promise<void> {
   const streams = option('streams', 200);
   const seconds = option('seconds', 60);
   const portMin = option('port-min', 40000);
-  const senderKind = choice('sender', ['stack', 'naive', 'worker'], 'stack');
+  const senderKind = choice('sender', ['stack', 'naive', 'paced', 'worker'], 'stack');
   const busy = process.argv.includes('--busy');
   const label = `${senderKind}${
-    senderKind !== 'worker'
+    senderKind !== 'worker' && senderKind !== 'paced'
       ? ''
-      : process.argv.includes('--realtime')
+      : senderKind === 'worker' && process.argv.includes('--realtime')
         ? ' (SCHED_FIFO 10)'
         : process.argv.includes('--priority')
           ? ' (nice −10)'
@@ -310,7 +371,9 @@ async function main(): Promise<void> {
     receiver.once('exit', (code) => reject(new Error(`receiver exited with ${code}`)));
   });
 
-  const make = { stack: stackSender, naive: naiveSender, worker: workerSender }[senderKind]!;
+  const make = { stack: stackSender, naive: naiveSender, paced: pacedSender, worker: workerSender }[
+    senderKind
+  ]!;
   const sender = await make(streams, seconds, portMin, ready.port);
   const capture = process.argv.includes('--no-capture')
     ? { unavailable: 'turned off (--no-capture)' }

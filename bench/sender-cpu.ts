@@ -4,6 +4,7 @@
  *
  *   npx tsx bench/sender-cpu.ts [--rounds 6] [--streams 500] [--seconds 20]
  *                               [--mode both|together|apart] [--worker-args "--priority"]
+ *                               [--anchor naive|paced]
  *
  * Compiled (a deployed app runs JS, and under tsx every isolate also has a loader thread):
  *   npx tsc -p tsconfig.json --outDir /tmp/js && cp package.json /tmp/js/ && ln -s "$PWD/node_modules" /tmp/js/
@@ -28,6 +29,12 @@
  * is the rest of the process, for the worker its idle main thread and V8's helper threads (after
  * start-up the main isolate's memory reducer runs a few major collections there); then the
  * medians. The target is the whole process's figure. Prints, does not assert.
+ *
+ * `--anchor paced` compares the worker with `rtp-pacing --sender paced` instead of the naive
+ * sender: the same pre-encoded packets, on connected sockets, on a Pacer with the precise clock
+ * and the worker's slots (it gets the worker's --priority and --slots). The ratio is then what the
+ * library's own per-packet work and its worker thread cost, the pacing regime aside; `naive /
+ * paced` would be what the regime and connected sockets cost or save.
  */
 
 import { spawn } from 'node:child_process';
@@ -38,6 +45,7 @@ const rounds = numberFlag('rounds', 6);
 const streams = numberFlag('streams', 500);
 const seconds = numberFlag('seconds', 20);
 const mode = choiceFlag('mode', ['both', 'together', 'apart'] as const, 'both');
+const anchor = choiceFlag('anchor', ['naive', 'paced'] as const, 'naive');
 const workerArgsAt = process.argv.indexOf('--worker-args');
 const workerArgs = (workerArgsAt < 0 ? '--priority' : (process.argv[workerArgsAt + 1] ?? ''))
   .split(' ')
@@ -65,12 +73,18 @@ function runOne(kind: Kind, portMin: number): Promise<Result> {
     '--seconds',
     String(seconds),
     '--sender',
-    kind,
+    kind === 'worker' ? 'worker' : anchor,
     '--port-min',
     String(portMin),
   ];
   args.push('--no-capture', '--no-probe', '--receiver-default-priority', '--json');
   if (kind === 'worker') args.push(...workerArgs);
+  else if (anchor === 'paced') {
+    // The anchor sends as the worker does: the same thread priority and slots.
+    if (workerArgs.includes('--priority')) args.push('--priority');
+    const slotsAt = workerArgs.indexOf('--slots');
+    if (slotsAt >= 0) args.push('--slots', workerArgs[slotsAt + 1] ?? '');
+  }
   const child = spawn(process.execPath, [...process.execArgv, ...args], {
     stdio: ['ignore', 'pipe', 'inherit'],
   });
@@ -84,7 +98,7 @@ function runOne(kind: Kind, portMin: number): Promise<Result> {
     child.once('exit', (code) => {
       const line = out.split('\n').find((l) => l.startsWith('RESULT '));
       if (code !== 0 || !line) {
-        reject(new Error(`rtp-pacing --sender ${kind} exited with ${code}:\n${out}`));
+        reject(new Error(`rtp-pacing ${args.slice(1).join(' ')} exited with ${code}:\n${out}`));
         return;
       }
       resolve(JSON.parse(line.slice('RESULT '.length)) as Result);
@@ -121,10 +135,12 @@ const ratio = (worker: number | null, naive: number | null): number =>
 async function main(): Promise<void> {
   const modes = mode === 'both' ? [true, false] : [mode === 'together'];
   console.log(
-    `sender-cpu: ${streams} streams × ${seconds} s, ${rounds} rounds, worker ${workerArgs.join(' ') || '(defaults)'}; ${machine()}`,
+    `sender-cpu: ${streams} streams × ${seconds} s, ${rounds} rounds, worker ${workerArgs.join(' ') || '(defaults)'}, ` +
+      `against the ${anchor} sender; ${machine()}`,
   );
   console.log(
-    '| round | run | naive whole | worker whole | ratio | naive after 2 s | worker after 2 s | ratio | sending thread after 2 s, naive / worker | ratio | lost |',
+    `| round | run | ${anchor} whole | worker whole | ratio | ${anchor} after 2 s | worker after 2 s | ratio | ` +
+      `sending thread after 2 s, ${anchor} / worker | ratio | lost |`,
   );
   console.log('|---|---|---|---|---|---|---|---|---|---|---|');
   const ratios = new Map<string, { whole: number[]; steady: number[]; thread: number[] }>();
@@ -150,7 +166,7 @@ async function main(): Promise<void> {
   }
   for (const [name, { whole, steady, thread }] of ratios)
     console.log(
-      `median worker / naive, ${name}: whole run ${median(whole).toFixed(2)}×, after the first 2 s ${median(steady).toFixed(2)}×, ` +
+      `median worker / ${anchor}, ${name}: whole run ${median(whole).toFixed(2)}×, after the first 2 s ${median(steady).toFixed(2)}×, ` +
         `sending thread alone after the first 2 s ${median(thread).toFixed(2)}× (${whole.length} pairs)`,
     );
 }
