@@ -237,21 +237,22 @@ async function pacedSender(streams: number, seconds: number, portMin: number, po
   );
   const packets = preEncodedPackets(streams, Buffer.from(encodeMulaw(tone(440, 20, { amplitude: 0.3 }))));
   let priority = 'nice 0';
-  if (process.argv.includes('--priority')) {
-    try {
-      // This thread only: the receiver, forked before, keeps its own priority.
-      setPriority(0, -10);
-      priority = 'nice −10';
-    } catch {
-      priority = 'nice 0 (nice −10 refused: not root)';
-    }
-  }
   const slots = process.argv.includes('--slots') ? option('slots', 10) : undefined;
   const pacer = new Pacer({ clock: preciseClock(), ...(slots === undefined ? {} : { slots }) });
   let sent = 0;
   return {
     run: () =>
       new Promise<number>((resolve) => {
+        if (process.argv.includes('--priority')) {
+          // This thread only, and only now: the receiver and tcpdump, started before, keep the
+          // default priority (a child inherits its parent thread's nice value).
+          try {
+            setPriority(0, -10);
+            priority = 'nice −10';
+          } catch {
+            priority = 'nice 0 (nice −10 refused: not root)';
+          }
+        }
         const frames = (seconds * 1000) / 20;
         let left = streams;
         for (let i = 0; i < streams; i++) {

@@ -63,7 +63,8 @@ interface Result {
   sent: number;
 }
 
-type Kind = 'naive' | 'worker';
+/** The worker, and what it is measured against (--anchor: the naive sender or the paced one). */
+type Kind = 'anchor' | 'worker';
 
 function runOne(kind: Kind, portMin: number): Promise<Result> {
   const args = [
@@ -108,9 +109,9 @@ function runOne(kind: Kind, portMin: number): Promise<Result> {
 
 /** Runs both, together (the second 300 ms after the first) or one after the other. */
 async function pair(together: boolean, workerFirst: boolean): Promise<Record<Kind, Result>> {
-  const order: Kind[] = workerFirst ? ['worker', 'naive'] : ['naive', 'worker'];
+  const order: Kind[] = workerFirst ? ['worker', 'anchor'] : ['anchor', 'worker'];
   // rtp-pacing binds from --port-min up to streams + 100 ports above it: the two ranges stay apart.
-  const ports: Record<Kind, number> = { naive: 40000, worker: 40000 + streams + 200 };
+  const ports: Record<Kind, number> = { anchor: 40000, worker: 40000 + streams + 200 };
   const results: Partial<Record<Kind, Result>> = {};
   if (together) {
     const first = runOne(order[0]!, ports[order[0]!]);
@@ -129,8 +130,8 @@ const median = (values: number[]): number => {
   return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
 };
 const pct = (v: number | null): string => (v === null ? '–' : `${v.toFixed(1)} %`);
-const ratio = (worker: number | null, naive: number | null): number =>
-  worker !== null && naive !== null ? worker / naive : Number.NaN;
+const ratio = (worker: number | null, anchor: number | null): number =>
+  worker !== null && anchor !== null ? worker / anchor : Number.NaN;
 
 async function main(): Promise<void> {
   const modes = mode === 'both' ? [true, false] : [mode === 'together'];
@@ -148,19 +149,19 @@ async function main(): Promise<void> {
     for (const together of modes) {
       const name = together ? 'together' : 'apart';
       const r = await pair(together, round % 2 === 0);
-      const whole = r.worker.cpuPct / r.naive.cpuPct;
-      const steady = ratio(r.worker.steadyCpuPct, r.naive.steadyCpuPct);
-      const thread = ratio(r.worker.steadySendingThreadPct, r.naive.steadySendingThreadPct);
+      const whole = r.worker.cpuPct / r.anchor.cpuPct;
+      const steady = ratio(r.worker.steadyCpuPct, r.anchor.steadyCpuPct);
+      const thread = ratio(r.worker.steadySendingThreadPct, r.anchor.steadySendingThreadPct);
       const entry = ratios.get(name) ?? { whole: [], steady: [], thread: [] };
       entry.whole.push(whole);
       entry.steady.push(steady);
       entry.thread.push(thread);
       ratios.set(name, entry);
       console.log(
-        `| ${round} | ${name} | ${pct(r.naive.cpuPct)} | ${pct(r.worker.cpuPct)} | ${whole.toFixed(2)}× | ` +
-          `${pct(r.naive.steadyCpuPct)} | ${pct(r.worker.steadyCpuPct)} | ${steady.toFixed(2)}× | ` +
-          `${pct(r.naive.steadySendingThreadPct)} / ${pct(r.worker.steadySendingThreadPct)} | ${thread.toFixed(2)}× | ` +
-          `${r.naive.lost + r.worker.lost} |`,
+        `| ${round} | ${name} | ${pct(r.anchor.cpuPct)} | ${pct(r.worker.cpuPct)} | ${whole.toFixed(2)}× | ` +
+          `${pct(r.anchor.steadyCpuPct)} | ${pct(r.worker.steadyCpuPct)} | ${steady.toFixed(2)}× | ` +
+          `${pct(r.anchor.steadySendingThreadPct)} / ${pct(r.worker.steadySendingThreadPct)} | ${thread.toFixed(2)}× | ` +
+          `${r.anchor.lost + r.worker.lost} |`,
       );
     }
   }
