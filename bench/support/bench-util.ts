@@ -40,6 +40,35 @@ export function atPercentile(sorted: ArrayLike<number>, p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))]!;
 }
 
+/**
+ * A distribution-free confidence interval for the median of `values` (the order statistics whose
+ * ranks a binomial(n, ½) puts around the middle): the narrowest one whose coverage is at least
+ * `confidence`, else the whole range. Returns its ends and the coverage it really has, which is
+ * below `confidence` only when there are too few values (under 6 for 95 %).
+ *
+ * Why: on a shared VM a pair of runs moves by ±5–10 %, so a median of 8 pairs alone reads like a
+ * finding when it is noise; the interval says how far the median itself could be off.
+ */
+export function medianInterval(
+  values: readonly number[],
+  confidence = 0.95,
+): { low: number; high: number; coverage: number } {
+  const sorted = Float64Array.from(values).sort();
+  const n = sorted.length;
+  if (n === 0) return { low: Number.NaN, high: Number.NaN, coverage: 0 };
+  // below[k] = P(X < k) for X ~ binomial(n, ½).
+  const below: number[] = [0];
+  let choose = 1;
+  for (let k = 0; k < n; k++) {
+    below.push(below[k]! + choose / 2 ** n);
+    choose = (choose * (n - k)) / (k + 1);
+  }
+  // [x(k), x(n+1−k)] (1-based ranks) covers the median with probability 1 − 2·P(X < k).
+  let k = 1;
+  while (k + 1 <= n + 1 - (k + 1) && 1 - 2 * below[k + 1]! >= confidence) k++;
+  return { low: sorted[k - 1]!, high: sorted[n - k]!, coverage: 1 - 2 * below[k]! };
+}
+
 export function summarize(values: readonly number[]): Summary {
   const sorted = Float64Array.from(values).sort();
   return {
