@@ -33,7 +33,7 @@ import { HangupError } from '../src/errors.js';
 import { silentLogger } from '../src/logger.js';
 import { Server } from '../src/server.js';
 import { OfflineTtsEngine } from '../src/tts/offline-tts-engine.js';
-import { choiceFlag, machine, numberFlag } from './support/bench-util.js';
+import { choiceFlag, machine, median, numberFlag } from './support/bench-util.js';
 
 const HERE = fileURLToPath(new URL('.', import.meta.url));
 /** Compiled (tsc, with bench/sipp copied beside it) the baseline is a .js file; under tsx, the source. */
@@ -327,16 +327,13 @@ async function main(): Promise<void> {
     const label = `ratio library / raw, prompt ${promptMs ? '3 s' : 'none'}`;
     if (ratios.length === 1) console.log(`${label}: ${ratios[0]!.toFixed(2)}×`);
     else {
-      const sorted = [...ratios].sort((a, b) => a - b);
-      const middle = sorted.length / 2;
       // An even count has two middle values: their mean (taking the lower one flattered the library).
-      const median =
-        sorted.length % 2 === 1 ? sorted[Math.floor(middle)]! : (sorted[middle - 1]! + sorted[middle]!) / 2;
+      const middle = median(ratios);
       // All rounds pooled: the library's CPU over the raw app's, each summed over its runs.
       const rounds = ratios.length;
       const sum = (runs: typeof libs) => runs.slice(0, rounds).reduce((n, run) => n + perCall(run), 0);
       console.log(
-        `${label}: median ${median.toFixed(2)}× over ${rounds} rounds (each: ${ratios.map((x) => x.toFixed(2)).join(', ')}); ` +
+        `${label}: median ${middle.toFixed(2)}× over ${rounds} rounds (each: ${ratios.map((x) => x.toFixed(2)).join(', ')}); ` +
           `pooled ${(sum(libs) / sum(raws)).toFixed(2)}×`,
       );
     }

@@ -23,7 +23,7 @@ import { AudioPlayer } from '../src/media/audio-player.js';
 import { Pacer, type PacerClock } from '../src/media/pacer.js';
 import { PortAllocator } from '../src/media/port-allocator.js';
 import { RtpSession } from '../src/media/rtp-session.js';
-import { machine, numberFlag } from './support/bench-util.js';
+import { machine, median, numberFlag } from './support/bench-util.js';
 import { preEncodedPackets, stampFrame } from './support/naive-rtp.js';
 
 const streams = numberFlag('streams', 500);
@@ -66,12 +66,6 @@ function measure(round: () => void): Cost {
   }
   const packets = streams * rounds;
   return { user: (user * 1000) / packets, sys: (sys * 1000) / packets, wall: (wall * 1e6) / packets };
-}
-
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  const m = sorted.length / 2;
-  return sorted.length % 2 === 1 ? sorted[Math.floor(m)]! : (sorted[m - 1]! + sorted[m]!) / 2;
 }
 
 async function main(): Promise<void> {

@@ -41,7 +41,15 @@
 
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { choiceFlag, delay, machine, medianInterval, numberFlag, runBench } from './support/bench-util.js';
+import {
+  choiceFlag,
+  delay,
+  machine,
+  median,
+  medianInterval,
+  numberFlag,
+  runBench,
+} from './support/bench-util.js';
 
 const rounds = numberFlag('rounds', 6);
 const streams = numberFlag('streams', 500);
@@ -126,11 +134,6 @@ async function pair(together: boolean, workerFirst: boolean): Promise<Record<Kin
   return results as Record<Kind, Result>;
 }
 
-const median = (values: number[]): number => {
-  const sorted = [...values].sort((a, b) => a - b);
-  const mid = sorted.length >> 1;
-  return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
-};
 const pct = (v: number | null): string => (v === null ? '–' : `${v.toFixed(1)} %`);
 const ratio = (worker: number | null, anchor: number | null): number =>
   worker !== null && anchor !== null ? worker / anchor : Number.NaN;

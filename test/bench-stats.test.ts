@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { atPercentile, medianInterval } from '../bench/support/bench-util.js';
+import { atPercentile, median, medianInterval } from '../bench/support/bench-util.js';
 
 // The benches' statistics decide which optimizations are kept: a wrong rank here would make noise
 // read as a finding.
@@ -11,6 +11,12 @@ describe('bench statistics', () => {
     expect(atPercentile(sorted, 1)).toBe(100);
     expect(atPercentile(sorted, 0)).toBe(1);
     expect(atPercentile([], 0.5)).toBeNaN();
+  });
+
+  it('takes the middle value, or the mean of the two middle ones', () => {
+    expect(median([3, 1, 2])).toBe(2);
+    expect(median([4, 1, 3, 2])).toBe(2.5);
+    expect(median([])).toBeNaN();
   });
 
   it('gives the order statistics of the binomial table for the median interval', () => {

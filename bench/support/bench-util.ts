@@ -40,6 +40,14 @@ export function atPercentile(sorted: ArrayLike<number>, p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))]!;
 }
 
+/** The median of `values` (for an even count, the mean of the two middle values); NaN when empty. */
+export function median(values: readonly number[]): number {
+  const sorted = Float64Array.from(values).sort();
+  const middle = sorted.length >> 1;
+  if (sorted.length === 0) return Number.NaN;
+  return sorted.length % 2 === 1 ? sorted[middle]! : (sorted[middle - 1]! + sorted[middle]!) / 2;
+}
+
 /**
  * A distribution-free confidence interval for the median of `values` (the order statistics whose
  * ranks a binomial(n, ½) puts around the middle): the narrowest one whose coverage is at least
