@@ -20,9 +20,9 @@
  * support/thread-cpu.ts) divided by its waits: putting it to sleep, the timer, waking it, and
  * whatever the caches lost meanwhile, which grows with the sleep. The last line puts the two
  * together as the media worker's default pacing (10 slots: 500 wake-ups a second after ~1.6 ms)
- * against a single-timer sender (50 a second after ~20 ms). On the PVM host above that was
- * 18 µs against 91 µs a wake-up: 0.45 % of one core more, about 2 % of the naive sender's CPU at
- * 500 streams.
+ * against a single-timer sender (50 a second after ~20 ms). On the PVM host above, in two runs,
+ * that was 18 and 30 µs against 66 and 117 µs a wake-up: 0.55 and 0.89 % of one core more, 3–5 %
+ * of the naive sender's CPU at 500 streams (README, seventh session).
  */
 
 import { setPriority } from 'node:os';
