@@ -6,8 +6,9 @@
  * latency on a busy clock. Prints, does not assert.
  *
  *   npx tsx bench/rtp-pacing.ts [--streams 200] [--seconds 60] [--port-min 40000]
- *                               [--sender stack|naive|paced|worker] [--busy]
- *                               [--priority] [--realtime] [--timer-clock] [--slots N] [--no-capture]
+ *                               [--sender stack|naive|paced|lean|worker] [--busy]
+ *                               [--priority] [--realtime] [--timer-clock] [--precise-clock]
+ *                               [--slots N] [--plays-apart] [--no-capture]
  *                               [--no-probe]
  *
  * --sender stack  (default) the media stack on this thread's shared pacer;
@@ -18,19 +19,32 @@
  *                 default), on this thread: what the media worker's way of sending costs with none
  *                 of the library's per-packet work (no player, no RTP session, no worker thread).
  *                 With --priority this thread runs at nice −10, as the worker's does.
+ * --sender lean   the library's per-packet work without its structure: the paced sender's way of
+ *                 sending, each stream one closure that copies the prompt's next frame into its
+ *                 packet, stamps it, sends it, checks it was not queued and publishes the samples
+ *                 sent, as a player and an RTP session must (no AudioPlayer, no RtpSession, no
+ *                 worker). `lean / paced` is what that work costs; `worker / lean` what the
+ *                 library adds around it.
  * --sender worker the media stack in the media worker (src/media/media-worker.ts), this thread only
  *                 sending commands. Also prints the worker clock's tick lateness: a packet leaves
  *                 no more regularly than the tick that sends it (bench/wake-precision.ts gives the
  *                 host's own floor).
- * --priority      (worker, paced) the sending thread at nice −10 (needs root), as Asterisk runs its media
+ * --priority      (all but naive) the sending thread at nice −10 (needs root), as Asterisk runs its media
  *                 threads at a raised priority.
  * --realtime      (worker) the worker thread in SCHED_FIFO at priority 10 (needs root; falls back
  *                 to --priority's nice value when refused), as `asterisk -p` runs Asterisk.
+ * --precise-clock (stack) a pacer of its own on the media worker's precise clock instead of the
+ *                 shared one on Node's timers: with --priority, the library as the worker runs it,
+ *                 but on this thread, so `worker / stack` is what the media worker itself costs.
+ * --plays-apart   (worker) each stream's play sent in an event-loop turn of its own, as calls start
+ *                 their prompts, instead of all in one turn (the worker then gets them in one
+ *                 message, all as views of one buffer object).
  * --timer-clock   (worker) the worker's pacer wakes on Node's timers alone (whole milliseconds)
  *                 instead of its precise clock (src/media/precise-clock.ts), for comparison.
- * --slots N       (worker, paced) the worker's pacer spreads the streams over N phases of the period
- *                 (MediaWorkerOptions.slots; default 10). `--timer-clock --slots 1` times the
- *                 frames as the naive sender does: one timer, one burst per period.
+ * --slots N       (worker, paced, lean, stack with --precise-clock) the pacer spreads the streams
+ *                 over N phases of the period (MediaWorkerOptions.slots; default 10).
+ *                 `--timer-clock --slots 1` times the worker's frames as the naive sender does: one
+ *                 timer, one burst per period.
  * --no-capture    skip the kernel-timestamp capture (by default, when tcpdump is installed and
  *                 capturing is allowed, tcpdump records the packets on loopback and the pacing is
  *                 also measured from the kernel's transmit timestamps: bench/support/pcap-timing.ts).
@@ -49,13 +63,15 @@
  */
 
 import { fork } from 'node:child_process';
+import type { Socket } from 'node:dgram';
 import { setPriority } from 'node:os';
 import { fileURLToPath } from 'node:url';
-import { AudioPlayer } from '../src/media/audio-player.js';
+import { AudioPlayer, type PlayResult } from '../src/media/audio-player.js';
 import { encodeMulaw } from '../src/media/g711.js';
-import { type PacedStream, Pacer } from '../src/media/pacer.js';
+import { DEFAULT_SLOTS, type PacedStream, Pacer } from '../src/media/pacer.js';
 import { PortAllocator } from '../src/media/port-allocator.js';
 import { preciseClock } from '../src/media/precise-clock.js';
+import { stampRtpHeader } from '../src/media/rtp-packet.js';
 import { RtpSession } from '../src/media/rtp-session.js';
 import { tone } from '../src/media/tone.js';
 import type { ReceiverReport } from './rtp-receiver.js';
@@ -160,18 +176,22 @@ async function stackSender(streams: number, seconds: number, portMin: number, po
     session.setRemote('127.0.0.1', port);
     sessions.push(session);
   }
-  const pacer = Pacer.shared;
+  // --precise-clock: a pacer of its own on the media worker's clock (and slots), so that the same
+  // library can be compared on this thread and in the worker.
+  const pacer = process.argv.includes('--precise-clock') ? precisePacer() : Pacer.shared;
+  let priority = 'nice 0';
   const lateness: number[] = [];
   pacer.observe((t) => lateness.push(t.actualMs - t.idealMs));
   const audio = sharedPrompt(seconds);
-  const players = sessions.slice(0, streams).map((sink) => new AudioPlayer({ sink }));
+  const players = sessions.slice(0, streams).map((sink) => new AudioPlayer({ sink, pacer }));
   const startupLatencies: number[] = [];
   for (const p of players) p.onFirstPacket((info) => startupLatencies.push(info.latencyMs));
-  const probe = new AudioPlayer({ sink: sessions[streams]! });
+  const probe = new AudioPlayer({ sink: sessions[streams]!, pacer });
   const probeLatencies: number[] = [];
   probe.onFirstPacket((info) => probeLatencies.push(info.latencyMs));
   return {
     async run() {
+      if (process.argv.includes('--priority')) priority = raiseThisThread();
       // The probe: 60 ms prompts started at random points of the running clock.
       const prompt = tone(1000, 60);
       const results = await whileProbing(probe, prompt, () =>
@@ -181,7 +201,8 @@ async function stackSender(streams: number, seconds: number, portMin: number, po
     },
     sent: () => sessions.reduce((n, s) => n + s.stats.sent, 0),
     details: () => [
-      `pacer: ${pacer.stats.ticks} ticks, ${pacer.stats.skippedTicks} skipped, tick lateness ` +
+      `stack: ${priority}, ${pacer === Pacer.shared ? "Node's timers" : 'precise clock'}; ` +
+        `pacer: ${pacer.stats.ticks} ticks, ${pacer.stats.skippedTicks} skipped, tick lateness ` +
         `p50 ${ms(percentile(lateness, 0.5))}, p99 ${ms(percentile(lateness, 0.99))}, max ${ms(pacer.stats.maxLatenessMs)}`,
       `play() → first packet: all ${streams} at once p50 ${ms(percentile(startupLatencies, 0.5))} ` +
         `max ${ms(Math.max(...startupLatencies))}; ${describeProbe(probeLatencies)}`,
@@ -227,7 +248,11 @@ async function naiveSender(streams: number, seconds: number, portMin: number, po
   };
 }
 
-async function pacedSender(streams: number, seconds: number, portMin: number, port: number): Promise<Sender> {
+/**
+ * `streams` sockets of the RTP range, each connected to the receiver, as RtpSession connects its
+ * socket to the peer (the paced and lean senders).
+ */
+async function connectedSockets(streams: number, portMin: number, port: number): Promise<Socket[]> {
   const allocator = new PortAllocator({ min: portMin, max: portMin + streams + 100 });
   const sockets = await Promise.all(
     Array.from({ length: streams }, () => allocator.allocate('127.0.0.1').then((a) => a.socket)),
@@ -235,24 +260,29 @@ async function pacedSender(streams: number, seconds: number, portMin: number, po
   await Promise.all(
     sockets.map((socket) => new Promise<void>((resolve) => socket.connect(port, '127.0.0.1', resolve))),
   );
+  return sockets;
+}
+
+/** The slots of the pacers of this bench: --slots, else the library's default. */
+function slotCount(): number {
+  return process.argv.includes('--slots') ? option('slots', DEFAULT_SLOTS) : DEFAULT_SLOTS;
+}
+
+/** A pacer on the media worker's precise clock, with its slots (--slots). */
+function precisePacer(): Pacer {
+  return new Pacer({ clock: preciseClock(), slots: slotCount() });
+}
+
+async function pacedSender(streams: number, seconds: number, portMin: number, port: number): Promise<Sender> {
+  const sockets = await connectedSockets(streams, portMin, port);
   const packets = preEncodedPackets(streams, Buffer.from(encodeMulaw(tone(440, 20, { amplitude: 0.3 }))));
   let priority = 'nice 0';
-  const slots = process.argv.includes('--slots') ? option('slots', 10) : undefined;
-  const pacer = new Pacer({ clock: preciseClock(), ...(slots === undefined ? {} : { slots }) });
+  const pacer = precisePacer();
   let sent = 0;
   return {
     run: () =>
       new Promise<number>((resolve) => {
-        if (process.argv.includes('--priority')) {
-          // This thread only, and only now: the receiver and tcpdump, started before, keep the
-          // default priority (a child inherits its parent thread's nice value).
-          try {
-            setPriority(0, -10);
-            priority = 'nice −10';
-          } catch {
-            priority = 'nice 0 (nice −10 refused: not root)';
-          }
-        }
+        if (process.argv.includes('--priority')) priority = raiseThisThread();
         const frames = (seconds * 1000) / 20;
         let left = streams;
         for (let i = 0; i < streams; i++) {
@@ -275,12 +305,115 @@ async function pacedSender(streams: number, seconds: number, portMin: number, po
       }),
     sent: () => sent,
     details: () => [
-      `paced: ${priority}, precise clock, ${slots ?? 10} slots; pacer ${JSON.stringify(pacer.stats)}`,
+      `paced: ${priority}, precise clock, ${slotCount()} slots; pacer ${JSON.stringify(pacer.stats)}`,
     ],
     close: async () => {
       for (const s of sockets) s.close();
     },
   };
+}
+
+/**
+ * The media worker's anchor with the library's per-packet work but none of its structure: each
+ * stream is one closure that does what a player and an RTP session must do for every frame of a
+ * prompt, and nothing else: a look at the shared stop epoch, the prompt's next 160 bytes copied
+ * into the stream's packet (word by word, from the shared prompt, as RtpSession does), sequence
+ * number, timestamp and header, the send and the check that it was not queued (else a new packet),
+ * and the samples sent stored in shared memory for the main thread. Sent like the paced sender:
+ * connected sockets, a Pacer on the precise clock, this thread at nice −10 with --priority. So
+ * `lean / paced` is what that work costs, and `worker / lean` what the library adds around it
+ * (bench/sender-cpu.ts --anchor lean).
+ */
+async function leanSender(streams: number, seconds: number, portMin: number, port: number): Promise<Sender> {
+  const sockets = await connectedSockets(streams, portMin, port);
+  const prompt = sharedPrompt(seconds);
+  const promptWords = new Int32Array(prompt.buffer, 0, prompt.byteLength >> 2);
+  /** As the media worker's: samples sent of each playback, and the stop epoch (never moved here). */
+  const counters = new Int32Array(new SharedArrayBuffer(4 * streams));
+  const control = new Int32Array(new SharedArrayBuffer(64));
+  let seenStopEpoch = 0;
+  let stopsSeen = 0;
+  let queued = 0;
+  let priority = 'nice 0';
+  const pacer = precisePacer();
+  let sent = 0;
+  return {
+    run: () =>
+      new Promise<number>((resolve) => {
+        if (process.argv.includes('--priority')) priority = raiseThisThread();
+        let left = streams;
+        for (let i = 0; i < streams; i++) {
+          const socket = sockets[i]!;
+          const ssrc = i + 1;
+          let packet = newLeanPacket();
+          let payload = payloadWords(packet);
+          let offset = 0;
+          let sequence = 0;
+          let timestamp = 0;
+          const stream: PacedStream = {
+            onTick() {
+              if (control[0] !== seenStopEpoch) {
+                seenStopEpoch = Atomics.load(control, 0);
+                stopsSeen++;
+              }
+              const from = offset >> 2;
+              for (let w = 0; w < payload.length; w++) payload[w] = promptWords[from + w]!;
+              offset += 160;
+              sequence = (sequence + 1) & 0xffff;
+              timestamp = (timestamp + 160) | 0;
+              stampRtpHeader(packet, 0, false, sequence, timestamp, ssrc);
+              socket.send(packet);
+              if (socket.getSendQueueCount() > 0) {
+                // Queued by libuv (the kernel's buffer was full): the packet is still referenced.
+                queued++;
+                packet = newLeanPacket();
+                payload = payloadWords(packet);
+              }
+              counters[i] = offset;
+              sent++;
+              if (offset + 160 > prompt.length) {
+                pacer.remove(stream);
+                if (--left === 0) resolve(streams);
+              }
+            },
+          };
+          pacer.add(stream);
+        }
+      }),
+    sent: () => sent,
+    details: () => [
+      `lean: ${priority}, precise clock, ${slotCount()} slots; ${queued} sends queued, ${stopsSeen} stops; ` +
+        `pacer ${JSON.stringify(pacer.stats)}`,
+    ],
+    close: async () => {
+      for (const s of sockets) s.close();
+    },
+  };
+}
+
+/** A PCMU packet of one 20 ms frame in memory of its own (so its payload is word aligned). */
+function newLeanPacket(): Buffer {
+  const packet = Buffer.alloc(12 + 160);
+  packet[0] = 0x80;
+  return packet;
+}
+
+function payloadWords(packet: Buffer): Int32Array {
+  return new Int32Array(packet.buffer, packet.byteOffset + 12, 40);
+}
+
+/**
+ * This thread at nice −10, as the media worker's (--priority), and only from now on: the receiver
+ * and tcpdump, started before, keep the default priority (a child inherits its parent thread's
+ * nice value). Returns what happened, for the report.
+ */
+function raiseThisThread(): string {
+  try {
+    setPriority(0, -10);
+    return 'nice −10';
+  } catch {
+    return 'nice 0 (nice −10 refused: not root)';
+  }
 }
 
 async function workerSender(
@@ -294,6 +427,7 @@ async function workerSender(
   const clock = process.argv.includes('--timer-clock') ? 'timers' : 'precise';
   const realtime = process.argv.includes('--realtime') ? 10 : undefined;
   const slots = process.argv.includes('--slots') ? option('slots', 10) : undefined;
+  const playsApart = process.argv.includes('--plays-apart');
   const worker = new MediaWorker({
     clock,
     ...(slots === undefined ? {} : { slots }),
@@ -322,9 +456,18 @@ async function workerSender(
   return {
     async run() {
       const prompt = tone(1000, 60);
-      const results = await whileProbing(probe, prompt, () =>
-        Promise.all(players.map((p) => p.playUlaw(audio))),
-      );
+      const results = await whileProbing(probe, prompt, async () => {
+        if (!playsApart) return Promise.all(players.map((p) => p.playUlaw(audio)));
+        // As calls start their prompts: each play in an event-loop turn of its own, so each reaches
+        // the worker in a message of its own, with a view (and buffer object) of its own of the
+        // shared prompt.
+        const plays: Promise<PlayResult>[] = [];
+        for (const p of players) {
+          plays.push(p.playUlaw(audio));
+          await new Promise((resolve) => setImmediate(resolve));
+        }
+        return Promise.all(plays);
+      });
       pacerStats = await worker.pacerStats();
       return results.filter((r) => r === 'finished').length;
     },
@@ -349,10 +492,10 @@ async function main(): Promise<void> {
   const streams = option('streams', 200);
   const seconds = option('seconds', 60);
   const portMin = option('port-min', 40000);
-  const senderKind = choice('sender', ['stack', 'naive', 'paced', 'worker'], 'stack');
+  const senderKind = choice('sender', ['stack', 'naive', 'paced', 'lean', 'worker'], 'stack');
   const busy = process.argv.includes('--busy');
   const label = `${senderKind}${
-    senderKind !== 'worker' && senderKind !== 'paced'
+    senderKind === 'naive'
       ? ''
       : senderKind === 'worker' && process.argv.includes('--realtime')
         ? ' (SCHED_FIFO 10)'
@@ -372,9 +515,13 @@ async function main(): Promise<void> {
     receiver.once('exit', (code) => reject(new Error(`receiver exited with ${code}`)));
   });
 
-  const make = { stack: stackSender, naive: naiveSender, paced: pacedSender, worker: workerSender }[
-    senderKind
-  ]!;
+  const make = {
+    stack: stackSender,
+    naive: naiveSender,
+    paced: pacedSender,
+    lean: leanSender,
+    worker: workerSender,
+  }[senderKind]!;
   const sender = await make(streams, seconds, portMin, ready.port);
   const capture = process.argv.includes('--no-capture')
     ? { unavailable: 'turned off (--no-capture)' }

@@ -4,7 +4,7 @@
  *
  *   npx tsx bench/sender-cpu.ts [--rounds 6] [--streams 500] [--seconds 20]
  *                               [--mode both|together|apart] [--worker-args "--priority"]
- *                               [--anchor naive|paced]
+ *                               [--anchor naive|paced|lean|stack]
  *
  * Compiled (a deployed app runs JS, and under tsx every isolate also has a loader thread):
  *   npx tsc -p tsconfig.json --outDir /tmp/js && cp package.json /tmp/js/ && ln -s "$PWD/node_modules" /tmp/js/
@@ -37,6 +37,16 @@
  * and the worker's slots (it gets the worker's --priority and --slots). The ratio is then what the
  * library's own per-packet work and its worker thread cost, the pacing regime aside; `naive /
  * paced` would be what the regime and connected sockets cost or save.
+ *
+ * `--anchor lean` compares it with `rtp-pacing --sender lean`: the paced sender plus the work a
+ * player and an RTP session must do for each frame (the prompt's frame copied into the packet,
+ * header, send-queue check, samples sent published, stop check), in one closure per stream. The
+ * ratio is then what the library adds around that work: its objects, its calls and the media
+ * worker's thread and state. It gets the worker's --priority and --slots too.
+ *
+ * `--anchor stack` compares it with the same library on the bench's own thread
+ * (`rtp-pacing --sender stack --precise-clock`, with the worker's --priority and --slots): the
+ * ratio is what running it in the media worker costs.
  */
 
 import { spawn } from 'node:child_process';
@@ -55,7 +65,7 @@ const rounds = numberFlag('rounds', 6);
 const streams = numberFlag('streams', 500);
 const seconds = numberFlag('seconds', 20);
 const mode = choiceFlag('mode', ['both', 'together', 'apart'] as const, 'both');
-const anchor = choiceFlag('anchor', ['naive', 'paced'] as const, 'naive');
+const anchor = choiceFlag('anchor', ['naive', 'paced', 'lean', 'stack'] as const, 'naive');
 const workerArgsAt = process.argv.indexOf('--worker-args');
 const workerArgs = (workerArgsAt < 0 ? '--priority' : (process.argv[workerArgsAt + 1] ?? ''))
   .split(' ')
@@ -73,7 +83,7 @@ interface Result {
   sent: number;
 }
 
-/** The worker, and what it is measured against (--anchor: the naive sender or the paced one). */
+/** The worker, and what it is measured against (--anchor: the naive, paced, lean or stack sender). */
 type Kind = 'anchor' | 'worker';
 
 function runOne(kind: Kind, portMin: number): Promise<Result> {
@@ -90,8 +100,9 @@ function runOne(kind: Kind, portMin: number): Promise<Result> {
   ];
   args.push('--no-capture', '--no-probe', '--receiver-default-priority', '--json');
   if (kind === 'worker') args.push(...workerArgs);
-  else if (anchor === 'paced') {
+  else if (anchor !== 'naive') {
     // The anchor sends as the worker does: the same thread priority and slots.
+    if (anchor === 'stack') args.push('--precise-clock');
     if (workerArgs.includes('--priority')) args.push('--priority');
     const slotsAt = workerArgs.indexOf('--slots');
     if (slotsAt >= 0) args.push('--slots', workerArgs[slotsAt + 1] ?? '');
