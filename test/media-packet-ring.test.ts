@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { PacketRing } from '../src/media/packet-ring.js';
+import { PacketRing, wordsOf } from '../src/media/packet-ring.js';
 
 describe('PacketRing', () => {
   it('hands its packets out round robin, each of the size asked, with the RTP version set', () => {
@@ -39,14 +39,14 @@ describe('PacketRing', () => {
     const prompt = new Uint8Array(new SharedArrayBuffer(1000)).map((_, i) => (i * 7 + 3) & 0xff);
     // Aligned (a prompt in its own buffer, frames 160 bytes apart), then at an odd offset.
     for (const offset of [0, 160, 480, 3, 161]) {
-      const packet = ring.takeWith(prompt, offset);
+      const packet = ring.takeWith(prompt, offset, wordsOf(prompt.buffer));
       expect(Array.from(packet.subarray(12))).toEqual(Array.from(prompt.subarray(offset, offset + 160)));
       expect(packet[0]).toBe(0x80);
     }
     // A view that starts inside its buffer, and a second source buffer after the first.
     const other = new Uint8Array(800).map((_, i) => (i * 11 + 5) & 0xff);
     for (const source of [other.subarray(4), other.subarray(2), prompt.subarray(320)]) {
-      const packet = ring.takeWith(source, 160);
+      const packet = ring.takeWith(source, 160, wordsOf(source.buffer));
       expect(Array.from(packet.subarray(12))).toEqual(Array.from(source.subarray(160, 320)));
     }
     // A packet replaced by keepLast() is filled as well.
@@ -54,7 +54,7 @@ describe('PacketRing', () => {
     ring.take();
     ring.take();
     ring.take();
-    const replaced = ring.takeWith(prompt, 640);
+    const replaced = ring.takeWith(prompt, 640, wordsOf(prompt.buffer));
     expect(Array.from(replaced.subarray(12))).toEqual(Array.from(prompt.subarray(640, 800)));
   });
 

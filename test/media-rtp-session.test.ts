@@ -323,6 +323,37 @@ describe('RtpSession outbound', () => {
     expect(() => s.sendPayloadAt(prompt, -1, false)).toThrow(RangeError);
   });
 
+  it('sendPayloadAt from prompts in turn: each frame from its own source, whatever was sent before', async () => {
+    const s = await session();
+    const asterisk = await peer();
+    s.setRemote('127.0.0.1', asterisk.port);
+    // Wait for the connected path (the one that copies from the session's view of the source).
+    expect(s.sendPayloadAt(new Uint8Array(160), 0, true)).toBe(true);
+    while (asterisk.received.length < 1)
+      await new Promise((resolve) => asterisk.socket.once('message', resolve));
+    const shared = new SharedArrayBuffer(480);
+    const first = new Uint8Array(shared).map((_, i) => (i * 7 + 3) & 0xff);
+    // Another view and another buffer object of the same memory, as a play reaches the worker.
+    const sameMemory = new Uint8Array(shared, 0, 480);
+    const other = new Uint8Array(480).map((_, i) => (i * 11 + 5) & 0xff);
+    const sends: [Uint8Array, number][] = [
+      [first, 0],
+      [other, 160],
+      [first, 160],
+      [sameMemory, 320],
+      [other, 320],
+      [other.subarray(4), 0],
+    ];
+    for (const [source, offset] of sends) expect(s.sendPayloadAt(source, offset, false)).toBe(true);
+    while (asterisk.received.length < 1 + sends.length)
+      await new Promise((resolve) => asterisk.socket.once('message', resolve));
+    sends.forEach(([source, offset], i) => {
+      expect(Array.from(asterisk.received[1 + i]!.payload)).toEqual(
+        Array.from(source.subarray(offset, offset + 160)),
+      );
+    });
+  });
+
   it('sends nothing without a remote or after close, and gives the port back on close', async () => {
     const s = await session();
     expect(s.sendFrame(new Int16Array(160), true)).toBe(false);

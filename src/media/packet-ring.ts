@@ -60,18 +60,18 @@ export class PacketRing {
    * The next packet, its payload copied from `source`, starting at `offset` (the payload's size of
    * bytes; the caller checks they are there). No view of the source is made: where the bytes start
    * on a 32-bit boundary (a prompt in its own buffer, frames 160 bytes apart) they are copied word
-   * by word, else through a view. Why: a view per frame was the library's own allocation per packet
-   * (dgram's send() allocates the rest, as for any sender), and the word copy takes 31 ns against
-   * 75–105 ns for a view and TypedArray.set (2 million copies, Node 20).
+   * by word from `sourceWords`, the caller's view of the whole of `source.buffer` as 32-bit words
+   * (see {@link wordsOf}), else through a view. Why: a view per frame was the library's own
+   * allocation per packet (dgram's send() allocates the rest, as for any sender), and the word copy
+   * takes 31 ns against 75–105 ns for a view and TypedArray.set (2 million copies, Node 20).
    */
-  takeWith(source: Uint8Array, offset: number): Buffer {
+  takeWith(source: Uint8Array, offset: number, sourceWords: Int32Array<ArrayBufferLike>): Buffer {
     const index = this.#next;
     const packet = this.take();
     const words = this.#payloadWords[index]!;
     const start = source.byteOffset + offset;
     const from = start >> 2;
-    const sourceWords = (start & 3) === 0 ? wordsOf(source.buffer) : undefined;
-    if (sourceWords !== undefined && from + words.length <= sourceWords.length) {
+    if ((start & 3) === 0 && from + words.length <= sourceWords.length) {
       for (let i = 0; i < words.length; i++) words[i] = sourceWords[from + i]!;
     } else {
       packet.set(source.subarray(offset, offset + this.#size - this.#headerBytes), this.#headerBytes);
@@ -106,16 +106,10 @@ function newPacket(size: number): Buffer {
 }
 
 /**
- * The last source buffer seen as 32-bit words. One entry: the calls of one tick mostly play the
- * same few cached prompts, and a miss costs one view, what every frame cost before. It keeps that
- * one buffer alive until another replaces it.
+ * The whole of `buffer` as 32-bit words (its last 0–3 bytes left out), for {@link PacketRing.takeWith}.
+ * A sender keeps it as long as it sends from that buffer: making it per frame would be an
+ * allocation per packet.
  */
-let wordsBuffer: ArrayBufferLike | undefined;
-let wordsView: Int32Array<ArrayBufferLike> = new Int32Array(0);
-function wordsOf(buffer: ArrayBufferLike): Int32Array {
-  if (buffer !== wordsBuffer) {
-    wordsView = new Int32Array(buffer, 0, buffer.byteLength >> 2);
-    wordsBuffer = buffer;
-  }
-  return wordsView;
+export function wordsOf(buffer: ArrayBufferLike): Int32Array<ArrayBufferLike> {
+  return new Int32Array(buffer, 0, buffer.byteLength >> 2);
 }

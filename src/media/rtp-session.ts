@@ -7,7 +7,7 @@ import { childLogger, type Logger, silentLogger } from '../logger.js';
 import { FRAME_MS, FRAME_SAMPLES } from './audio-frame.js';
 import { alawToMulaw, decodeMulaw, encodeMulaw } from './g711.js';
 import { JitterBuffer } from './jitter-buffer.js';
-import { PacketRing } from './packet-ring.js';
+import { PacketRing, wordsOf } from './packet-ring.js';
 import type { PortAllocator } from './port-allocator.js';
 import {
   decodeRtp,
@@ -214,6 +214,14 @@ export class RtpSession {
    */
   #spurtStartedAt: number | undefined;
   #spurtPackets = 0;
+  /**
+   * The buffer this session last sent from, and its view as 32-bit words (see PacketRing.takeWith),
+   * kept per session: a prompt is sent frame by frame from one buffer, but each call's play reaches
+   * the media worker in a message of its own, with a buffer object of its own, so a cache shared by
+   * the sessions missed on every packet and made a view per packet.
+   */
+  #sourceBuffer: ArrayBufferLike | undefined;
+  #sourceWords: Int32Array<ArrayBufferLike> | undefined;
   #closed = false;
   readonly #closedPromise: Promise<void>;
   readonly #stats = {
@@ -480,7 +488,14 @@ export class RtpSession {
     this.#sequence = (sequence + 1) & 0xffff;
     this.#sent++;
     if (mode === SEND_CONNECTED && RTP_HEADER_BYTES + samples === sendRing.packetSize) {
-      const packet = sendRing.takeWith(source, offset);
+      const buffer = source.buffer;
+      let words = this.#sourceWords;
+      if (buffer !== this.#sourceBuffer || words === undefined) {
+        words = wordsOf(buffer);
+        this.#sourceWords = words;
+        this.#sourceBuffer = buffer;
+      }
+      const packet = sendRing.takeWith(source, offset, words);
       stampRtpHeader(packet, PT_PCMU, startsTalkspurt, sequence, this.#timestamp, this.#ssrcBits);
       const socket = this.#socket;
       socket.send(packet);
@@ -522,6 +537,8 @@ export class RtpSession {
     if (!this.#closed) {
       this.#closed = true;
       this.#sendMode = SEND_NONE;
+      this.#sourceBuffer = undefined;
+      this.#sourceWords = undefined;
       this.#listeners.clear();
       this.#payloadListeners.clear();
       this.#candidate = undefined;
