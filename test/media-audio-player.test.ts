@@ -1,6 +1,6 @@
 import { createSocket, type Socket } from 'node:dgram';
 import { afterEach, describe, expect, it } from 'vitest';
-import { AudioPlayer, type FirstPacketInfo } from '../src/media/audio-player.js';
+import { AudioPlayer, type FirstPacketInfo, type FrameSink } from '../src/media/audio-player.js';
 import { decodeMulaw, linearToMulaw } from '../src/media/g711.js';
 import { type PacedStream, Pacer } from '../src/media/pacer.js';
 import { PortAllocator } from '../src/media/port-allocator.js';
@@ -385,6 +385,39 @@ describe('AudioPlayer immediate first frame', () => {
     await rx.waitFor(6);
     expect(rx.packets.map((p) => p.marker)).toEqual([true, false, false, false, true, false]);
     pacer.remove(busy);
+  });
+
+  it('tells the sink when it runs dry (after the last frame queued, once) and when it closes', async () => {
+    const clock = new SimulatedClock();
+    const pacer = new Pacer({ clock, slots: 1 });
+    const events: string[] = [];
+    const frame = (): boolean => {
+      events.push('frame');
+      return true;
+    };
+    const sink: FrameSink = {
+      sendFrame: frame,
+      sendPayload: frame,
+      sendPayloadAt: frame,
+      warm: () => 0,
+      idle: () => {
+        events.push('idle');
+      },
+    };
+    const player = new AudioPlayer({ sink, pacer });
+    const first = player.playUlaw(new Uint8Array(160 * 3));
+    const second = player.playUlaw(new Uint8Array(160 * 2)); // queued behind: the same talkspurt
+    clock.runUntil(1040);
+    expect(events).toEqual(['frame', 'frame', 'frame']); // not idle between frames
+    clock.runUntil(2000);
+    expect(await first).toBe('finished');
+    expect(await second).toBe('finished');
+    expect(events).toEqual(['frame', 'frame', 'frame', 'frame', 'frame', 'idle']);
+    // One short frame, sent at once: the player is idle again right after it.
+    expect(await player.playUlaw(new Uint8Array(100))).toBe('finished');
+    expect(events.slice(6)).toEqual(['frame', 'idle']);
+    player.close();
+    expect(events.slice(8)).toEqual(['idle']);
   });
 
   it('on an idle clock, sends at once and passes over the clock’s first tick (due at once)', async () => {

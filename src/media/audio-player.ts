@@ -23,6 +23,12 @@ export interface FrameSink {
   sendPayloadAt(source: Uint8Array, offset: number, startsTalkspurt: boolean): boolean;
   /** Reads what the next send reads first (see PacedStream.warm). */
   warm(): number;
+  /**
+   * Optional: the player has nothing more to send for now (its queue ran dry, or it closed), so the
+   * sink may let go of what it kept for the frames in a row (RtpSession its view of the last
+   * source buffer, which would otherwise keep a finished prompt's memory alive).
+   */
+  idle?(): void;
 }
 
 /** What {@link AudioPlayer.onFirstPacket} reports for each play: its start-up latency. */
@@ -326,6 +332,7 @@ export class AudioPlayer implements PacedStream {
     this.#pacer.remove(this);
     for (const playback of this.#takeQueue()) playback.settle('stopped');
     this.#releaseStopWaiters();
+    this.#sink.idle?.();
   }
 
   /** Reports the latency of each play's first frame; returns a function that removes the listener. */
@@ -366,6 +373,7 @@ export class AudioPlayer implements PacedStream {
     if (!this.#hasWork()) {
       this.#pacer.remove(this);
       this.#continuing = false;
+      this.#sink.idle?.();
     }
   }
 
@@ -396,6 +404,7 @@ export class AudioPlayer implements PacedStream {
     this.#settleDrained();
     // With more frames ready the pacer takes over and they continue this talkspurt.
     this.#continuing = this.#hasWork();
+    if (!this.#continuing) this.#sink.idle?.();
   }
 
   /** True when the next tick has something to do. */

@@ -218,7 +218,8 @@ export class RtpSession {
    * The buffer this session last sent from, and its view as 32-bit words (see PacketRing.takeWith),
    * kept per session: a prompt is sent frame by frame from one buffer, but each call's play reaches
    * the media worker in a message of its own, with a buffer object of its own, so a cache shared by
-   * the sessions missed on every packet and made a view per packet.
+   * the sessions missed on every packet and made a view per packet. Dropped when the player goes
+   * idle (see {@link idle}).
    */
   #sourceBuffer: ArrayBufferLike | undefined;
   #sourceWords: Int32Array<ArrayBufferLike> | undefined;
@@ -532,13 +533,21 @@ export class RtpSession {
     }
   }
 
+  /**
+   * Lets go of the view of the last buffer sent from: called by the player when it has nothing more
+   * to send, so a finished prompt's memory is not kept alive by this session until its next play.
+   */
+  idle(): void {
+    this.#sourceBuffer = undefined;
+    this.#sourceWords = undefined;
+  }
+
   /** Closes the socket (the port returns to the allocator), stops the jitter timer. Idempotent. */
   close(): Promise<void> {
     if (!this.#closed) {
       this.#closed = true;
       this.#sendMode = SEND_NONE;
-      this.#sourceBuffer = undefined;
-      this.#sourceWords = undefined;
+      this.idle();
       this.#listeners.clear();
       this.#payloadListeners.clear();
       this.#candidate = undefined;
