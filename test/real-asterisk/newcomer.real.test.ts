@@ -149,6 +149,24 @@ describe.runIf(run)('the newcomer path: examples/ivr.ts with espeak-ng, called f
   let phone: SippPhone | undefined;
   let consolePort = 0;
 
+  /** Resolves once the channel is in the spy app (its StasisStart seen). */
+  function enteredSpyApp(id: string): Promise<void> {
+    if (ari.stasisChannelIds.has(id)) return Promise.resolve();
+    return new Promise((resolve, reject) => {
+      const listener = (event: { channel: { id: string } }): void => {
+        if (event.channel.id !== id) return;
+        clearTimeout(timer);
+        ari.off('StasisStart', listener);
+        resolve();
+      };
+      const timer = setTimeout(() => {
+        ari.off('StasisStart', listener);
+        reject(new Error(`snoop channel ${id} never entered ${spyApp}`));
+      }, 10_000);
+      ari.on('StasisStart', listener);
+    });
+  }
+
   /** The Stasis steps of 2000 in the call context (`app,call`), [] when the extension is absent. */
   async function stepsOf2000(): Promise<string[]> {
     try {
@@ -250,6 +268,10 @@ describe.runIf(run)('the newcomer path: examples/ivr.ts with espeak-ng, called f
     // *from* the caller), so what is recorded went to the phone and came back.
     await phone.command(ami, 'echo on');
     const snoop = await ari.channels.snoop(caller.id, { app: spyApp, spy: 'in' });
+    // Asterisk puts a snoop channel into the app from a thread of its own, after answering the
+    // request: a record sent before its StasisStart is refused with 409 "Channel not in Stasis
+    // application" (seen once on 22.10.1, 2026-12-07).
+    await enteredSpyApp(snoop.id);
     const name = `asteramisk-newcomer-${process.pid}-${Date.now()}`;
     await ari.channels.record(snoop.id, {
       name,

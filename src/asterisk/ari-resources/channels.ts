@@ -417,7 +417,12 @@ export class ChannelsResource {
     return this.#request('DELETE', `/channels/${seg(channelId)}/moh`);
   }
 
-  /** Creates a snoop channel that spies on and/or whispers into the channel; it enters `app`. */
+  /**
+   * Creates a snoop channel that spies on and/or whispers into the channel; it enters `app`.
+   * Asterisk 22 puts it into the app from a thread of its own, so its StasisStart may come after
+   * this resolves: wait for it before acting on the snoop (a record sent before is refused with
+   * 409 "Channel not in Stasis application").
+   */
   snoop(channelId: string, options: SnoopOptions = {}): Promise<Channel> {
     return this.#request('POST', `/channels/${seg(channelId)}/snoop`, {
       query: {
