@@ -22,7 +22,7 @@
  * together as the media worker's default pacing (10 slots: 500 wake-ups a second after ~1.6 ms)
  * against a single-timer sender (50 a second after ~20 ms). On the PVM host above, in two runs,
  * that was 18 and 30 µs against 66 and 117 µs a wake-up: 0.55 and 0.89 % of one core more, 3–5 %
- * of the naive sender's CPU at 500 streams (README, seventh session).
+ * of the naive sender's CPU at 500 streams (bench/README.md, seventh session).
  */
 
 import { setPriority } from 'node:os';
