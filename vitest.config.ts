@@ -12,6 +12,9 @@ export default defineConfig({
     // machine, where the suite then ran one file at a time (298 s, the whole CI 870–920 s). The
     // files wait on sockets and timers most of the time, so two forks share two cores well (164 s).
     maxWorkers: Math.max(2, availableParallelism() - 1),
+    // Tests against a real Asterisk (ASTERISK_HOST) share that one PBX, its channels and its
+    // restarts: with one named, the files run one at a time.
+    fileParallelism: !process.env.ASTERISK_HOST,
     reporters: ['default', './test/support/plain-summary-reporter.ts'],
   },
 });
